@@ -1,0 +1,97 @@
+"""Every default, commented. Dataset configs import this and override a few fields.
+
+The published recipe (SPEC §3): Adam 1e-4, poly 0.9 per iteration, 400 epochs, batch 8,
+seed 1, every image resized to 512×512, loss SoftIoU + 0.1·MSE + (0.8·SoftIoU + 0.2·L1).
+"""
+
+config = {
+    # Run name: the folder under checkpoints/ and results/. Dataset configs set it.
+    "name": "base",
+    # Seed for Python, NumPy and torch; data order and augmentation derive from it.
+    "seed": 1,
+    "model": {
+        # Constructor arguments of lrrnet.models.LRRNet; defaults match the released weights.
+        "in_channels": 1,
+        "base_channels": 16,
+        "channel_mults": (1, 2, 4, 8),
+        "num_res_blocks": 2,
+        "dropout": 0.2,
+        "num_groups": 16,
+    },
+    "data": {
+        # Dataset folder. Layout is detected ("auto") or one of: split_folders, basicirstd,
+        # dnanet, sirst_v1, sirst_devkit, folder.
+        "root": "datasets/SIRST-Synth",
+        "layout": "auto",
+        # BasicIRSTD split-file suffix (img_idx/train_<NAME>.txt); None: the only one present.
+        "dataset_name": None,
+        # Where checkpoint selection happens: "holdout" (val_fraction of the training split,
+        # fixed seed), "val" (the dataset's own val list, SIRST v1), or "test" (the original
+        # code's best-on-test selection; optimistic, logged as such).
+        "val_split": "holdout",
+        "val_fraction": 0.1,
+        # Training geometry: "resize" every image to base_size (the published recipe) or
+        # random "crop"s of crop_size (padded when smaller), with a pos_prob chance of a crop
+        # that contains a target.
+        "train_mode": "resize",
+        "base_size": 512,
+        "crop_size": 256,
+        "pos_prob": 0.5,
+        # Random vertical/horizontal flips and transposes, p = 0.5 each.
+        "augment": False,
+        # Gaussian sensor noise added to training inputs, std in grey levels (0–255); 0: off.
+        "noise_sigma": 0.0,
+        # Evaluation geometry: "resize" to base_size (and the map back) or "native"
+        # (pad to a multiple of 8 and crop back).
+        "eval_size": "resize",
+        "num_workers": 2,
+        # Generate the synthetic dataset at root when it is missing (synthetic configs only).
+        "generate": False,
+        "synthetic": {"num_train": 800, "num_test": 200, "size": 256},
+    },
+    "loss": {
+        # total = softiou·SoftIoU + mse·MSE(D, X) + softiou_l1·(0.8·SoftIoU + 0.2·L1)
+        "softiou": 1.0,
+        "mse": 0.1,
+        "softiou_l1": 1.0,
+        # "hard": the original mean(T > 0), which has no gradient; "soft": mean(sigmoid(T)).
+        "l1_mode": "hard",
+    },
+    "train": {
+        "epochs": 400,
+        "batch_size": 8,
+        # Cap on iterations (None: epochs decide). For smoke runs.
+        "max_iters": None,
+        "optimizer": "adam",  # adam | adamw
+        "lr": 1e-4,
+        "weight_decay": 0.0,
+        # LR as a pure function of the iteration: poly | cosine | step | constant.
+        "schedule": "poly",
+        "poly_power": 0.9,
+        "step_milestones": (),  # fractions of the run, for "step"
+        "step_gamma": 0.1,
+        "min_lr": 0.0,
+        "warmup_iters": 0,
+        "grad_clip": None,  # max gradient norm; None: off
+        # Validation every eval_every iterations (None: only at epoch ends).
+        "eval_every": None,
+        "select_metric": "miou",  # miou | niou | f1 | pd | auc
+        "early_stop_patience": None,  # evaluations without improvement; None: off
+        "device": "auto",  # auto | cpu | cuda | cuda:N
+        "amp": "off",  # off | bf16 | fp16 (CUDA only)
+        "channels_last": True,
+        "compile": False,
+        "deterministic": False,
+        "log_every": 20,
+        "num_log_images": 4,
+    },
+    "eval": {
+        "threshold": 0.5,
+        "protocol": "standard",  # standard | lrrnet
+        "batch_size": 8,
+    },
+    "paths": {
+        "checkpoints": "checkpoints",
+        "results": "results",
+    },
+}

@@ -1,0 +1,138 @@
+"""Reading images and masks, writing prediction maps.
+
+Every reader returns NumPy arrays at the file's own size and raises :class:`DataError`
+naming the file when it cannot: the callers collect or report these, never skip them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import scipy.io
+
+from lrrnet.errors import DataError
+
+IMAGE_SUFFIXES = (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff")
+
+
+def _decode(path: str | Path) -> np.ndarray:
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    # IMREAD_UNCHANGED keeps 16-bit depth; cv2.imread returns None on a corrupt file.
+    array = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if array is None or array.size == 0:
+        raise DataError(f"{path}: cannot decode image (corrupt or unsupported format)")
+    return array
+
+
+def _to_gray(array: np.ndarray, path: str | Path) -> np.ndarray:
+    if array.ndim == 2:
+        return array
+    if array.ndim == 3 and array.shape[2] in (3, 4):
+        # OpenCV decodes colour as BGR(A); alpha carries no intensity.
+        return cv2.cvtColor(np.ascontiguousarray(array[:, :, :3]), cv2.COLOR_BGR2GRAY)
+    if array.ndim == 3 and array.shape[2] == 1:
+        return array[:, :, 0]
+    raise DataError(f"{path}: unsupported image shape {array.shape}")
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Read an infrared frame as one channel scaled to [0, 1].
+
+    8-bit images are divided by 255, 16-bit by 65535, float images are taken as they are.
+
+    Returns:
+        ``H×W`` float32 array.
+    """
+    array = _to_gray(_decode(path), path)
+    if array.dtype == np.uint8:
+        return array.astype(np.float32) / 255.0
+    if array.dtype == np.uint16:
+        return array.astype(np.float32) / 65535.0
+    if np.issubdtype(array.dtype, np.floating):
+        return array.astype(np.float32)
+    raise DataError(f"{path}: unsupported pixel type {array.dtype}")
+
+
+def read_mask(path: str | Path) -> np.ndarray:
+    """Read a ground-truth mask; a pixel is a target when its value is non-zero.
+
+    RGB masks are reduced to one channel by taking any non-zero channel, so a coloured
+    annotation is never lost to the grey conversion weights.
+
+    Returns:
+        ``H×W`` bool array.
+    """
+    array = _decode(path)
+    if array.ndim == 3:
+        return np.any(array > 0, axis=2)
+    return array > 0
+
+
+def read_prediction(path: str | Path) -> np.ndarray:
+    """Read a saved probability map: ``.mat`` (variable ``T``) or ``.png`` (value / 255).
+
+    Returns:
+        ``H×W`` float32 array in [0, 1].
+    """
+    path = Path(path)
+    if path.suffix.lower() == ".mat":
+        if not path.is_file():
+            raise DataError(f"{path}: file not found")
+        try:
+            content = scipy.io.loadmat(str(path))
+        except Exception as error:  # scipy raises several types for a damaged file
+            raise DataError(f"{path}: cannot read .mat file ({error})") from None
+        if "T" not in content:
+            raise DataError(f"{path}: no variable 'T' in .mat file")
+        prob = np.asarray(content["T"], dtype=np.float32)
+        if prob.ndim != 2:
+            raise DataError(f"{path}: variable 'T' has shape {prob.shape}, expected H×W")
+        return prob
+    array = _to_gray(_decode(path), path)
+    if array.dtype == np.uint16:
+        return array.astype(np.float32) / 65535.0
+    return array.astype(np.float32) / 255.0
+
+
+def write_prediction(
+    out_dir: str | Path,
+    name: str,
+    prob: np.ndarray,
+    background: np.ndarray | None = None,
+) -> None:
+    """Write ``OUT/img/<name>.png`` (uint8, round(255·p)) and ``OUT/mat/<name>.mat`` (``T``).
+
+    Args:
+        out_dir: results folder.
+        name: image name without extension.
+        prob: ``H×W`` target probabilities in [0, 1].
+        background: optional ``H×W`` reconstructed image ``D``, written to
+            ``OUT/background/<name>.png`` and into the ``.mat`` file as ``D``.
+    """
+    out_dir = Path(out_dir)
+    (out_dir / "img").mkdir(parents=True, exist_ok=True)
+    (out_dir / "mat").mkdir(parents=True, exist_ok=True)
+    prob = np.asarray(prob, dtype=np.float32)
+    png = np.round(np.clip(prob, 0.0, 1.0) * 255.0).astype(np.uint8)
+    if not cv2.imwrite(str(out_dir / "img" / f"{name}.png"), png):
+        raise DataError(f"{out_dir / 'img' / name}.png: cannot write file")
+    variables = {"T": prob}
+    if background is not None:
+        background = np.asarray(background, dtype=np.float32)
+        variables["D"] = background
+        (out_dir / "background").mkdir(parents=True, exist_ok=True)
+        bg_png = np.round(np.clip(background, 0.0, 1.0) * 255.0).astype(np.uint8)
+        cv2.imwrite(str(out_dir / "background" / f"{name}.png"), bg_png)
+    scipy.io.savemat(str(out_dir / "mat" / f"{name}.mat"), variables, do_compression=True)
+
+
+def list_images(folder: str | Path) -> list[Path]:
+    """Image files directly inside ``folder``, sorted by name."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"{folder}: folder not found")
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
