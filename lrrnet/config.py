@@ -1,0 +1,310 @@
+"""Python-dict configs: load, inherit by import, override from the command line, check.
+
+``configs/base.py`` holds every key with its default and a comment; it is also the schema:
+a key that is not in it is an error, and a value must have the type of the default (ints
+are accepted where floats are expected; lists and tuples are interchangeable). A dataset
+config inherits by importing the base and overriding a few fields::
+
+    from configs.base import config as base
+    from lrrnet.config import override
+
+    config = override(base, {"name": "irstd1k", "data": {"root": "datasets/IRSTD-1k"}})
+
+``load_config`` resolves a config name (``configs/<name>.py``), a ``.py`` path or a
+``config.yaml`` written into a run folder, applies ``--set a.b=value`` overrides, checks
+every value and returns the resolved config frozen (read-only mappings).
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+import difflib
+import importlib.util
+import sys
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import yaml
+
+from lrrnet.errors import ConfigError
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+CONFIG_DIR = PROJECT_ROOT / "configs"
+
+# Keys whose default is None: the type a non-None value must have.
+NULLABLE_TYPES: dict[str, tuple[type, ...]] = {
+    "data.dataset_name": (str,),
+    "train.max_iters": (int,),
+    "train.grad_clip": (float, int),
+    "train.eval_every": (int,),
+    "train.early_stop_patience": (int,),
+}
+
+# Keys with a closed set of values.
+CHOICES: dict[str, tuple[Any, ...]] = {
+    "data.layout": (
+        "auto",
+        "split_folders",
+        "basicirstd",
+        "dnanet",
+        "sirst_v1",
+        "sirst_devkit",
+        "folder",
+    ),
+    "data.val_split": ("holdout", "val", "test"),
+    "data.train_mode": ("resize", "crop"),
+    "data.eval_size": ("resize", "native"),
+    "loss.l1_mode": ("hard", "soft"),
+    "train.optimizer": ("adam", "adamw"),
+    "train.schedule": ("poly", "cosine", "step", "constant"),
+    "train.select_metric": ("miou", "niou", "f1", "pd", "auc"),
+    "train.amp": ("off", "bf16", "fp16"),
+    "eval.protocol": ("standard", "lrrnet"),
+}
+
+
+def override(base: Mapping[str, Any], changes: Mapping[str, Any], *, _prefix: str = "") -> dict:
+    """Return a deep copy of ``base`` with ``changes`` merged in; unknown keys fail.
+
+    Args:
+        base: the parent config (its keys are the valid ones).
+        changes: nested dict of the fields to change.
+    """
+    merged = _thaw(base)
+    for key, value in changes.items():
+        dotted = f"{_prefix}{key}"
+        if key not in merged:
+            raise ConfigError(_unknown_key_message(dotted, merged.keys(), _prefix))
+        if isinstance(merged[key], dict):
+            if not isinstance(value, Mapping):
+                raise ConfigError(
+                    f"config key '{dotted}' is a section; expected a dict, got {value!r}"
+                )
+            merged[key] = override(merged[key], value, _prefix=f"{dotted}.")
+        else:
+            merged[key] = copy.deepcopy(_thaw(value))
+    return merged
+
+
+def load_config(name_or_path: str | Path, overrides: Iterable[str] = ()) -> Mapping[str, Any]:
+    """Resolve a config and its ``KEY=VALUE`` overrides into a checked, frozen mapping.
+
+    Args:
+        name_or_path: a name from ``configs/`` (``irstd1k``, ``demo``, …), a path to a
+            ``.py`` config (defining ``config``) or a ``.yaml`` written by a training run.
+        overrides: strings ``a.b=value``; values are parsed as Python literals, then YAML,
+            else kept as strings.
+    """
+    config = _read_config_file(_resolve_path(name_or_path))
+    for item in overrides:
+        key, value = parse_override(item)
+        config = override(config, _nest(key.split("."), value))
+    validate(config)
+    return freeze(config)
+
+
+def parse_override(item: str) -> tuple[str, Any]:
+    """Split ``a.b=value`` and parse the value (``1e-4``, ``None``, ``(1, 2)``, ``true``, ``cpu``)."""
+    if "=" not in item:
+        raise ConfigError(f"override '{item}' is not of the form KEY=VALUE")
+    key, text = item.split("=", 1)
+    key = key.strip()
+    if not key:
+        raise ConfigError(f"override '{item}' has an empty key")
+    try:
+        return key, ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        pass
+    try:
+        return key, yaml.safe_load(text)
+    except yaml.YAMLError:
+        return key, text
+
+
+def validate(config: Mapping[str, Any]) -> None:
+    """Check every key and value of a resolved config against ``configs/base.py``."""
+    _check_against(config, base_config(), "")
+    for dotted, choices in CHOICES.items():
+        value = get(config, dotted)
+        if value not in choices:
+            raise ConfigError(
+                f"config key '{dotted}' = {value!r} is not one of: {', '.join(map(str, choices))}"
+            )
+    for dotted in ("data.base_size", "data.crop_size"):
+        if get(config, dotted) % 8:
+            raise ConfigError(
+                f"config key '{dotted}' = {get(config, dotted)} must be a multiple of 8"
+            )
+    positive = ("train.epochs", "train.batch_size", "eval.batch_size", "data.base_size")
+    for dotted in positive:
+        if get(config, dotted) <= 0:
+            raise ConfigError(f"config key '{dotted}' must be positive, got {get(config, dotted)}")
+    if not 0.0 <= get(config, "data.val_fraction") < 1.0:
+        raise ConfigError("config key 'data.val_fraction' must be in [0, 1)")
+
+
+def base_config() -> dict:
+    """The defaults of ``configs/base.py`` as a fresh plain dict."""
+    return _read_config_file(CONFIG_DIR / "base.py")
+
+
+def available_configs() -> list[str]:
+    """Names of the configs in ``configs/`` (without ``base``)."""
+    return sorted(p.stem for p in CONFIG_DIR.glob("*.py") if p.stem not in ("base", "__init__"))
+
+
+def get(config: Mapping[str, Any], dotted: str) -> Any:
+    """``get(cfg, "train.lr")`` is ``cfg["train"]["lr"]``."""
+    node: Any = config
+    for part in dotted.split("."):
+        node = node[part]
+    return node
+
+
+def freeze(value: Any) -> Any:
+    """Read-only view of a nested config: mappings become ``MappingProxyType``, lists tuples."""
+    if isinstance(value, Mapping):
+        return MappingProxyType({k: freeze(v) for k, v in value.items()})
+    if isinstance(value, (list, tuple)):
+        return tuple(freeze(v) for v in value)
+    return value
+
+
+def to_dict(config: Mapping[str, Any]) -> dict:
+    """A plain, mutable deep copy of a (frozen) config, e.g. for YAML or a checkpoint."""
+    return _thaw(config)
+
+
+def dump_yaml(config: Mapping[str, Any], path: str | Path) -> None:
+    """Write the resolved config as YAML (tuples as lists); ``load_config`` reads it back."""
+    Path(path).write_text(yaml.safe_dump(_lists(to_dict(config)), sort_keys=False))
+
+
+def _resolve_path(name_or_path: str | Path) -> Path:
+    text = str(name_or_path)
+    path = Path(text)
+    if path.suffix in (".py", ".yaml", ".yml"):
+        if not path.is_file():
+            raise ConfigError(f"{path}: config file not found")
+        return path
+    candidate = CONFIG_DIR / f"{text}.py"
+    if "/" not in text and candidate.is_file():
+        return candidate
+    names = available_configs()
+    hint = difflib.get_close_matches(text, names, n=1)
+    suggestion = f" (did you mean '{hint[0]}'?)" if hint else ""
+    raise ConfigError(f"unknown config '{text}'{suggestion}; available: {', '.join(names)}")
+
+
+def _read_config_file(path: Path) -> dict:
+    if path.suffix in (".yaml", ".yml"):
+        try:
+            loaded = yaml.safe_load(path.read_text())
+        except (OSError, yaml.YAMLError) as error:
+            raise ConfigError(f"{path}: cannot read YAML config ({error})") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: YAML config must be a mapping")
+        # A dumped config is complete; merging onto the base checks its keys on the way.
+        return override(base_config(), loaded)
+    # Configs import each other as the `configs` package, so the project root must be importable.
+    if str(PROJECT_ROOT) not in sys.path:
+        sys.path.insert(0, str(PROJECT_ROOT))
+    spec = importlib.util.spec_from_file_location(f"_lrrnet_config_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except ConfigError:
+        raise
+    except Exception as error:
+        raise ConfigError(f"{path}: cannot load config ({type(error).__name__}: {error})") from None
+    if not isinstance(getattr(module, "config", None), Mapping):
+        raise ConfigError(f"{path}: defines no dict named 'config'")
+    return _thaw(module.config)
+
+
+def _check_against(config: Mapping[str, Any], schema: Mapping[str, Any], prefix: str) -> None:
+    for key in config:
+        if key not in schema:
+            raise ConfigError(_unknown_key_message(f"{prefix}{key}", schema.keys(), prefix))
+    for key, default in schema.items():
+        dotted = f"{prefix}{key}"
+        if key not in config:
+            raise ConfigError(f"config key '{dotted}' is missing")
+        value = config[key]
+        if isinstance(default, Mapping):
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"config key '{dotted}' must be a section (dict), got {value!r}")
+            _check_against(value, default, f"{dotted}.")
+        else:
+            _check_type(dotted, value, default)
+
+
+def _check_type(dotted: str, value: Any, default: Any) -> None:
+    if default is None:
+        allowed = NULLABLE_TYPES.get(dotted)
+        if value is None or allowed is None or _is_instance(value, allowed):
+            return
+        expected = " or ".join(t.__name__ for t in allowed) + " or None"
+    elif _is_instance(value, _accepted_types(default)):
+        return
+    else:
+        expected = type(default).__name__
+        if dotted in NULLABLE_TYPES:
+            expected += " or None"
+    raise ConfigError(
+        f"config key '{dotted}' expects {expected}, got {type(value).__name__} {value!r}"
+    )
+
+
+def _accepted_types(default: Any) -> tuple[type, ...]:
+    if isinstance(default, bool):
+        return (bool,)
+    if isinstance(default, float):
+        return (float, int)
+    if isinstance(default, (list, tuple)):
+        return (list, tuple)
+    return (type(default),)
+
+
+def _is_instance(value: Any, types: tuple[type, ...]) -> bool:
+    # bool is an int subclass, but `train.epochs=True` is a mistake, not a number.
+    if isinstance(value, bool) and bool not in types:
+        return False
+    return isinstance(value, types)
+
+
+def _unknown_key_message(dotted: str, valid: Iterable[str], prefix: str) -> str:
+    valid = sorted(valid)
+    leaf = dotted[len(prefix) :]
+    hint = difflib.get_close_matches(leaf, valid, n=1)
+    suggestion = f" (did you mean '{prefix}{hint[0]}'?)" if hint else ""
+    where = f"in '{prefix[:-1]}'" if prefix else "at the top level"
+    return f"unknown config key '{dotted}'{suggestion}; valid keys {where}: {', '.join(valid)}"
+
+
+def _nest(parts: list[str], value: Any) -> dict:
+    node: Any = value
+    for part in reversed(parts):
+        node = {part: node}
+    return node
+
+
+def _thaw(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _thaw(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_thaw(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_thaw(v) for v in value)
+    return value
+
+
+def _lists(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _lists(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_lists(v) for v in value]
+    return value

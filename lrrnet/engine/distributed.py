@@ -1,0 +1,97 @@
+"""Process-group setup for `torchrun`; everything degrades to no-ops in a single process."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    rank: int
+    world_size: int
+    local_rank: int
+    device: torch.device
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+
+def resolve_device(name: str, local_rank: int = 0) -> torch.device:
+    """``auto`` is CUDA when present, else CPU; ``cuda`` picks the local rank's GPU."""
+    from lrrnet.errors import ConfigError
+
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device '{name}' requested but CUDA is not available")
+        return torch.device(name if ":" in name else f"cuda:{local_rank}")
+    if name != "cpu":
+        raise ConfigError(f"unknown device '{name}' (use auto, cpu, cuda or cuda:N)")
+    return torch.device("cpu")
+
+
+def init_distributed(device_name: str) -> DistInfo:
+    """Join the process group when launched by torchrun (NCCL on CUDA, Gloo on the CPU)."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    device = resolve_device(device_name, local_rank)
+    if world_size > 1 and not dist.is_initialized():
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return DistInfo(rank=rank, world_size=world_size, local_rank=local_rank, device=device)
+
+
+def barrier(info: DistInfo) -> None:
+    if info.enabled:
+        dist.barrier()
+
+
+def broadcast_object(info: DistInfo, value: Any) -> Any:
+    """Rank 0's ``value`` on every rank."""
+    if not info.enabled:
+        return value
+    holder = [value]
+    dist.broadcast_object_list(holder, src=0)
+    return holder[0]
+
+
+def all_reduce_sum(info: DistInfo, values: np.ndarray) -> np.ndarray:
+    """Element-wise sum of a float64 vector over ranks (evaluation counts)."""
+    if not info.enabled:
+        return values
+    # float64 keeps pixel counts exact; Gloo and NCCL both reduce doubles.
+    tensor = torch.as_tensor(values, dtype=torch.float64, device=_comm_device(info))
+    dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+    return tensor.cpu().numpy()
+
+
+def any_true(info: DistInfo, flag: bool) -> bool:
+    """True on every rank when ``flag`` is true on any rank."""
+    if not info.enabled:
+        return flag
+    tensor = torch.tensor([1.0 if flag else 0.0], device=_comm_device(info))
+    dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+    return bool(tensor.item())
+
+
+def cleanup(info: DistInfo) -> None:
+    if info.enabled and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def _comm_device(info: DistInfo) -> torch.device:
+    return info.device if info.device.type == "cuda" else torch.device("cpu")

@@ -1,0 +1,86 @@
+"""Writing prediction maps for a split or a folder: the work behind ``inference.py``."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lrrnet.data import Sample
+from lrrnet.data.io import list_images, write_prediction
+from lrrnet.engine.evaluator import iterate_predictions
+from lrrnet.engine.predictor import Predictor
+from lrrnet.errors import CheckpointError, DataError
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class InferenceReport:
+    written: int = 0
+    seconds: float = 0.0
+    failures: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def images_per_second(self) -> float:
+        return self.written / self.seconds if self.seconds > 0 else 0.0
+
+
+def newest_run_checkpoint(cfg: Mapping[str, Any], filename: str = "best.pth") -> Path:
+    """``checkpoints/<name>/<newest timestamp>/best.pth`` of a config."""
+    runs = sorted(Path(cfg["paths"]["checkpoints"], cfg["name"]).glob(f"*/{filename}"))
+    if not runs:
+        folder = Path(cfg["paths"]["checkpoints"], cfg["name"])
+        raise CheckpointError(f"{folder}: no run with {filename}; train first or pass --checkpoint")
+    return runs[-1]
+
+
+def folder_samples(folder: str | Path) -> list[Sample]:
+    """Every image directly inside ``folder`` as a sample without mask."""
+    samples = [Sample(name=path.stem, image=path, mask=None) for path in list_images(folder)]
+    if not samples:
+        raise DataError(f"{folder}: no images found")
+    return samples
+
+
+def predict_to_folder(
+    predictor: Predictor,
+    samples: Sequence[Sample],
+    out_dir: str | Path,
+    batch_size: int = 8,
+    save_background: bool = False,
+    noise_sigma: float = 0.0,
+    noise_seed: int = 0,
+    progress: bool = True,
+) -> InferenceReport:
+    """Write ``OUT/img/<name>.png`` and ``OUT/mat/<name>.mat`` for every readable sample.
+
+    An unreadable image is logged by name and recorded in the report; the others are still
+    written. Only the files of processed images are (over)written.
+    """
+    report = InferenceReport()
+
+    def record_failure(sample: Sample, error: DataError) -> None:
+        logger.error("%s", error)
+        report.failures.append((sample.name, str(error)))
+
+    started = time.perf_counter()
+    for item, target_prob, reconstruction in iterate_predictions(
+        predictor,
+        samples,
+        batch_size,
+        with_mask=False,
+        noise_sigma=noise_sigma,
+        noise_seed=noise_seed,
+        on_error=record_failure,
+        progress=progress,
+        desc="inference",
+    ):
+        background = reconstruction if save_background else None
+        write_prediction(out_dir, item.sample.name, target_prob, background=background)
+        report.written += 1
+    report.seconds = time.perf_counter() - started
+    return report

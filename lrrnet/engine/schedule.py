@@ -1,0 +1,42 @@
+"""The learning rate as a pure function of the iteration (no scheduler objects to resume)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+
+def lr_at(
+    iteration: int,
+    total_iters: int,
+    base_lr: float,
+    schedule: str = "poly",
+    poly_power: float = 0.9,
+    warmup_iters: int = 0,
+    min_lr: float = 0.0,
+    step_milestones: Sequence[float] = (),
+    step_gamma: float = 0.1,
+) -> float:
+    """Learning rate for the step that starts at ``iteration`` (0-based).
+
+    ``poly`` is the published recipe, ``base · (1 − it/total)^0.9`` evaluated every
+    iteration; ``min_lr`` lifts the floor (``min_lr + (base − min_lr) · factor``) and is 0 in
+    the recipe. ``step`` multiplies by ``step_gamma`` at each milestone, given as fractions
+    of the run. A linear warm-up over the first ``warmup_iters`` steps scales any schedule.
+    """
+    if total_iters <= 0:
+        raise ValueError(f"total_iters must be positive, got {total_iters}")
+    progress = min(max(iteration / total_iters, 0.0), 1.0)
+    if schedule == "poly":
+        factor = (1.0 - progress) ** poly_power
+    elif schedule == "cosine":
+        factor = 0.5 * (1.0 + math.cos(math.pi * progress))
+    elif schedule == "step":
+        factor = step_gamma ** sum(progress >= m for m in step_milestones)
+    elif schedule == "constant":
+        factor = 1.0
+    else:
+        raise ValueError(f"unknown schedule '{schedule}'")
+    if warmup_iters > 0 and iteration < warmup_iters:
+        factor *= (iteration + 1) / warmup_iters
+    return min_lr + (base_lr - min_lr) * factor

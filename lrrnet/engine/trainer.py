@@ -1,0 +1,611 @@
+"""Training: one explicit loop.
+
+Read ``train`` top to bottom to see everything a run does: data, model, optimizer, the
+iteration loop with its LR step, finiteness check, logging, validation and checkpointing as
+plain ``if`` statements, then the final test of the selected and the last checkpoints.
+There is no hook or callback system on purpose.
+
+Honesty rules kept here: checkpoints are selected on a validation split held out of the
+training data (unless the config asks for the original best-on-test behaviour, which is
+logged as optimistic), and both the selected and the last checkpoint are scored on test.
+
+Exact resume: the data order is a pure function of (seed, epoch), augmentation of
+(seed, epoch, index), the LR of the iteration, and the checkpoint holds model, optimizer,
+scaler and RNG states, so a run killed at any point and resumed from ``latest.pth`` ends
+with the same weights as an uninterrupted one (on the CPU; CUDA kernels may differ).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import random
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Sampler
+from tqdm import tqdm
+
+from lrrnet.config import dump_yaml, to_dict
+from lrrnet.data import Splits, TrainDataset, build_splits, seed_worker, validate_samples
+from lrrnet.engine import distributed
+from lrrnet.engine.checkpoint import load_checkpoint, save_checkpoint, unwrap_model
+from lrrnet.engine.evaluator import evaluate
+from lrrnet.engine.predictor import Predictor, autocast_context, config_eval_size
+from lrrnet.engine.schedule import lr_at
+from lrrnet.errors import CheckpointError, UserError
+from lrrnet.losses import LRRNetLoss
+from lrrnet.models import build_model
+
+logger = logging.getLogger(__name__)
+
+METRIC_COLUMNS = ("miou", "niou", "precision", "recall", "f1", "pd", "fa", "auc")
+
+
+class NonFiniteLossError(UserError):
+    """The loss became NaN or infinite; the run stopped and kept its last good checkpoint."""
+
+
+@dataclass
+class TrainState:
+    """Progress that a checkpoint carries besides the weights."""
+
+    iteration: int = 0  # completed optimisation steps
+    epoch: int = 0  # the epoch in progress (or the next one at an epoch boundary)
+    best_score: float = -math.inf
+    best_iteration: int = -1
+    evals_since_best: int = 0
+    finished: bool = False
+
+
+@dataclass
+class RunResult:
+    """What ``run_configs.py`` prints for a run."""
+
+    name: str
+    run_dir: Path
+    test: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+class EpochSampler(Sampler[int]):
+    """A permutation per epoch from (seed, epoch), split across ranks, resumable mid-epoch.
+
+    Like ``DistributedSampler`` with ``drop_last=True`` (every rank gets the same number of
+    indices), plus ``start_batch`` to skip the batches an interrupted run already trained on
+    without loading them.
+    """
+
+    def __init__(self, size: int, batch_size: int, seed: int, rank: int = 0, world_size: int = 1):
+        self.size, self.batch_size, self.seed = size, batch_size, seed
+        self.rank, self.world_size = rank, world_size
+        self.per_rank = size // world_size
+        self.batches_per_epoch = self.per_rank // batch_size
+        self.epoch, self.start_batch = 0, 0
+
+    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
+        self.epoch, self.start_batch = epoch, start_batch
+
+    def __iter__(self) -> Iterator[int]:
+        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        order = torch.randperm(self.size, generator=generator)[: self.per_rank * self.world_size]
+        mine = order[self.rank :: self.world_size][: self.batches_per_epoch * self.batch_size]
+        return iter(mine[self.start_batch * self.batch_size :].tolist())
+
+    def __len__(self) -> int:
+        return (self.batches_per_epoch - self.start_batch) * self.batch_size
+
+
+def seed_everything(seed: int, deterministic: bool = False) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+
+
+def prepare_dataset(cfg: Mapping[str, Any], info: distributed.DistInfo) -> Splits:
+    """Find the splits (generating the synthetic dataset when asked) and validate every file."""
+    data = cfg["data"]
+    root = Path(data["root"])
+    if data["generate"] and not root.exists():
+        if info.is_main:
+            from lrrnet.data.synthetic import generate_dataset
+
+            logger.info("generating the synthetic dataset at %s", root)
+            generate_dataset(root, seed=cfg["seed"], **data["synthetic"])
+        distributed.barrier(info)
+    splits = build_splits(
+        root,
+        layout=data["layout"],
+        dataset_name=data["dataset_name"],
+        val_split=data["val_split"],
+        val_fraction=data["val_fraction"],
+        seed=cfg["seed"],
+    )
+    validate_samples(splits.train, "train")
+    validate_samples(splits.test, "test")
+    if splits.val:
+        validate_samples(splits.val, "val")
+    return splits
+
+
+def resolve_resume(cfg: Mapping[str, Any], resume: str | None) -> Path | None:
+    """``auto``: ``latest.pth`` of the newest run of this config (None when there is none)."""
+    if resume is None:
+        return None
+    if resume != "auto":
+        path = Path(resume)
+        path = path / "latest.pth" if path.is_dir() else path
+        if not path.is_file():
+            raise CheckpointError(f"{path}: checkpoint to resume from not found")
+        return path
+    runs = sorted(Path(cfg["paths"]["checkpoints"], cfg["name"]).glob("*/latest.pth"))
+    if not runs:
+        logger.info("--resume auto: no earlier run of '%s', starting a new one", cfg["name"])
+        return None
+    return runs[-1]
+
+
+def train(cfg: Mapping[str, Any], resume: str | None = None) -> RunResult:
+    """Train one config; returns the run folder and the test metrics of best and last."""
+    tcfg, dcfg = cfg["train"], cfg["data"]
+    info = distributed.init_distributed(tcfg["device"])
+    device = info.device
+    try:
+        return _train(cfg, tcfg, dcfg, info, device, resolve_resume(cfg, resume))
+    finally:
+        distributed.cleanup(info)
+
+
+def _train(cfg, tcfg, dcfg, info, device, resume_path) -> RunResult:  # noqa: C901 (one loop, on purpose)
+    seed_everything(cfg["seed"], tcfg["deterministic"])
+    use_cuda = device.type == "cuda"
+    if use_cuda:
+        torch.backends.cudnn.benchmark = not tcfg["deterministic"]
+    if tcfg["amp"] != "off" and not use_cuda:
+        logger.warning("train.amp=%s ignored on the CPU", tcfg["amp"])
+    amp = tcfg["amp"] if use_cuda else "fp32"
+    amp = "fp32" if amp == "off" else amp
+
+    # ---- run folder and logging (rank 0 writes every file) ----
+    run_dir = (
+        resume_path.parent
+        if resume_path
+        else Path(
+            cfg["paths"]["checkpoints"], cfg["name"], datetime.now().strftime("%Y%m%d-%H%M%S")
+        )
+    )
+    run_dir = Path(distributed.broadcast_object(info, str(run_dir)))
+    file_handler = None
+    if info.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        dump_yaml(cfg, run_dir / "config.yaml")
+        file_handler = logging.FileHandler(run_dir / "log.txt")
+        file_handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+        )
+        logging.getLogger("lrrnet").addHandler(file_handler)
+    try:
+        logger.info("run folder %s (world size %d, device %s)", run_dir, info.world_size, device)
+        splits = prepare_dataset(cfg, info)
+        logger.info(
+            "data %s (%s layout): %d train, %d val, %d test; checkpoint selection on %s",
+            dcfg["root"],
+            splits.layout,
+            len(splits.train),
+            len(splits.val),
+            len(splits.test),
+            splits.val_source,
+        )
+
+        # ---- model, optimizer, loss ----
+        model = build_model(cfg).to(device)
+        memory_format = torch.channels_last if tcfg["channels_last"] else torch.contiguous_format
+        model = model.to(memory_format=memory_format)
+        optimizer_class = torch.optim.AdamW if tcfg["optimizer"] == "adamw" else torch.optim.Adam
+        optimizer = optimizer_class(
+            model.parameters(), lr=tcfg["lr"], weight_decay=tcfg["weight_decay"]
+        )
+        scaler = torch.amp.GradScaler("cuda", enabled=amp == "fp16")
+        criterion = LRRNetLoss(**cfg["loss"])
+        state = TrainState()
+        if resume_path:
+            state = _restore(resume_path, model, optimizer, scaler, device)
+            logger.info(
+                "resumed from %s at iteration %d (epoch %d)",
+                resume_path,
+                state.iteration,
+                state.epoch,
+            )
+        seed_offset_rng(cfg["seed"], info.rank, resume_path is None)
+        train_model = torch.compile(model) if tcfg["compile"] else model
+        if info.enabled:
+            train_model = DistributedDataParallel(
+                train_model, device_ids=[device.index] if use_cuda else None
+            )
+
+        # ---- data ----
+        dataset = TrainDataset(
+            splits.train,
+            mode=dcfg["train_mode"],
+            base_size=dcfg["base_size"],
+            crop_size=dcfg["crop_size"],
+            pos_prob=dcfg["pos_prob"],
+            augment=dcfg["augment"],
+            noise_sigma=dcfg["noise_sigma"],
+            seed=cfg["seed"],
+        )
+        batch_size = tcfg["batch_size"]
+        sampler = EpochSampler(len(dataset), batch_size, cfg["seed"], info.rank, info.world_size)
+        if sampler.batches_per_epoch == 0:
+            raise UserError(
+                f"train split has {len(dataset)} images, fewer than one batch per process "
+                f"(train.batch_size={batch_size}, {info.world_size} process(es))"
+            )
+        loader = DataLoader(
+            dataset,
+            batch_size=batch_size,
+            sampler=sampler,
+            num_workers=dcfg["num_workers"],
+            worker_init_fn=seed_worker,
+            # A private generator: creating an iterator must not draw from the global RNG,
+            # or a mid-epoch resume would shift every later dropout mask.
+            generator=torch.Generator().manual_seed(cfg["seed"]),
+            pin_memory=use_cuda,
+            persistent_workers=dcfg["num_workers"] > 0,
+            drop_last=True,
+        )
+        iters_per_epoch = sampler.batches_per_epoch
+        total_iters = tcfg["epochs"] * iters_per_epoch
+        if tcfg["max_iters"] is not None:
+            total_iters = min(total_iters, tcfg["max_iters"])
+        predictor = Predictor(
+            unwrap_model(model),
+            device=device,
+            dtype=amp,
+            size=config_eval_size(cfg),
+            channels_last=tcfg["channels_last"],
+        )
+        writer = _summary_writer(run_dir, state.iteration) if info.is_main else None
+        csv_path = run_dir / "metrics.csv"
+        if info.is_main:
+            _truncate_csv(csv_path, state.iteration)
+        show_bars = info.is_main and sys.stderr.isatty()
+
+        def validate_and_save() -> dict[str, Any]:
+            """Score on val, update best.pth/latest.pth/metrics.csv/TensorBoard; returns metrics."""
+            metrics = {}
+            if splits.val:
+                metrics = evaluate(
+                    predictor,
+                    splits.val,
+                    threshold=cfg["eval"]["threshold"],
+                    protocol=cfg["eval"]["protocol"],
+                    batch_size=cfg["eval"]["batch_size"],
+                    dist_info=info,
+                    progress=show_bars,
+                    desc="val",
+                )
+                model.train()
+            score = (
+                metrics.get(tcfg["select_metric"], -math.inf)
+                if splits.val
+                else float(state.iteration)
+            )
+            improved = score > state.best_score
+            if improved:
+                state.best_score, state.best_iteration, state.evals_since_best = (
+                    score,
+                    state.iteration,
+                    0,
+                )
+            else:
+                state.evals_since_best += 1
+            if info.is_main:
+                checkpoint = _checkpoint(model, optimizer, scaler, state, cfg, metrics)
+                save_checkpoint(checkpoint, run_dir / "latest.pth")
+                if improved:
+                    save_checkpoint(checkpoint, run_dir / "best.pth")
+                _append_csv(csv_path, state, optimizer.param_groups[0]["lr"], metrics)
+                if metrics:
+                    for key in METRIC_COLUMNS:
+                        writer.add_scalar(f"val/{key}", metrics[key], state.iteration)
+                    _log_images(
+                        writer, predictor, splits.val[: tcfg["num_log_images"]], state.iteration
+                    )
+                    logger.info(
+                        "iter %d epoch %d val: IoU %.4f nIoU %.4f F1 %.4f Pd %.4f Fa %.3e%s",
+                        state.iteration,
+                        state.epoch,
+                        metrics["miou"],
+                        metrics["niou"],
+                        metrics["f1"],
+                        metrics["pd"],
+                        metrics["fa"],
+                        " (best)" if improved else "",
+                    )
+            return metrics
+
+        # ---- the loop ----
+        model.train()
+        logger.info(
+            "training %d iterations (%d per epoch, batch %d × %d process(es)) from iteration %d",
+            total_iters,
+            iters_per_epoch,
+            batch_size,
+            info.world_size,
+            state.iteration,
+        )
+        epoch_bar = tqdm(
+            total=total_iters, initial=state.iteration, desc=cfg["name"], disable=not show_bars
+        )
+        stop = state.iteration >= total_iters
+        last_eval_iteration = state.iteration if resume_path else -1
+        started, start_iteration = time.time(), state.iteration
+        while not stop and state.epoch < tcfg["epochs"]:
+            dataset.set_epoch(state.epoch)
+            sampler.set_epoch(
+                state.epoch, start_batch=state.iteration - state.epoch * iters_per_epoch
+            )
+            for batch in loader:
+                lr = lr_at(
+                    state.iteration,
+                    total_iters,
+                    tcfg["lr"],
+                    tcfg["schedule"],
+                    tcfg["poly_power"],
+                    tcfg["warmup_iters"],
+                    tcfg["min_lr"],
+                    tcfg["step_milestones"],
+                    tcfg["step_gamma"],
+                )
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+                images = (
+                    batch["image"]
+                    .to(device, non_blocking=True)
+                    .contiguous(memory_format=memory_format)
+                )
+                masks = batch["mask"].to(device, non_blocking=True)
+                with autocast_context(device, amp):
+                    reconstruction, target_logits = train_model(images)
+                loss, terms = criterion(
+                    reconstruction.float(), target_logits.float(), images.float(), masks
+                )
+
+                # A non-finite loss would poison the weights; stop before the step.
+                bad_terms = [name for name, value in terms.items() if not torch.isfinite(value)]
+                if distributed.any_true(info, bool(bad_terms)):
+                    where = (
+                        ", ".join(f"{n}={terms[n].item()}" for n in bad_terms) or "on another rank"
+                    )
+                    kept = run_dir / "latest.pth"
+                    raise NonFiniteLossError(
+                        f"non-finite loss at iteration {state.iteration + 1} (term {where}); "
+                        f"stopped, last good checkpoint: {kept if kept.exists() else 'none yet'}"
+                    )
+
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                if tcfg["grad_clip"] is not None:
+                    scaler.unscale_(optimizer)
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), tcfg["grad_clip"])
+                scaler.step(optimizer)
+                scaler.update()
+                state.iteration += 1
+                epoch_bar.update(1)
+
+                if info.is_main and state.iteration % tcfg["log_every"] == 0:
+                    for name, value in terms.items():
+                        writer.add_scalar(f"loss/{name}", value.item(), state.iteration)
+                    writer.add_scalar("lr", lr, state.iteration)
+                    epoch_bar.set_postfix(loss=f"{terms['total'].item():.4f}", lr=f"{lr:.2e}")
+                    logger.info(
+                        "iter %d epoch %d loss %.4f (%s) lr %.3e",
+                        state.iteration,
+                        state.epoch,
+                        terms["total"].item(),
+                        " ".join(f"{k} {v.item():.4f}" for k, v in terms.items() if k != "total"),
+                        lr,
+                    )
+                at_epoch_end = state.iteration % iters_per_epoch == 0
+                if at_epoch_end:
+                    state.epoch += 1
+                if state.iteration >= total_iters:
+                    stop = True
+                eval_due = tcfg["eval_every"] and state.iteration % tcfg["eval_every"] == 0
+                if eval_due or at_epoch_end or stop:
+                    validate_and_save()
+                    last_eval_iteration = state.iteration
+                    patience = tcfg["early_stop_patience"]
+                    if patience is not None and state.evals_since_best >= patience:
+                        logger.info("early stop: %d evaluations without improvement", patience)
+                        stop = True
+                if stop:
+                    break
+        epoch_bar.close()
+        if last_eval_iteration != state.iteration:
+            validate_and_save()
+        elapsed = time.time() - started
+        logger.info(
+            "trained %d iterations in %.1f s (%.2f s/iter)",
+            state.iteration - start_iteration,
+            elapsed,
+            elapsed / max(1, state.iteration - start_iteration),
+        )
+
+        # ---- final test of the selected and the last checkpoint ----
+        state.finished = True
+        last_metrics = _test(predictor, splits, cfg, info, show_bars)
+        last_weights = {k: v.clone() for k, v in unwrap_model(model).state_dict().items()}
+        best_path = run_dir / "best.pth"
+        distributed.barrier(info)
+        best_checkpoint = load_checkpoint(best_path, map_location=device)
+        unwrap_model(model).load_state_dict(best_checkpoint["model"])
+        best_metrics = _test(predictor, splits, cfg, info, show_bars)
+        unwrap_model(model).load_state_dict(last_weights)
+        selection = {
+            "split": splits.val_source
+            if splits.val
+            else "none (no validation images: best = last)",
+            "metric": tcfg["select_metric"],
+        }
+        result = {
+            "selection": selection,
+            "best": {
+                "iteration": best_checkpoint["iteration"],
+                "val": best_checkpoint.get("metrics", {}),
+                "test": best_metrics,
+            },
+            "last": {"iteration": state.iteration, "test": last_metrics},
+        }
+        if info.is_main:
+            (run_dir / "test_metrics.json").write_text(json.dumps(_jsonable(result), indent=2))
+            logger.info("checkpoint selected on %s by %s", selection["split"], selection["metric"])
+            for which in ("best", "last"):
+                metrics = result[which]["test"]
+                logger.info(
+                    "test (%s, iter %d): IoU %.4f nIoU %.4f F1 %.4f Pd %.4f Fa %.3e AUC %.4f",
+                    which,
+                    result[which]["iteration"],
+                    metrics["miou"],
+                    metrics["niou"],
+                    metrics["f1"],
+                    metrics["pd"],
+                    metrics["fa"],
+                    metrics["auc"],
+                )
+            writer.close()
+        return RunResult(cfg["name"], run_dir, {"best": best_metrics, "last": last_metrics})
+    finally:
+        if file_handler is not None:
+            logging.getLogger("lrrnet").removeHandler(file_handler)
+            file_handler.close()
+
+
+def seed_offset_rng(seed: int, rank: int, fresh: bool) -> None:
+    """Give each rank its own dropout stream (after the shared weight initialisation)."""
+    if fresh:
+        torch.manual_seed(seed + 1000 * rank)
+
+
+def _test(predictor, splits, cfg, info, show_bars) -> dict[str, Any]:
+    metrics = evaluate(
+        predictor,
+        splits.test,
+        threshold=cfg["eval"]["threshold"],
+        protocol=cfg["eval"]["protocol"],
+        batch_size=cfg["eval"]["batch_size"],
+        dist_info=info,
+        progress=show_bars,
+        desc="test",
+    )
+    return {k: v for k, v in metrics.items() if not k.startswith("roc_")}
+
+
+def _checkpoint(model, optimizer, scaler, state: TrainState, cfg, metrics) -> dict[str, Any]:
+    """Everything to resume exactly; plain tensors and Python values (weights_only loads it)."""
+    numpy_state = np.random.get_state()
+    rng = {
+        "python": random.getstate(),
+        "numpy": (numpy_state[0], torch.from_numpy(numpy_state[1].copy()), *numpy_state[2:]),
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+    return {
+        "model": unwrap_model(model).state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scaler": scaler.state_dict(),
+        "rng": rng,
+        "config": to_dict(cfg),
+        "metrics": {k: v for k, v in metrics.items() if not k.startswith("roc_")},
+        **asdict(state),
+    }
+
+
+def _restore(path: Path, model, optimizer, scaler, device) -> TrainState:
+    checkpoint = load_checkpoint(path, map_location=device)
+    for key in ("model", "optimizer", "iteration", "epoch", "rng"):
+        if key not in checkpoint:
+            raise CheckpointError(
+                f"{path}: not a training checkpoint (no '{key}' entry); cannot resume"
+            )
+    model.load_state_dict(checkpoint["model"])
+    optimizer.load_state_dict(checkpoint["optimizer"])
+    if checkpoint.get("scaler"):
+        scaler.load_state_dict(checkpoint["scaler"])
+    rng = checkpoint["rng"]
+    random.setstate(_tuples(rng["python"]))
+    name, keys, *rest = rng["numpy"]
+    np.random.set_state((name, keys.numpy(), *rest))
+    torch.set_rng_state(rng["torch"].cpu())
+    if rng["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.cpu() for s in rng["cuda"]])
+    fields = {k: checkpoint[k] for k in TrainState.__dataclass_fields__ if k in checkpoint}
+    return TrainState(**fields)
+
+
+def _tuples(value: Any) -> Any:
+    # random.setstate wants tuples all the way down.
+    return tuple(_tuples(v) for v in value) if isinstance(value, (list, tuple)) else value
+
+
+def _summary_writer(run_dir: Path, iteration: int):
+    from torch.utils.tensorboard import SummaryWriter
+
+    # purge_step drops events an interrupted run wrote after its last checkpoint.
+    return SummaryWriter(str(run_dir), purge_step=iteration + 1 if iteration else None)
+
+
+def _log_images(writer, predictor: Predictor, samples, iteration: int) -> None:
+    from lrrnet.data.io import read_image, read_mask
+
+    for index, sample in enumerate(samples):
+        image = read_image(sample.image)
+        prediction = predictor.predict(image)
+        mask = read_mask(sample.mask).astype(np.float32)
+        panel = np.concatenate(
+            [image, np.clip(prediction.reconstruction, 0, 1), prediction.target_prob, mask], axis=1
+        )
+        writer.add_image(f"val/{index}_{sample.name}", panel[None], iteration)
+
+
+def _append_csv(path: Path, state: TrainState, lr: float, metrics: Mapping[str, Any]) -> None:
+    new = not path.exists()
+    with path.open("a", newline="") as handle:
+        writer = csv.writer(handle)
+        if new:
+            writer.writerow(["iteration", "epoch", "lr", *METRIC_COLUMNS, "best_iteration"])
+        values = [metrics.get(k, "") for k in METRIC_COLUMNS]
+        writer.writerow([state.iteration, state.epoch, f"{lr:.6g}", *values, state.best_iteration])
+
+
+def _truncate_csv(path: Path, iteration: int) -> None:
+    """On resume, drop rows an interrupted run wrote after the checkpoint it resumes from."""
+    if not path.exists():
+        return
+    rows = list(csv.reader(path.open()))
+    kept = [rows[0]] + [row for row in rows[1:] if row and int(row[0]) <= iteration]
+    with path.open("w", newline="") as handle:
+        csv.writer(handle).writerows(kept)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (np.generic, torch.Tensor)):
+        return value.item()
+    return value
