@@ -1,0 +1,117 @@
+import math
+from types import MappingProxyType
+
+import pytest
+import yaml
+
+from lrrnet.config import base_config, dump_yaml, load_config, override, parse_override
+from lrrnet.errors import ConfigError
+
+
+def test_named_config_inherits_base_and_overrides_fields():
+    cfg = load_config("irstd1k")
+    assert cfg["name"] == "irstd1k"
+    assert cfg["data"]["root"] == "datasets/IRSTD-1k"
+    # untouched fields come from the base
+    assert cfg["train"]["lr"] == base_config()["train"]["lr"] == 1e-4
+    assert cfg["loss"]["mse"] == 0.1
+
+
+@pytest.mark.parametrize(
+    ("item", "key", "value"),
+    [
+        ("train.lr=1e-4", "train.lr", 1e-4),
+        ("train.max_iters=None", "train.max_iters", None),
+        ("train.max_iters=null", "train.max_iters", None),
+        ("train.device=cpu", "train.device", "cpu"),
+        ("data.augment=true", "data.augment", True),
+        ("model.channel_mults=(1, 2)", "model.channel_mults", (1, 2)),
+        ("data.root=/data/a=b", "data.root", "/data/a=b"),
+    ],
+)
+def test_parse_override_literals(item, key, value):
+    assert parse_override(item) == (key, value)
+
+
+def test_overrides_apply_and_int_is_accepted_for_float():
+    cfg = load_config("irstd1k", ["train.lr=1", "train.epochs=3", "data.base_size=256"])
+    assert (
+        cfg["train"]["lr"] == 1 and cfg["train"]["epochs"] == 3 and cfg["data"]["base_size"] == 256
+    )
+
+
+def test_resolved_config_is_frozen():
+    cfg = load_config("irstd1k")
+    assert isinstance(cfg, MappingProxyType)
+    with pytest.raises(TypeError):
+        cfg["train"]["lr"] = 1.0
+
+
+def test_unknown_key_suggests_the_close_one_and_lists_valid_keys():
+    with pytest.raises(ConfigError) as error:
+        load_config("irstd1k", ["train.lrr=0.1"])
+    message = str(error.value)
+    assert "train.lrr" in message and "did you mean 'train.lr'" in message
+    assert "batch_size" in message  # the valid keys of the section are listed
+    assert "\n" not in message
+
+
+def test_unknown_top_level_key_in_override():
+    with pytest.raises(ConfigError, match="unknown config key 'trian'.*did you mean 'train'"):
+        override(base_config(), {"trian": {}})
+
+
+@pytest.mark.parametrize(
+    ("item", "pattern"),
+    [
+        ("train.epochs=ten", "train.epochs' expects int, got str"),
+        ("train.epochs=True", "train.epochs' expects int, got bool"),
+        ("train.lr=fast", "train.lr' expects float"),
+        ("train.max_iters=1.5", "train.max_iters' expects int or None"),
+        ("train.amp=fp8", "train.amp' = 'fp8' is not one of"),
+        ("data.base_size=100", "multiple of 8"),
+        ("train", "KEY=VALUE"),
+    ],
+)
+def test_type_and_choice_errors_name_the_key(item, pattern):
+    with pytest.raises(ConfigError, match=pattern):
+        load_config("irstd1k", [item])
+
+
+def test_unknown_config_name_suggests():
+    with pytest.raises(ConfigError, match="did you mean 'irstd1k'"):
+        load_config("irstd1")
+
+
+def test_yaml_round_trip(tmp_path):
+    cfg = load_config("sirst", ["train.epochs=7", "train.grad_clip=1.5"])
+    path = tmp_path / "config.yaml"
+    dump_yaml(cfg, path)
+    assert yaml.safe_load(path.read_text())["train"]["epochs"] == 7
+    again = load_config(path)
+    assert again == cfg
+
+
+def test_yaml_with_unknown_key_fails(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text("train:\n  epoch: 3\n")
+    with pytest.raises(ConfigError, match="did you mean 'train.epochs'"):
+        load_config(path)
+
+
+def test_python_config_file_inherits_by_import(tmp_path):
+    path = tmp_path / "mine.py"
+    path.write_text(
+        "from configs.irstd1k import config as parent\n"
+        "from lrrnet.config import override\n"
+        "config = override(parent, {'name': 'mine', 'train': {'epochs': 2}})\n"
+    )
+    cfg = load_config(path)
+    assert cfg["name"] == "mine" and cfg["train"]["epochs"] == 2
+    assert cfg["data"]["root"] == "datasets/IRSTD-1k"
+    assert math.isclose(cfg["train"]["lr"], 1e-4)
+
+
+def test_missing_config_file():
+    with pytest.raises(ConfigError, match="nope.py: config file not found"):
+        load_config("nope.py")
