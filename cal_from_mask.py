@@ -1,0 +1,101 @@
+"""Score saved prediction maps against ground-truth masks.
+
+    python cal_from_mask.py CONFIG [--set KEY=VALUE ...] [--pred DIR] [--protocol ...]
+    python cal_from_mask.py --pred DIR --masks DIR [--threshold 0.5]
+                            [--protocol standard|lrrnet] [--json FILE] [--allow-missing]
+
+With a CONFIG, scores ``results/<name>/`` against the config's test masks, with the
+config's ``eval.threshold`` and ``eval.protocol`` unless given here. ``DIR`` may be a results
+folder of ``inference.py`` (``mat/`` and ``img/``), a folder of ``.mat`` files (variable
+``T``), or a folder of ``.png`` maps (value / 255); masks are ``<name>.png`` or
+``<name>_pixels0.png``. Prints the table and writes ``metrics.json``, ``metrics.txt``,
+``roc.mat`` and ``roc.png`` next to the predictions (or where ``--json`` says).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from lrrnet.errors import UserError  # noqa: E402
+from lrrnet.metrics import PROTOCOLS, format_table  # noqa: E402
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("config", nargs="?", help="config name from configs/ or a config file")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--pred", help="predictions folder (default with CONFIG: results/<name>)")
+    parser.add_argument("--masks", help="mask folder (default with CONFIG: its test masks)")
+    parser.add_argument("--threshold", type=float, help="positive when p > threshold (0.5)")
+    parser.add_argument("--protocol", choices=PROTOCOLS, help="standard (default) or lrrnet")
+    parser.add_argument("--json", help="metrics.json path; the other files go beside it")
+    parser.add_argument(
+        "--allow-missing",
+        action="store_true",
+        help="skip and count unpaired files and size mismatches instead of failing",
+    )
+    args = parser.parse_args(argv)
+    if args.config is None and not (args.pred and args.masks):
+        parser.error("give a CONFIG, or both --pred DIR and --masks DIR")
+    if args.config is None and args.set:
+        parser.error("--set needs a CONFIG")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
+    try:
+        from lrrnet.engine.scoring import score_folder
+
+        pred, masks = args.pred, args.masks
+        threshold, protocol = args.threshold, args.protocol
+        if args.config is not None:
+            from lrrnet.config import load_config
+            from lrrnet.data import build_splits
+
+            cfg = load_config(args.config, args.set)
+            data = cfg["data"]
+            pred = pred or Path(cfg["paths"]["results"]) / cfg["name"]
+            if masks is None:
+                splits = build_splits(
+                    data["root"],
+                    layout=data["layout"],
+                    dataset_name=data["dataset_name"],
+                    val_split=data["val_split"],
+                    val_fraction=data["val_fraction"],
+                    seed=cfg["seed"],
+                )
+                masks = {s.name: s.mask for s in splits.test if s.mask is not None}
+            threshold = cfg["eval"]["threshold"] if threshold is None else threshold
+            protocol = protocol or cfg["eval"]["protocol"]
+        results = score_folder(
+            pred,
+            masks,
+            threshold=0.5 if threshold is None else threshold,
+            protocol=protocol or "standard",
+            allow_missing=args.allow_missing,
+            json_path=args.json,
+        )
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code
+    print(format_table(results))
+    skipped = {
+        "predictions without a mask": results["n_missing_mask"],
+        "masks without a prediction": results["n_missing_prediction"],
+        "size mismatches": results["n_size_mismatch"],
+    }
+    if any(skipped.values()):
+        print("skipped: " + ", ".join(f"{count} {what}" for what, count in skipped.items()))
+    print(f"wrote {results['report']['json']} (+ metrics.txt, roc.mat, roc.png beside it)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,306 @@
+"""Scoring saved prediction maps against masks: pairing, metrics, report files.
+
+What ``cal_from_mask.py`` runs. Predictions may come from this project's ``inference.py``
+(a results folder with ``mat/`` and ``img/``) or from any other framework (a folder of
+``.mat`` files holding ``T``, or of ``.png`` maps read as value / 255).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import scipy.io
+from tqdm import tqdm
+
+from lrrnet.data.io import IMAGE_SUFFIXES, read_mask, read_prediction
+from lrrnet.errors import DataError
+from lrrnet.metrics import MetricAccumulator, format_table
+
+logger = logging.getLogger(__name__)
+
+MASK_SUFFIX = "_pixels0"  # SIRST v1 names its masks <name>_pixels0.png
+# Written next to the predictions by write_report, so never read back as predictions.
+REPORT_FILES = ("metrics.json", "metrics.txt", "roc.mat", "roc.png")
+METRIC_KEYS = ("miou", "niou", "precision", "recall", "f1", "pd", "fa", "auc")
+_MAX_LISTED = 5  # problems named in one error line before "and N more"
+
+
+@dataclass(frozen=True)
+class PredictionPair:
+    """A prediction map and the mask it is scored against."""
+
+    name: str
+    prediction: Path
+    mask: Path
+
+
+@dataclass(frozen=True)
+class PairingProblem:
+    """A prediction without a mask, a mask without a prediction, or a size mismatch.
+
+    Attributes:
+        kind: ``"missing_mask"``, ``"missing_prediction"`` or ``"size_mismatch"``.
+        message: names the file(s).
+    """
+
+    kind: str
+    message: str
+
+
+def prediction_files(pred_dir: str | Path) -> list[Path]:
+    """The prediction maps in ``pred_dir``, sorted by name.
+
+    ``pred_dir`` may be a results folder (``mat/`` preferred over ``img/``), a folder of
+    ``.mat`` files, or a folder of image maps; ``.mat`` files win over images in one folder.
+    The report files of :func:`write_report` are not predictions and are left out.
+    """
+    pred_dir = Path(pred_dir)
+    if not pred_dir.is_dir():
+        raise DataError(f"{pred_dir}: prediction folder not found")
+    for folder in (pred_dir / "mat", pred_dir / "img", pred_dir):
+        if not folder.is_dir():
+            continue
+        files = sorted(p for p in folder.iterdir() if p.is_file() and p.name not in REPORT_FILES)
+        mats = [p for p in files if p.suffix.lower() == ".mat"]
+        images = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
+        if mats or images:
+            return mats or images
+    raise DataError(f"{pred_dir}: no prediction maps (.mat or {'/'.join(IMAGE_SUFFIXES)})")
+
+
+def _mask_index(masks: str | Path | Mapping[str, str | Path]) -> tuple[dict[str, Path], str]:
+    """Masks by image name, and a description of where they come from."""
+    if isinstance(masks, Mapping):
+        return {name: Path(path) for name, path in masks.items()}, "the given mask list"
+    mask_dir = Path(masks)
+    if not mask_dir.is_dir():
+        raise DataError(f"{mask_dir}: mask folder not found")
+    index: dict[str, Path] = {}
+    # Exact names first, then _pixels0 names; within each, suffixes in IMAGE_SUFFIXES order.
+    candidates = sorted(
+        (p for p in mask_dir.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES),
+        key=lambda p: (
+            p.stem.endswith(MASK_SUFFIX),
+            IMAGE_SUFFIXES.index(p.suffix.lower()),
+            p.name,
+        ),
+    )
+    for path in candidates:
+        name = path.stem.removesuffix(MASK_SUFFIX)
+        index.setdefault(name, path)
+    return index, str(mask_dir)
+
+
+def _one_line(problems: list[PairingProblem]) -> str:
+    listed = "; ".join(problem.message for problem in problems[:_MAX_LISTED])
+    more = len(problems) - _MAX_LISTED
+    return listed + (f"; and {more} more" if more > 0 else "")
+
+
+def pair_predictions(
+    pred_dir: str | Path,
+    masks: str | Path | Mapping[str, str | Path],
+    allow_missing: bool = False,
+) -> tuple[list[PredictionPair], list[PairingProblem]]:
+    """Pair each prediction ``<name>.mat|.png`` with mask ``<name>.png|<name>_pixels0.png``.
+
+    Args:
+        pred_dir: see :func:`prediction_files`.
+        masks: a mask folder, or masks by image name (e.g. a dataset's test split).
+        allow_missing: report unpaired files (logged and returned) instead of failing.
+
+    Returns:
+        The pairs sorted by name, and the problems (empty unless ``allow_missing``).
+
+    Raises:
+        DataError: a file has no partner and ``allow_missing`` is false; the one-line
+            message names every such file.
+    """
+    predictions = {p.stem: p for p in prediction_files(pred_dir)}
+    mask_index, mask_source = _mask_index(masks)
+    problems = [
+        PairingProblem("missing_mask", f"no mask for {path} in {mask_source}")
+        for name, path in predictions.items()
+        if name not in mask_index
+    ]
+    problems += [
+        PairingProblem("missing_prediction", f"no prediction for mask {path} in {pred_dir}")
+        for name, path in sorted(mask_index.items())
+        if name not in predictions
+    ]
+    if problems and not allow_missing:
+        raise DataError(
+            f"{len(problems)} unpaired file(s): {_one_line(problems)} "
+            "(--allow-missing scores the pairs that exist)"
+        )
+    for problem in problems:
+        logger.warning("skipped: %s", problem.message)
+    pairs = [
+        PredictionPair(name=name, prediction=path, mask=mask_index[name])
+        for name, path in sorted(predictions.items())
+        if name in mask_index
+    ]
+    return pairs, problems
+
+
+def score_pairs(
+    pairs: list[PredictionPair],
+    threshold: float = 0.5,
+    protocol: str = "standard",
+    progress: bool = True,
+    allow_missing: bool = False,
+) -> dict:
+    """Score every pair with one :class:`MetricAccumulator`.
+
+    A prediction whose size differs from its mask's is an error naming both files (all such
+    pairs in one message, after the others are scored), or, with ``allow_missing``, is
+    skipped and counted in ``n_size_mismatch``.
+
+    Returns:
+        The metrics of :meth:`MetricAccumulator.compute` plus ``n_size_mismatch``.
+    """
+    metrics = MetricAccumulator(threshold=threshold, protocol=protocol)
+    mismatches: list[PairingProblem] = []
+    for pair in tqdm(pairs, desc="scoring", unit="img", disable=None if progress else True):
+        prob = read_prediction(pair.prediction)
+        mask = read_mask(pair.mask)
+        if prob.shape != mask.shape:
+            mismatches.append(
+                PairingProblem(
+                    "size_mismatch",
+                    f"{pair.prediction} is {prob.shape[1]}×{prob.shape[0]} but mask "
+                    f"{pair.mask} is {mask.shape[1]}×{mask.shape[0]}",
+                )
+            )
+            continue
+        try:
+            metrics.update(prob, mask)
+        except ValueError as error:
+            raise DataError(f"{pair.prediction} against {pair.mask}: {error}") from None
+    if mismatches and not allow_missing:
+        raise DataError(f"{len(mismatches)} size mismatch(es): {_one_line(mismatches)}")
+    for problem in mismatches:
+        logger.warning("skipped: %s", problem.message)
+    if metrics.n_images == 0:
+        raise DataError("no prediction could be scored against a mask")
+    results = metrics.compute()
+    results["n_size_mismatch"] = len(mismatches)
+    return results
+
+
+def _json_value(value):
+    if isinstance(value, float) and math.isnan(value):
+        return None  # JSON has no NaN
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def write_report(
+    results: dict, out_dir: str | Path, json_path: str | Path | None = None
+) -> dict[str, Path]:
+    """Write ``metrics.json``, ``metrics.txt``, ``roc.mat`` and ``roc.png``.
+
+    Args:
+        results: from :func:`score_pairs` (or :meth:`MetricAccumulator.compute`), possibly
+            with extra scalar entries, which go into the JSON too.
+        out_dir: folder for the four files.
+        json_path: write the JSON here instead, and the other files beside it.
+
+    Returns:
+        The written paths by kind: ``json``, ``txt``, ``roc_mat``, ``roc_png``.
+    """
+    json_path = Path(json_path) if json_path else Path(out_dir) / "metrics.json"
+    folder = json_path.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {
+        "json": json_path,
+        "txt": folder / "metrics.txt",
+        "roc_mat": folder / "roc.mat",
+        "roc_png": folder / "roc.png",
+    }
+    scalars = {
+        key: _json_value(value)
+        for key, value in results.items()
+        if not isinstance(value, np.ndarray)
+    }
+    paths["json"].write_text(json.dumps(scalars, indent=2) + "\n")
+    paths["txt"].write_text(format_table(results) + "\n")
+    scipy.io.savemat(
+        str(paths["roc_mat"]),
+        {
+            "fpr": results["roc_fpr"],
+            "tpr": results["roc_tpr"],
+            "thresholds": results["roc_thresholds"],
+            "auc": results["auc"],
+        },
+    )
+    _plot_roc(results, paths["roc_png"])
+    return paths
+
+
+def _plot_roc(results: dict, path: Path) -> None:
+    # A bare Figure renders with Agg and leaves pyplot's global state alone.
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(4.5, 4.5), dpi=120)
+    axes = figure.subplots()
+    axes.plot(results["roc_fpr"], results["roc_tpr"], marker=".", markersize=3)
+    axes.set_xlabel("false positive rate (pixels)")
+    axes.set_ylabel("true positive rate (targets)")
+    auc = results["auc"]
+    axes.set_title(f"ROC, AUC = {auc:.4f}" if not math.isnan(auc) else "ROC")
+    axes.grid(alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path)
+
+
+def score_folder(
+    pred_dir: str | Path,
+    masks: str | Path | Mapping[str, str | Path],
+    threshold: float = 0.5,
+    protocol: str = "standard",
+    allow_missing: bool = False,
+    out_dir: str | Path | None = None,
+    json_path: str | Path | None = None,
+    progress: bool = True,
+) -> dict:
+    """Pair, score and write the report: everything ``cal_from_mask.py`` does.
+
+    Args:
+        pred_dir: predictions (see :func:`prediction_files`).
+        masks: a mask folder, or masks by image name.
+        threshold: a pixel is positive when ``p > threshold``.
+        protocol: ``"standard"`` or ``"lrrnet"`` (see :mod:`lrrnet.metrics`).
+        allow_missing: skip and count unpaired files and size mismatches instead of failing.
+        out_dir: folder for the report; default ``pred_dir``.
+        json_path: the JSON's path (the other files go beside it); overrides ``out_dir``.
+        progress: show a progress bar (on a terminal).
+
+    Returns:
+        The metrics, the ROC arrays, ``n_missing_mask``, ``n_missing_prediction``,
+        ``n_size_mismatch``, ``protocol``, ``threshold``, ``predictions`` and ``report``
+        (the written paths).
+    """
+    pairs, problems = pair_predictions(pred_dir, masks, allow_missing=allow_missing)
+    if not pairs:
+        raise DataError(f"{pred_dir}: no prediction has a mask")
+    results = score_pairs(
+        pairs,
+        threshold=threshold,
+        protocol=protocol,
+        progress=progress,
+        allow_missing=allow_missing,
+    )
+    for kind in ("missing_mask", "missing_prediction"):
+        results[f"n_{kind}"] = sum(problem.kind == kind for problem in problems)
+    results.update(protocol=protocol, threshold=threshold, predictions=str(pred_dir))
+    paths = write_report(results, out_dir if out_dir is not None else pred_dir, json_path)
+    results["report"] = {kind: str(path) for kind, path in paths.items()}
+    return results

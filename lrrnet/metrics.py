@@ -1,0 +1,530 @@
+"""The metrics of infrared small target detection, computed one image at a time.
+
+One module for every caller (trainer, inference, ``cal_from_mask.py``, baselines,
+visualisation). Definitions, exactly as in SPEC §5:
+
+- A pixel is positive when ``p > threshold``; a mask pixel is a target when non-zero.
+- **IoU** (the field's "mIoU"): ΣTP / (ΣTP + ΣFP + ΣFN) over all pixels of all images;
+  **precision**, **recall** and **F1** from the same totals.
+- **nIoU**: mean over images of TP / (TP + FP + FN); an image with neither target nor
+  positive pixels scores 1.
+- **Pd / Fa**: predicted and true positives are labelled into 8-connected components,
+  numbered in row-major order of each component's first pixel (scikit-image's order). For
+  each target in that order, the first still-unmatched predicted component whose centroid
+  lies at Euclidean distance < 3 px is matched and removed. Pd = matched targets / targets;
+  Fa = pixels of unmatched predicted components / all pixels of all images.
+- **ROC / AUC**: thresholds t = i/200, i = 0…200, positive when ``p ≥ t``. TPR(t): fraction
+  of targets with at least one pixel at ``p ≥ t``; FPR(t): fraction of non-target pixels at
+  ``p ≥ t``. AUC: trapezoidal area under TPR against FPR sorted by FPR.
+
+Ratios with a zero denominator: IoU, nIoU and F1 are 1 when prediction and mask are both
+empty; precision (no positive pixel predicted) is 1 when there are no target pixels either,
+else 0; recall (no target pixel) is 1 when nothing was predicted either, else 0. So
+F1 = 2PR / (P + R) = 2TP / (2TP + FP + FN) in every case. Pd, TPR and AUC are NaN when there
+is no target at all, FPR (and AUC) when there is no background pixel: there is no number to
+report, and NaN shows it rather than hiding it.
+
+Comparisons are exact: in the standard protocol a probability compares as its float64 value
+with the float64 numbers ``threshold`` and ``i/200`` (float32 maps are compared in float32
+against thresholds chosen to give the same answers), so a pixel at exactly 0.5 is not
+positive for the binary metrics and is positive at the ROC threshold 0.5.
+
+The ``lrrnet`` protocol reproduces the original repository's evaluation (its numbers are
+what the paper reports); it differs from the standard one in four ways:
+
+1. masks and predictions are resized to 512×512 (masks nearest-neighbour, predictions
+   bilinear as float32), so every image weighs the same whatever its size;
+2. each prediction is divided by its own maximum before the threshold and the ROC, so any
+   map with a positive maximum detects at least its brightest pixel. A map whose maximum is
+   0 (or negative) is left as it is: the original divides 0 by 0 and gets NaN; we keep a
+   map of zeros, which is positive at t = 0 and nowhere else;
+3. an unmatched component counts as a false alarm only when no *matched* component of the
+   same image has the same pixel area (the original filters false alarms by area value);
+4. images without targets are left out of the ROC.
+
+The normalised map is float32 and, as NumPy does in the original code, compared with the
+thresholds rounded to float32. Masks arrive binarised (non-zero is target), like in the
+standard protocol; the original's ``mask / max`` cast to integers keeps only pixels at the
+mask's maximum, which differs only for masks with several non-zero grey levels.
+
+Everything the accumulator keeps is a sum (pixel counts, histograms of probabilities
+against the 201 thresholds), so :meth:`MetricAccumulator.state` can be all-reduced with SUM
+across processes and gives the single-process numbers.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from lrrnet.errors import ConfigError
+
+PROTOCOLS = ("standard", "lrrnet")
+ROC_BINS = 200
+ROC_THRESHOLDS = np.arange(ROC_BINS + 1, dtype=np.float64) / ROC_BINS  # exactly i/200
+MATCH_DISTANCE = 3.0  # px, strict: a centroid at exactly 3 px is not a match
+LRRNET_SIZE = 512
+
+_SCALARS = (
+    "tp",
+    "fp",
+    "fn",
+    "niou_sum",
+    "n_images",
+    "n_targets",
+    "n_detected",
+    "fa_pixels",
+    "n_pixels",
+)
+# Histogram bin c counts values with exactly c thresholds at or below them (c = 0…201).
+_HIST_LEN = ROC_BINS + 2
+_STATE_LEN = len(_SCALARS) + 2 * _HIST_LEN
+
+
+@dataclass
+class Components:
+    """8-connected components of a binary map, numbered 1…n in scikit-image's order.
+
+    Attributes:
+        labels: ``H×W`` int32, 0 outside components.
+        areas: ``(n,)`` pixel counts; ``areas[k - 1]`` belongs to label k.
+        centroids: ``(n, 2)`` mean (row, column) of each component's pixels.
+    """
+
+    labels: np.ndarray
+    areas: np.ndarray
+    centroids: np.ndarray
+
+    @property
+    def count(self) -> int:
+        return len(self.areas)
+
+
+def label_components(binary: np.ndarray) -> Components:
+    """Label the 8-connected components of ``binary`` (``H×W``, non-zero is on).
+
+    OpenCV's SAUF scan numbers components in raster order of their first pixel, the same
+    order as ``skimage.measure.label`` (tested); its default block-based algorithm numbers
+    them differently and must not be used here. Areas and centroids come from the few
+    labelled pixels (OpenCV's own statistics pass over every pixel and cost more); integer
+    coordinate sums are exact, so the centroids equal scikit-image's to the last bit.
+    """
+    binary = np.ascontiguousarray(binary, dtype=bool).view(np.uint8)
+    count, labels = cv2.connectedComponentsWithAlgorithm(binary, 8, cv2.CV_32S, cv2.CCL_SAUF)
+    pixels = np.flatnonzero(binary)  # faster on the uint8 map than on the int32 labels
+    ids = labels.ravel()[pixels]
+    areas = np.bincount(ids, minlength=count)[1:]
+    rows, cols = np.divmod(pixels, labels.shape[1])
+    sums = np.stack(
+        [
+            np.bincount(ids, weights=rows, minlength=count),
+            np.bincount(ids, weights=cols, minlength=count),
+        ],
+        axis=1,
+    )[1:]
+    return Components(
+        labels=labels,
+        areas=areas.astype(np.int64),
+        centroids=sums / np.maximum(areas, 1)[:, None],
+    )
+
+
+@dataclass
+class ImageMatch:
+    """How one image's predicted components meet its targets (ids are label values).
+
+    Attributes:
+        predicted: components of the binary prediction.
+        targets: components of the mask.
+        matched: (target id, predicted id) pairs, in target order.
+        missed_targets: target ids without a match.
+        false_alarms: unmatched predicted ids counted as false alarms.
+        ignored: unmatched predicted ids not counted (``lrrnet`` area rule only).
+        tp: target pixels predicted positive.
+        fp: background pixels predicted positive.
+        fn: target pixels predicted negative.
+    """
+
+    predicted: Components
+    targets: Components
+    matched: list[tuple[int, int]] = field(default_factory=list)
+    missed_targets: list[int] = field(default_factory=list)
+    false_alarms: list[int] = field(default_factory=list)
+    ignored: list[int] = field(default_factory=list)
+    tp: int = 0
+    fp: int = 0
+    fn: int = 0
+
+    @property
+    def iou(self) -> float:
+        """This image's TP / (TP + FP + FN); 1 when prediction and mask are both empty."""
+        union = self.tp + self.fp + self.fn
+        return self.tp / union if union else 1.0
+
+    @property
+    def fa_pixels(self) -> int:
+        """Pixels of the components counted as false alarms."""
+        return int(self.predicted.areas[np.asarray(self.false_alarms, dtype=np.intp) - 1].sum())
+
+
+def match_components(
+    pred_binary: np.ndarray, mask: np.ndarray, *, area_rule: bool = False
+) -> ImageMatch:
+    """Label prediction and mask and match them with the centroid rule (SPEC §5).
+
+    Args:
+        pred_binary: ``H×W`` positive pixels.
+        mask: ``H×W`` target pixels (non-zero).
+        area_rule: the original repository's false-alarm rule: an unmatched component whose
+            area equals a matched component's area is not counted.
+
+    Returns:
+        The components, the matching and the pixel counts of this image.
+    """
+    pred_binary = np.asarray(pred_binary, dtype=bool)
+    mask = np.asarray(mask, dtype=bool)
+    if pred_binary.shape != mask.shape:
+        raise ValueError(f"prediction shape {pred_binary.shape} != mask shape {mask.shape}")
+    predicted = label_components(pred_binary)
+    targets = label_components(mask)
+    tp = int(np.count_nonzero(pred_binary & mask))
+    match = ImageMatch(
+        predicted=predicted,
+        targets=targets,
+        tp=tp,
+        fp=int(np.count_nonzero(pred_binary)) - tp,
+        fn=int(np.count_nonzero(mask)) - tp,
+    )
+    offsets = targets.centroids[:, None, :] - predicted.centroids[None, :, :]
+    distances = np.sqrt(offsets[..., 0] ** 2 + offsets[..., 1] ** 2)  # targets × predicted
+    close = distances < MATCH_DISTANCE
+    available = np.ones(predicted.count, dtype=bool)
+    for target_index in range(targets.count):
+        candidates = np.flatnonzero(close[target_index] & available)
+        if len(candidates):
+            available[candidates[0]] = False
+            match.matched.append((target_index + 1, int(candidates[0]) + 1))
+        else:
+            match.missed_targets.append(target_index + 1)
+    unmatched = np.flatnonzero(available)
+    if area_rule:
+        matched_areas = predicted.areas[~available]
+        dropped = np.isin(predicted.areas[unmatched], matched_areas)
+        match.ignored = [int(k) + 1 for k in unmatched[dropped]]
+        unmatched = unmatched[~dropped]
+    match.false_alarms = [int(k) + 1 for k in unmatched]
+    return match
+
+
+def _float32_at_most(value: float) -> np.float32:
+    """The largest float32 at or below ``value``: ``p > it`` is exactly ``float64(p) > value``."""
+    rounded = np.float32(value)
+    return np.nextafter(rounded, np.float32(-np.inf)) if float(rounded) > value else rounded
+
+
+# None: the exact float64 thresholds i/200. An array: thresholds as the original code
+# compares them with its float32 map (i/200 rounded to float32 by NumPy's casting).
+_LRRNET_ROC_THRESHOLDS = ROC_THRESHOLDS.astype(np.float32)
+
+
+def _threshold_histogram(values: np.ndarray, thresholds: np.ndarray | None = None) -> np.ndarray:
+    """Histogram of how many of the 201 ROC thresholds lie at or below each value.
+
+    One pass instead of 201 comparisons. For float32 values and the exact thresholds i/200,
+    ``floor(200·v)`` computed in float64 is exact (a 24-bit mantissa times 200 fits in 53
+    bits) and no float32 lies between i/200 and its float64 rounding, so it *is* the count.
+    Otherwise ``200·v`` is right up to one step at the threshold boundaries, and one
+    comparison with each neighbouring threshold, in the values' own type, corrects it. A
+    value equal to a threshold counts as at or above it.
+
+    Args:
+        values: float32 or float64 values, any shape.
+        thresholds: ``None`` for the exact i/200, or ``(201,)`` thresholds of the values'
+            type, each within rounding of i/200.
+
+    Returns:
+        ``(202,)`` int64 counts; bin c holds the values with exactly c thresholds ≤ value.
+    """
+    values = values.ravel()
+    if thresholds is None and values.dtype == np.float32:
+        scaled = values.astype(np.float64)
+        scaled *= ROC_BINS
+        np.floor(scaled, out=scaled)
+        np.clip(scaled, -1, ROC_BINS, out=scaled)
+        scaled += 1
+        count = scaled.astype(np.intp)
+    else:
+        if thresholds is None:
+            thresholds = ROC_THRESHOLDS
+        padded = np.concatenate(([-np.inf], thresholds, [np.inf])).astype(values.dtype)
+        guess = values * ROC_BINS
+        np.clip(guess, -1, ROC_BINS, out=guess)
+        count = guess.astype(np.intp)  # truncation: (-1, 0) → 0 is fixed like a boundary
+        count += 1
+        count -= values < padded.take(count)
+        count += values >= padded.take(count + 1)
+    return np.bincount(count, minlength=_HIST_LEN).astype(np.int64)
+
+
+def _at_or_above(histogram: np.ndarray) -> np.ndarray:
+    """``(201,)`` number of values at or above each threshold, from :func:`_threshold_histogram`."""
+    return np.cumsum(histogram[::-1])[::-1][1:]
+
+
+def _ratio(numerator: float, denominator: float, if_empty: float) -> float:
+    return numerator / denominator if denominator else if_empty
+
+
+class MetricAccumulator:
+    """Accumulates IoU, nIoU, P/R/F1, Pd/Fa and the ROC over images of any size.
+
+    Example::
+
+        metrics = MetricAccumulator(threshold=0.5)
+        for prob, mask in pairs:  # H×W probabilities, H×W mask
+            metrics.update(prob, mask)
+        print(format_table(metrics.compute()))
+
+    Args:
+        threshold: a pixel is positive when ``p > threshold``.
+        protocol: ``"standard"`` (SPEC §5) or ``"lrrnet"`` (the original repository's).
+    """
+
+    def __init__(self, threshold: float = 0.5, protocol: str = "standard") -> None:
+        if protocol not in PROTOCOLS:
+            raise ConfigError(
+                f"unknown metrics protocol {protocol!r}; expected one of: {', '.join(PROTOCOLS)}"
+            )
+        self.threshold = float(threshold)
+        self.protocol = protocol
+        self._state = np.zeros(_STATE_LEN, dtype=np.float64)
+
+    def _scalar(self, name: str) -> float:
+        return float(self._state[_SCALARS.index(name)])
+
+    def _add(self, name: str, value: float) -> None:
+        self._state[_SCALARS.index(name)] += value
+
+    @property
+    def _background_hist(self) -> np.ndarray:
+        return self._state[len(_SCALARS) : len(_SCALARS) + _HIST_LEN]
+
+    @property
+    def _target_hist(self) -> np.ndarray:
+        return self._state[len(_SCALARS) + _HIST_LEN :]
+
+    def _prepare(self, prob: np.ndarray, mask: np.ndarray) -> tuple:
+        """The map and mask as the protocol scores them, with the thresholds to use.
+
+        Returns:
+            ``(prob, mask, binary_threshold, roc_thresholds)``: the map is float32 or
+            float64, the binary threshold is in its type, chosen so that comparing in that
+            type gives the protocol's exact answer, and the ROC thresholds are those of
+            :func:`_threshold_histogram`.
+        """
+        if self.protocol == "lrrnet":
+            size = (LRRNET_SIZE, LRRNET_SIZE)
+            prob = cv2.resize(prob.astype(np.float32), size, interpolation=cv2.INTER_LINEAR)
+            mask = cv2.resize(mask.view(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
+            peak = prob.max()
+            if peak > 0:
+                prob = prob / peak
+            return prob, mask, np.float32(self.threshold), _LRRNET_ROC_THRESHOLDS
+        if prob.dtype == np.float32:  # the usual map: compare in float32, same answers
+            return prob, mask, _float32_at_most(self.threshold), None
+        return prob.astype(np.float64), mask, self.threshold, None
+
+    def update(self, prob: np.ndarray, mask: np.ndarray) -> ImageMatch:
+        """Score one image.
+
+        Args:
+            prob: ``H×W`` target probabilities in [0, 1].
+            mask: ``H×W`` ground truth; non-zero is target.
+
+        Returns:
+            The image's matching (at the protocol's resolution), for logging or drawing.
+
+        Raises:
+            ValueError: shapes differ, are not ``H×W``, or ``prob`` is not finite. Callers
+                that know the files turn this into a :class:`DataError` naming them.
+        """
+        prob = np.asarray(prob)
+        mask = np.asarray(mask)
+        if prob.ndim != 2 or prob.shape != mask.shape:
+            raise ValueError(f"prediction shape {prob.shape} != mask shape {mask.shape}")
+        if prob.size and not (np.isfinite(prob.min()) and np.isfinite(prob.max())):
+            raise ValueError("prediction contains NaN or infinite values")
+        prob, mask, threshold, roc_thresholds = self._prepare(prob, np.ascontiguousarray(mask != 0))
+
+        match = match_components(prob > threshold, mask, area_rule=self.protocol == "lrrnet")
+        for name, value in (
+            ("tp", match.tp),
+            ("fp", match.fp),
+            ("fn", match.fn),
+            ("niou_sum", match.iou),
+            ("n_images", 1),
+            ("n_targets", match.targets.count),
+            ("n_detected", len(match.matched)),
+            ("fa_pixels", match.fa_pixels),
+            ("n_pixels", mask.size),
+        ):
+            self._add(name, value)
+
+        if self.protocol == "lrrnet" and match.targets.count == 0:
+            return match  # the original code leaves images without targets out of the ROC
+        target_pixels = np.flatnonzero(mask)
+        target_values = prob.ravel()[target_pixels]
+        # Background = all pixels minus target pixels: avoids gathering the large part.
+        self._background_hist[:] += _threshold_histogram(prob, roc_thresholds)
+        self._background_hist[:] -= _threshold_histogram(target_values, roc_thresholds)
+        peaks = np.full(match.targets.count, -np.inf, dtype=prob.dtype)
+        np.maximum.at(peaks, match.targets.labels.ravel()[target_pixels] - 1, target_values)
+        self._target_hist[:] += _threshold_histogram(peaks, roc_thresholds)
+        return match
+
+    def merge(self, other: MetricAccumulator) -> MetricAccumulator:
+        """Add another accumulator's images to this one (same threshold and protocol)."""
+        if (other.threshold, other.protocol) != (self.threshold, self.protocol):
+            raise ValueError(
+                f"cannot merge {other.protocol}@{other.threshold} into "
+                f"{self.protocol}@{self.threshold}"
+            )
+        self._state += other._state
+        return self
+
+    def state(self) -> np.ndarray:
+        """A copy of everything accumulated, as a flat float64 vector of sums.
+
+        Sum these vectors across processes (``all_reduce`` with SUM) and pass the result to
+        :meth:`load_state` to get the metrics of all images together.
+        """
+        return self._state.copy()
+
+    def load_state(self, state: np.ndarray | Iterable[float]) -> MetricAccumulator:
+        """Replace the accumulated sums with ``state`` (from :meth:`state`, possibly summed)."""
+        state = np.asarray(state, dtype=np.float64).ravel()
+        if state.shape != (_STATE_LEN,):
+            raise ValueError(f"metric state has {state.size} entries, expected {_STATE_LEN}")
+        self._state = state.copy()
+        return self
+
+    @classmethod
+    def from_state(
+        cls, state: np.ndarray | Iterable[float], threshold: float = 0.5, protocol: str = "standard"
+    ) -> MetricAccumulator:
+        """An accumulator holding ``state``."""
+        return cls(threshold=threshold, protocol=protocol).load_state(state)
+
+    @property
+    def n_images(self) -> int:
+        return int(self._scalar("n_images"))
+
+    def compute(self) -> dict:
+        """The metrics of every image seen so far.
+
+        Returns:
+            ``miou``, ``niou``, ``precision``, ``recall``, ``f1``, ``pd``, ``fa``, ``auc``
+            (fractions), ``n_images``, ``n_targets`` (ints), and ``roc_fpr``, ``roc_tpr``,
+            ``roc_thresholds`` (``(201,)`` arrays, threshold i at index i).
+
+        Raises:
+            ValueError: no image was scored.
+        """
+        if self.n_images == 0:
+            raise ValueError("no images were scored")
+        tp, fp, fn = (self._scalar(name) for name in ("tp", "fp", "fn"))
+        n_targets = self._scalar("n_targets")
+        precision = _ratio(tp, tp + fp, if_empty=1.0 if fn == 0 else 0.0)
+        recall = _ratio(tp, tp + fn, if_empty=1.0 if fp == 0 else 0.0)
+
+        targets_above = _at_or_above(self._target_hist)
+        background_above = _at_or_above(self._background_hist)
+        n_roc_targets = self._target_hist.sum()
+        n_background = self._background_hist.sum()
+        tpr = targets_above / n_roc_targets if n_roc_targets else np.full(ROC_BINS + 1, np.nan)
+        fpr = background_above / n_background if n_background else np.full(ROC_BINS + 1, np.nan)
+        return {
+            "miou": _ratio(tp, tp + fp + fn, if_empty=1.0),
+            "niou": self._scalar("niou_sum") / self.n_images,
+            "precision": precision,
+            "recall": recall,
+            "f1": _ratio(2 * tp, 2 * tp + fp + fn, if_empty=1.0),
+            "pd": _ratio(self._scalar("n_detected"), n_targets, if_empty=math.nan),
+            "fa": self._scalar("fa_pixels") / self._scalar("n_pixels"),
+            "auc": roc_auc(fpr, tpr),
+            "n_images": self.n_images,
+            "n_targets": int(n_targets),
+            "roc_fpr": fpr,
+            "roc_tpr": tpr,
+            "roc_thresholds": ROC_THRESHOLDS.copy(),
+        }
+
+
+def roc_auc(fpr: np.ndarray, tpr: np.ndarray) -> float:
+    """Trapezoidal area under TPR against FPR, the points sorted by FPR.
+
+    Points with equal FPR are ordered by TPR, which is the order of decreasing threshold
+    (both rates only grow as the threshold falls), so the curve is walked as a staircase
+    and ties add no area of their own. No (0, 0) or (1, 1) point is added: the area is that
+    of the 201 thresholds, as in the field's code. NaN when either rate is undefined.
+    """
+    if np.isnan(fpr).any() or np.isnan(tpr).any():
+        return math.nan
+    order = np.lexsort((tpr, fpr))
+    return float(np.trapezoid(tpr[order], fpr[order]))
+
+
+# (header, key, scale, format) for each column of format_table.
+_TABLE_COLUMNS = (
+    ("IoU", "miou", 100.0, "{:.2f}"),
+    ("nIoU", "niou", 100.0, "{:.2f}"),
+    ("P", "precision", 100.0, "{:.2f}"),
+    ("R", "recall", 100.0, "{:.2f}"),
+    ("F1", "f1", 100.0, "{:.2f}"),
+    ("Pd(e-2)", "pd", 100.0, "{:.2f}"),
+    ("Fa(e-6)", "fa", 1e6, "{:.2f}"),
+    ("AUC", "auc", 1.0, "{:.4f}"),
+    ("images", "n_images", 1, "{:d}"),
+    ("targets", "n_targets", 1, "{:d}"),
+)
+
+
+def _format_cell(value: float | int | None, scale: float, fmt: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return fmt.format(int(value)) if fmt == "{:d}" else fmt.format(value * scale)
+
+
+def format_table(results: dict | list[tuple[str, dict]]) -> str:
+    """A plain-text table of one or several runs' metrics, as papers print them.
+
+    IoU, nIoU, P, R and F1 in %, Pd ×10⁻² (i.e. in %), Fa ×10⁻⁶, AUC as a fraction; NaN
+    and missing values print as ``-``.
+
+    Args:
+        results: the dict of :meth:`MetricAccumulator.compute`, or ``(name, dict)`` pairs,
+            one row each (e.g. ``[("best (val-selected)", best), ("last", last)]``).
+    """
+    rows = [("", results)] if isinstance(results, dict) else list(results)
+    named = any(name for name, _ in rows)
+    header = [column[0] for column in _TABLE_COLUMNS]
+    body = [
+        [_format_cell(metrics.get(key), scale, fmt) for _, key, scale, fmt in _TABLE_COLUMNS]
+        for _, metrics in rows
+    ]
+    if named:
+        header = ["run", *header]
+        body = [[name, *cells] for (name, _), cells in zip(rows, body, strict=True)]
+    widths = [max(len(row[j]) for row in [header, *body]) for j in range(len(header))]
+    lines = []
+    for row in [header, *body]:
+        cells = [
+            cell.ljust(width) if named and j == 0 else cell.rjust(width)
+            for j, (cell, width) in enumerate(zip(row, widths, strict=True))
+        ]
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines)

@@ -1,0 +1,114 @@
+"""cal_from_mask.py as a user runs it: exit codes, one-line errors, the JSON it writes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from lrrnet.data.io import write_prediction
+
+SCRIPT = Path(__file__).resolve().parents[1] / "cal_from_mask.py"
+
+
+def run(*args, cwd=None):
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=120,
+    )
+
+
+def write_pair(masks, results, name, target, found):
+    """Mask with one target pixel; prediction 0.9 there when ``found``, else at (0,0)."""
+    masks.mkdir(parents=True, exist_ok=True)
+    mask = np.zeros((6, 6), np.uint8)
+    mask[target] = 255
+    cv2.imwrite(str(masks / f"{name}.png"), mask)
+    prob = np.zeros((6, 6), np.float32)
+    prob[target if found else (0, 0)] = 0.9
+    write_prediction(results, name, prob)
+
+
+def test_folder_mode_writes_json(tmp_path):
+    masks, results = tmp_path / "masks", tmp_path / "results"
+    write_pair(masks, results, "a", (2, 2), found=True)
+    write_pair(masks, results, "b", (4, 4), found=False)
+    json_path = tmp_path / "out" / "scores.json"
+    done = run("--pred", results, "--masks", masks, "--json", json_path)
+    assert done.returncode == 0, done.stderr
+    assert "IoU" in done.stdout and "Fa(e-6)" in done.stdout
+    saved = json.loads(json_path.read_text())
+    # a: TP 1. b: missed, one false-alarm pixel. IoU 1/3, Pd 1/2, Fa 1/72.
+    assert saved["miou"] == pytest.approx(1 / 3, abs=1e-12)
+    assert saved["pd"] == 0.5 and saved["fa"] == pytest.approx(1 / 72, abs=1e-12)
+    assert (saved["n_images"], saved["n_targets"]) == (2, 2)
+    assert (tmp_path / "out" / "roc.mat").is_file() and (tmp_path / "out" / "roc.png").is_file()
+
+
+def test_lrrnet_protocol_and_threshold_flags(tmp_path):
+    masks, results = tmp_path / "masks", tmp_path / "results"
+    write_pair(masks, results, "a", (2, 2), found=True)
+    done = run("--pred", results, "--masks", masks, "--protocol", "lrrnet", "--threshold", 0.95)
+    assert done.returncode == 0, done.stderr
+    saved = json.loads((results / "metrics.json").read_text())
+    # Normalised by its maximum the detection is 1.0 > 0.95 even though 0.9 < 0.95.
+    assert saved["protocol"] == "lrrnet" and saved["threshold"] == 0.95 and saved["pd"] == 1.0
+
+
+def test_unpaired_files_exit_2_with_one_line(tmp_path):
+    masks, results = tmp_path / "masks", tmp_path / "results"
+    write_pair(masks, results, "a", (2, 2), found=True)
+    write_pair(masks, tmp_path / "elsewhere", "b", (2, 2), found=True)  # mask b, no prediction
+    done = run("--pred", results, "--masks", masks)
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: ") and done.stderr.count("\n") == 1
+    assert str(masks / "b.png") in done.stderr
+    allowed = run("--pred", results, "--masks", masks, "--allow-missing")
+    assert allowed.returncode == 0, allowed.stderr
+    assert "1 masks without a prediction" in allowed.stdout
+
+
+def test_missing_folder_and_bad_usage(tmp_path):
+    done = run("--pred", tmp_path / "nothing", "--masks", tmp_path)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1
+    assert str(tmp_path / "nothing") in done.stderr
+    assert run("--pred", tmp_path).returncode == 2  # --masks missing: a usage error
+
+
+def _config_api_available():
+    try:
+        from lrrnet.config import load_config  # noqa: F401
+        from lrrnet.data import build_splits  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _config_api_available(), reason="lrrnet.config / lrrnet.data not ready")
+def test_config_mode_scores_results_against_test_masks(tmp_path):
+    from lrrnet.config import load_config
+
+    root, results_root = tmp_path / "data", tmp_path / "results"
+    overrides = [f"data.root={root}", f"paths.results={results_root}"]
+    name = load_config("base", overrides)["name"]
+    blank = np.zeros((6, 6), np.uint8)
+    for split, names in (("trainval", ["t1", "t2", "t3", "t4"]), ("test", ["x1", "x2"])):
+        (root / split / "images").mkdir(parents=True)
+        for image_name in names:
+            cv2.imwrite(str(root / split / "images" / f"{image_name}.png"), blank)
+            write_pair(root / split / "masks", tmp_path / "unused", image_name, (3, 3), True)
+    results = results_root / name
+    write_pair(tmp_path / "unused_masks", results, "x1", (3, 3), found=True)
+    write_pair(tmp_path / "unused_masks", results, "x2", (3, 3), found=False)
+    done = run("base", *[arg for item in overrides for arg in ("--set", item)])
+    assert done.returncode == 0, done.stderr
+    saved = json.loads((results / "metrics.json").read_text())
+    assert (saved["n_images"], saved["pd"]) == (2, 0.5)

@@ -1,0 +1,439 @@
+"""Hand-worked cases for lrrnet.metrics: every expected number is derived in the comments.
+
+Coordinates are (row, column). Images of 512×512 are used for the ``lrrnet`` protocol so
+that its resize to 512×512 is the identity and the hand calculation stays simple.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+import skimage.measure
+
+from lrrnet.data.io import read_mask
+from lrrnet.errors import ConfigError
+from lrrnet.metrics import (
+    ROC_THRESHOLDS,
+    MetricAccumulator,
+    format_table,
+    label_components,
+    match_components,
+)
+
+TOL = 1e-12
+N512 = 512 * 512
+
+
+def score(pairs, protocol="standard", threshold=0.5):
+    metrics = MetricAccumulator(threshold=threshold, protocol=protocol)
+    for prob, mask in pairs:
+        metrics.update(prob, mask)
+    return metrics.compute()
+
+
+def image(shape, pixels=(), value=1.0, dtype=np.float32, base=0.0):
+    array = np.full(shape, base, dtype=dtype)
+    for row, col in pixels:
+        array[row, col] = value
+    return array
+
+
+def square(row, col, size=2):
+    return [(row + r, col + c) for r in range(size) for c in range(size)]
+
+
+def assert_close(results, expected):
+    for key, value in expected.items():
+        assert results[key] == pytest.approx(value, abs=TOL), key
+
+
+def test_diagonal_pixels_are_one_target():
+    # Mask pixels (2,2) and (3,3) touch diagonally: one 8-connected target, centroid
+    # (2.5, 2.5). The prediction (2,2) alone has centroid (2,2), at √0.5 ≈ 0.71 px: matched.
+    # TP=1, FP=0, FN=1 → IoU = 1/2, P = 1, R = 1/2, F1 = 2·1/(2+0+1) = 2/3.
+    mask = image((8, 8), [(2, 2), (3, 3)], dtype=bool, value=True)
+    prob = image((8, 8), [(2, 2)], value=0.9)
+    results = score([(prob, mask)])
+    assert results["n_targets"] == 1
+    assert_close(
+        results,
+        {"miou": 0.5, "niou": 0.5, "precision": 1, "recall": 0.5, "f1": 2 / 3, "pd": 1, "fa": 0},
+    )
+
+
+def _offset_case(offset):
+    # Target (10,10),(10,11): centroid (10, 10.5). Predicted cross-like blobs on rows 9–11
+    # with row mean 10:
+    #   2.9: (10,12),(10,13),(10,14),(9,14),(11,14): column mean 67/5 = 13.4 → 2.9 px
+    #   3.1: (10,13),(10,14),(10,15),(9,13),(11,13): column mean 68/5 = 13.6 → 3.1 px
+    run, extra = {2.9: (12, 14), 3.1: (13, 13)}[offset]
+    blob = [(10, run), (10, run + 1), (10, run + 2), (9, extra), (11, extra)]
+    mask = image((20, 24), [(10, 10), (10, 11)], dtype=bool, value=True)
+    return image((20, 24), blob, value=0.8), mask
+
+
+def test_centroid_distance_below_three_matches_and_above_does_not():
+    near, far = _offset_case(2.9), _offset_case(3.1)
+    centroids = match_components(near[0] > 0.5, near[1]).predicted.centroids
+    assert centroids[0] == pytest.approx([10.0, 13.4], abs=TOL)
+    # 2.9 px: matched, no false alarm. 3.1 px: missed, its 5 pixels are false alarms.
+    assert_close(score([near]), {"pd": 1.0, "fa": 0.0})
+    assert_close(score([far]), {"pd": 0.0, "fa": 5 / 480})
+    # Together: 1 of 2 targets, 5 false-alarm pixels out of 2·480.
+    assert_close(score([near, far]), {"pd": 0.5, "fa": 5 / 960})
+
+
+def _equal_area_false_alarms():
+    # One 2×2 target at (2,2), detected exactly (area 4). Beside it two 2×2 false alarms
+    # (area 4, at (8,8) and (12,2)) and an L of area 3 at (12,10),(12,11),(13,10).
+    mask = image((512, 512), square(2, 2), dtype=bool, value=True)
+    blobs = square(2, 2) + square(8, 8) + square(12, 2) + [(12, 10), (12, 11), (13, 10)]
+    return image((512, 512), blobs, value=0.9), mask
+
+
+def test_equal_area_false_alarms_counted_by_standard_dropped_by_lrrnet():
+    prob, mask = _equal_area_false_alarms()
+    # Components in raster order of first pixel: (2,2)→1, (8,8)→2, (12,2)→3, (12,10)→4.
+    standard = match_components(prob > 0.5, mask)
+    assert standard.matched == [(1, 1)]
+    assert standard.false_alarms == [2, 3, 4] and standard.ignored == []
+    lrrnet = match_components(prob > 0.5, mask, area_rule=True)
+    assert lrrnet.false_alarms == [4] and lrrnet.ignored == [2, 3]
+    # Standard: Fa = (4 + 4 + 3) / 512². lrrnet: the two area-4 blobs share the matched
+    # detection's area and are dropped: Fa = 3 / 512². IoU = 4 / (4 + 11) in both.
+    assert_close(score([(prob, mask)]), {"pd": 1, "fa": 11 / N512, "miou": 4 / 15})
+    assert_close(score([(prob, mask)], "lrrnet"), {"pd": 1, "fa": 3 / N512, "miou": 4 / 15})
+
+
+def test_area_rule_looks_only_at_the_same_image():
+    # Image 1: the detection of area 4 alone. Image 2: no target, one area-4 blob. The
+    # matched area of image 1 must not excuse image 2's blob: Fa = 4 / (2·512²).
+    prob, mask = _equal_area_false_alarms()
+    detection = image((512, 512), square(2, 2), value=0.9)
+    lonely = image((512, 512), square(8, 8), value=0.9)
+    empty = np.zeros((512, 512), dtype=bool)
+    results = score([(detection, mask), (lonely, empty)], "lrrnet")
+    assert_close(results, {"fa": 4 / (2 * N512), "pd": 1})
+
+
+def test_image_without_targets_nIoU_and_ROC():
+    # Image A: target (1,1) at p=0.8, every other pixel 0.3. Image B: no target, one pixel
+    # (5,5) at 0.6, the rest 0.
+    mask_a = image((512, 512), [(1, 1)], dtype=bool, value=True)
+    prob_a = image((512, 512), [(1, 1)], value=0.8, base=0.3)
+    mask_b = np.zeros((512, 512), dtype=bool)
+    prob_b = image((512, 512), [(5, 5)], value=0.6)
+    pairs = [(prob_a, mask_a), (prob_b, mask_b)]
+    # Binary (both protocols: lrrnet maps A/0.8 → target 1, rest 0.375; B/0.6 → 1 at (5,5)):
+    # A IoU 1, B IoU 0/1 = 0 → nIoU 1/2; ΣTP=1, ΣFP=1 → IoU 1/2; Fa = 1/(2·512²).
+    expected = {"miou": 0.5, "niou": 0.5, "pd": 1.0, "fa": 1 / (2 * N512)}
+    standard = score(pairs)
+    lrrnet = score(pairs, "lrrnet")
+    assert_close(standard, expected)
+    assert_close(lrrnet, expected)
+    # Standard ROC: background = 512²−1 pixels at 0.3 (A) + 512²−1 at 0 and 1 at 0.6 (B).
+    # At t = 0.005: the 512²−1 of A and B's 0.6 pixel → 512² / (2·512² − 1).
+    # lrrnet ROC skips B: A's background (0.375 after normalisation) is all above t ≤ 0.375.
+    assert standard["roc_fpr"][1] == pytest.approx(N512 / (2 * N512 - 1), abs=TOL)
+    assert standard["roc_fpr"][121] == 0.0  # t = 0.605: nothing left
+    assert lrrnet["roc_fpr"][75] == 1.0 and lrrnet["roc_fpr"][76] == 0.0  # 0.375 vs 0.38
+    assert np.all(lrrnet["roc_tpr"] == 1.0)  # the normalised target is 1.0 ≥ every t
+
+
+def test_image_with_neither_target_nor_positive_scores_one():
+    results = score([(np.full((5, 7), 0.2, np.float32), np.zeros((5, 7), bool))])
+    # Nothing to find, nothing predicted: every pixel ratio is 0/0 → 1; no target → NaN.
+    assert_close(results, {"miou": 1, "niou": 1, "precision": 1, "recall": 1, "f1": 1, "fa": 0})
+    assert np.isnan(results["pd"]) and np.isnan(results["auc"])
+    assert results["n_targets"] == 0
+
+
+def test_maximum_below_threshold_standard_misses_lrrnet_detects():
+    # 3×3 target at rows 100–102, columns 200–202, p = 0.4; background 0.1.
+    mask = image((512, 512), square(100, 200, 3), dtype=bool, value=True)
+    prob = image((512, 512), square(100, 200, 3), value=0.4, base=0.1)
+    # Standard: nothing > 0.5. TP=0, FP=0, FN=9: IoU 0, P = 0 (nothing predicted but
+    # targets exist), R = 0, F1 = 0, Pd = 0.
+    assert_close(
+        score([(prob, mask)]),
+        {"miou": 0, "niou": 0, "precision": 0, "recall": 0, "f1": 0, "pd": 0, "fa": 0},
+    )
+    # lrrnet: divided by 0.4 the target is 1.0 and the background 0.25: found exactly.
+    assert_close(
+        score([(prob, mask)], "lrrnet"),
+        {"miou": 1, "niou": 1, "precision": 1, "recall": 1, "f1": 1, "pd": 1, "fa": 0},
+    )
+
+
+def test_lrrnet_zero_map_detects_nothing_and_counts_at_t0():
+    mask = image((512, 512), [(3, 3)], dtype=bool, value=True)
+    results = score([(np.zeros((512, 512), np.float32), mask)], "lrrnet")
+    assert_close(results, {"miou": 0, "pd": 0, "fa": 0})
+    # The map stays 0 (no 0/0 NaN): p ≥ 0 holds at t = 0 only.
+    assert results["roc_tpr"][0] == 1 and results["roc_tpr"][1] == 0
+    assert results["roc_fpr"][0] == 1 and results["roc_fpr"][1] == 0
+
+
+def test_lrrnet_resizes_odd_sizes_like_the_original():
+    # A 7×13 map goes to 512×512 (bilinear, then /max) and its mask (nearest); the result
+    # must equal the standard protocol run on maps prepared that way by hand (the case has
+    # a target and no equal-area false alarm, where the two protocols otherwise agree).
+    rng = np.random.default_rng(3)
+    prob = rng.random((7, 13)).astype(np.float32) * 0.6
+    prob[2, 4] = 0.6
+    mask = image((7, 13), [(2, 4), (2, 5)], dtype=bool, value=True)
+    resized = cv2.resize(prob, (512, 512), interpolation=cv2.INTER_LINEAR)
+    resized = resized / resized.max()
+    resized_mask = cv2.resize(mask.view(np.uint8), (512, 512), interpolation=cv2.INTER_NEAREST)
+    by_hand = score([(resized, resized_mask > 0)])
+    lrrnet = score([(prob, mask)], "lrrnet")
+    for key in ("miou", "niou", "precision", "recall", "pd", "fa", "auc"):
+        assert lrrnet[key] == pytest.approx(by_hand[key], abs=TOL), key
+    assert lrrnet["n_targets"] == by_hand["n_targets"] == 1
+
+
+def test_non_square_odd_size():
+    # 7×13 image. Target (1,10),(2,10): centroid (1.5, 10). Prediction: blob (2,10),(2,11),
+    # (3,10) with centroid (7/3, 31/3), at √((5/6)² + (1/3)²) ≈ 0.90 px → matched; and a
+    # lone pixel (6,0) → false alarm of 1 pixel. TP=1 ((2,10)), FP=3, FN=1 → IoU 1/5.
+    mask = image((7, 13), [(1, 10), (2, 10)], dtype=bool, value=True)
+    prob = image((7, 13), [(2, 10), (2, 11), (3, 10), (6, 0)], value=0.7)
+    match = match_components(prob > 0.5, mask)
+    assert match.predicted.centroids[0] == pytest.approx([7 / 3, 31 / 3], abs=TOL)
+    assert match.matched == [(1, 1)] and match.false_alarms == [2] and match.missed_targets == []
+    assert (match.tp, match.fp, match.fn) == (1, 3, 1)
+    assert_close(score([(prob, mask)]), {"miou": 1 / 5, "pd": 1, "fa": 1 / 91})
+
+
+def test_16bit_and_rgb_masks(tmp_path):
+    # 16-bit: values 65535 at (2,3),(2,4) and 1 at (5,8): two targets (any non-zero counts).
+    mask16 = np.zeros((6, 9), np.uint16)
+    mask16[2, 3:5] = 65535
+    mask16[5, 8] = 1
+    cv2.imwrite(str(tmp_path / "m16.png"), mask16)
+    # RGB: (1,1) only in one channel, (4,4) a faint other channel: two targets.
+    mask_rgb = np.zeros((6, 9, 3), np.uint8)
+    mask_rgb[1, 1] = (0, 0, 255)
+    mask_rgb[4, 4] = (10, 0, 0)
+    cv2.imwrite(str(tmp_path / "mrgb.png"), mask_rgb)
+    # Prediction on the first target only: Pd = 1/2 each.
+    # 16-bit: TP=2, FN=1 → IoU 2/3. RGB: TP=1, FN=1 → IoU 1/2.
+    results16 = score([(image((6, 9), [(2, 3), (2, 4)], 0.9), read_mask(tmp_path / "m16.png"))])
+    results_rgb = score([(image((6, 9), [(1, 1)], 0.9), read_mask(tmp_path / "mrgb.png"))])
+    assert results16["n_targets"] == 2 and results_rgb["n_targets"] == 2
+    assert_close(results16, {"pd": 0.5, "miou": 2 / 3})
+    assert_close(results_rgb, {"pd": 0.5, "miou": 1 / 2})
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_probability_exactly_at_threshold(dtype):
+    # p = 0.5 on the target: not > 0.5 (missed), but ≥ t for t = 0.5 (index 100).
+    mask = image((4, 4), [(0, 0)], dtype=bool, value=True)
+    results = score([(image((4, 4), [(0, 0)], 0.5, dtype=dtype), mask)])
+    assert_close(results, {"miou": 0, "pd": 0})
+    assert results["roc_tpr"][100] == 1 and results["roc_tpr"][101] == 0
+
+
+def test_comparisons_are_exact_in_float64():
+    # float32(0.3) = 0.30000001… > 0.3 → positive at threshold 0.3 (a float32 comparison
+    # with float32(0.3) would call it equal). float32(0.7) = 0.69999998… < 0.7 → below
+    # the ROC threshold 0.7 (index 140), above 0.695 (index 139).
+    mask = image((3, 3), [(1, 1)], dtype=bool, value=True)
+    for dtype in (np.float32, np.float64):
+        at_03 = image((3, 3), [(1, 1)], np.float32(0.3)).astype(dtype)
+        assert score([(at_03, mask)], threshold=0.3)["pd"] == 1.0
+        at_07 = image((3, 3), [(1, 1)], np.float32(0.7)).astype(dtype)
+        tpr = score([(at_07, mask)])["roc_tpr"]
+        assert tpr[139] == 1 and tpr[140] == 0
+
+
+def test_roc_and_auc_tiny_case():
+    # 2×3 image, targets T1 = (0,0) and T2 = (1,2) (not adjacent).
+    #   p = [[0.9, 0.2, 0.4],
+    #        [0.1, 0.6, 0.3]]
+    # TPR(t): both targets for t ≤ 0.3 (i ≤ 60), T1 for t ≤ 0.9 (i ≤ 180), then none.
+    # Background 0.2, 0.4, 0.1, 0.6: FPR 1 (i ≤ 20), 3/4 (≤ 40), 2/4 (≤ 80), 1/4 (≤ 120), 0.
+    prob = np.array([[0.9, 0.2, 0.4], [0.1, 0.6, 0.3]])
+    mask = np.array([[1, 0, 0], [0, 0, 1]], dtype=bool)
+    results = score([(prob, mask)])
+    i = np.arange(201)
+    expected_tpr = np.select([i <= 60, i <= 180], [1.0, 0.5], 0.0)
+    expected_fpr = np.select([i <= 20, i <= 40, i <= 80, i <= 120], [1, 0.75, 0.5, 0.25], 0.0)
+    assert results["roc_tpr"].shape == results["roc_fpr"].shape == (201,)
+    np.testing.assert_array_equal(results["roc_tpr"], expected_tpr)
+    np.testing.assert_array_equal(results["roc_fpr"], expected_fpr)
+    np.testing.assert_array_equal(results["roc_thresholds"], i / 200)
+    # Sorted by FPR, ties by TPR: (0,0) (0,.5) (.25,.5) (.5,.5) (.5,1) (.75,1) (1,1).
+    # Area: .25·.5 + .25·.5 + 0 + .25·1 + .25·1 = 0.75. (Ties the other way would join
+    # (0,0) to (.25,.5) and give 0.6875.)
+    assert results["auc"] == pytest.approx(0.75, abs=TOL)
+    # Binary at 0.5: 0.9 (T1) and 0.6 touch diagonally → one component {(0,0),(1,1)},
+    # centroid (0.5, 0.5), 0.71 px from T1: matched, so no false alarm; T2 missed.
+    # TP=1, FP=1, FN=1 → IoU 1/3.
+    assert_close(results, {"pd": 0.5, "fa": 0.0, "miou": 1 / 3})
+
+
+def test_nIoU_is_the_mean_over_images():
+    # Image 1: target (0,0),(0,1), predicted (0,0) → 1/2. Image 2: target (1,1), predicted
+    # (1,1),(1,2),(2,1) → 1/3. Image 3: nothing at all → 1. nIoU = (1/2 + 1/3 + 1)/3 = 11/18;
+    # IoU = ΣTP/(ΣTP+ΣFP+ΣFN) = 2/(2+2+1) = 2/5.
+    empty = np.zeros((4, 4), bool)
+    pairs = [
+        (image((4, 4), [(0, 0)]), image((4, 4), [(0, 0), (0, 1)], dtype=bool, value=True)),
+        (image((4, 4), [(1, 1), (1, 2), (2, 1)]), image((4, 4), [(1, 1)], dtype=bool, value=True)),
+        (np.zeros((4, 4), np.float32), empty),
+    ]
+    assert_close(score(pairs), {"niou": 11 / 18, "miou": 2 / 5})
+
+
+def _random_pairs(seed, count=6):
+    rng = np.random.default_rng(seed)
+    pairs = []
+    for _ in range(count):
+        shape = tuple(rng.integers(9, 40, size=2))
+        mask = rng.random(shape) < 0.06
+        prob = np.clip(mask * 0.7 + rng.random(shape) * 0.55, 0, 1).astype(np.float32)
+        pairs.append((prob, mask))
+    return pairs
+
+
+def _same_results(a, b):
+    for key, value in a.items():
+        if isinstance(value, np.ndarray):
+            np.testing.assert_allclose(b[key], value, rtol=0, atol=TOL, err_msg=key)
+        else:
+            assert b[key] == pytest.approx(value, abs=TOL, nan_ok=True), key
+
+
+@pytest.mark.parametrize("protocol", ["standard", "lrrnet"])
+def test_merge_and_state_equal_single_accumulator(protocol):
+    pairs = _random_pairs(1)
+    single = MetricAccumulator(protocol=protocol)
+    first, second = MetricAccumulator(protocol=protocol), MetricAccumulator(protocol=protocol)
+    for index, (prob, mask) in enumerate(pairs):
+        single.update(prob, mask)
+        (first if index % 2 else second).update(prob, mask)
+    expected = single.compute()
+    summed = first.state() + second.state()  # what all_reduce(SUM) does
+    _same_results(expected, MetricAccumulator.from_state(summed, protocol=protocol).compute())
+    _same_results(expected, first.merge(second).compute())
+    assert expected["n_images"] == len(pairs)
+
+
+def _reference(pairs):
+    """A deliberately plain implementation of SPEC §5 with scikit-image, 201 passes."""
+    tp = fp = fn = hits = targets = fa_pixels = pixels = 0
+    nious, detected, false_pos, background = [], np.zeros(201), np.zeros(201), 0
+    for prob, mask in pairs:
+        positive = prob.astype(np.float64) > 0.5
+        tp_i, fp_i = np.sum(positive & mask), np.sum(positive & ~mask)
+        fn_i = np.sum(~positive & mask)
+        tp, fp, fn = tp + tp_i, fp + fp_i, fn + fn_i
+        nious.append(tp_i / (tp_i + fp_i + fn_i) if tp_i + fp_i + fn_i else 1.0)
+        target_labels = skimage.measure.label(mask, connectivity=2)
+        regions = skimage.measure.regionprops(target_labels)
+        found = list(skimage.measure.regionprops(skimage.measure.label(positive, connectivity=2)))
+        for region in regions:
+            for k, candidate in enumerate(found):
+                if np.linalg.norm(np.subtract(region.centroid, candidate.centroid)) < 3:
+                    hits += 1
+                    del found[k]
+                    break
+        fa_pixels += sum(region.area for region in found)
+        targets, pixels = targets + len(regions), pixels + mask.size
+        background += np.sum(~mask)
+        for i, t in enumerate(np.arange(201) / 200):
+            above = prob.astype(np.float64) >= t
+            false_pos[i] += np.sum(above & ~mask)
+            detected[i] += sum(np.any(above[target_labels == r.label]) for r in regions)
+    tpr, fpr = detected / targets, false_pos / background
+    order = np.lexsort((tpr, fpr))
+    return {
+        "miou": tp / (tp + fp + fn),
+        "niou": np.mean(nious),
+        "pd": hits / targets,
+        "fa": fa_pixels / pixels,
+        "auc": np.trapezoid(tpr[order], fpr[order]),
+        "roc_tpr": tpr,
+        "roc_fpr": fpr,
+    }
+
+
+def test_random_images_match_a_plain_reference():
+    pairs = _random_pairs(7, count=8)
+    results = score(pairs)
+    expected = _reference(pairs)
+    assert expected["pd"] not in (0.0, 1.0) and expected["fa"] > 0  # a non-trivial case
+    _same_results(expected, results)
+
+
+def test_label_order_and_centroids_equal_scikit_image():
+    rng = np.random.default_rng(0)
+    for _ in range(60):
+        binary = rng.random(tuple(rng.integers(1, 48, size=2))) < rng.uniform(0.05, 0.7)
+        reference = skimage.measure.label(binary, connectivity=2)
+        components = label_components(binary)
+        np.testing.assert_array_equal(components.labels, reference)
+        regions = skimage.measure.regionprops(reference)
+        assert components.count == len(regions)
+        for region in regions:
+            assert components.areas[region.label - 1] == region.area
+            assert tuple(components.centroids[region.label - 1]) == region.centroid
+
+
+def test_errors():
+    with pytest.raises(ConfigError, match="protocol"):
+        MetricAccumulator(protocol="paper")
+    metrics = MetricAccumulator()
+    with pytest.raises(ValueError, match="shape"):
+        metrics.update(np.zeros((4, 5)), np.zeros((5, 4), bool))
+    with pytest.raises(ValueError, match="NaN"):
+        metrics.update(np.full((4, 4), np.nan), np.zeros((4, 4), bool))
+    with pytest.raises(ValueError, match="no images"):
+        metrics.compute()
+    with pytest.raises(ValueError, match="merge"):
+        metrics.merge(MetricAccumulator(threshold=0.4))
+    with pytest.raises(ValueError, match="entries"):
+        metrics.load_state(np.zeros(3))
+
+
+def test_format_table_scales_and_rows():
+    results = {
+        "miou": 0.5,
+        "niou": 0.25,
+        "precision": 1.0,
+        "recall": 0.5,
+        "f1": 2 / 3,
+        "pd": 0.875,
+        "fa": 3.5e-6,
+        "auc": 0.75,
+        "n_images": 3,
+        "n_targets": 8,
+    }
+    single = format_table(results).splitlines()
+    assert single[0].split() == [
+        "IoU", "nIoU", "P", "R", "F1", "Pd(e-2)", "Fa(e-6)", "AUC", "images", "targets"
+    ]  # fmt: skip
+    assert single[1].split() == [
+        "50.00", "25.00", "100.00", "50.00", "66.67", "87.50", "3.50", "0.7500", "3", "8"
+    ]  # fmt: skip
+    table = format_table([("best (val-selected)", results), ("last", {**results, "pd": np.nan})])
+    lines = table.splitlines()
+    assert len(lines) == 3 and lines[1].startswith("best (val-selected)")
+    assert lines[2].startswith("last") and " - " in lines[2]
+    assert ROC_THRESHOLDS[100] == 0.5
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_roc_counts_at_every_threshold_boundary(dtype):
+    # Background pixels at every threshold i/200 (as this dtype rounds it) and at both
+    # neighbouring floats; FPR(t) must equal the brute-force count of p ≥ t in float64.
+    t = (np.arange(201) / 200).astype(dtype)
+    values = np.concatenate([t, np.nextafter(t, dtype(-1)), np.nextafter(t, dtype(2))])
+    prob = np.concatenate([values, [dtype(1)]]).reshape(1, -1)
+    mask = np.zeros(prob.shape, bool)
+    mask[0, -1] = True  # one target so that the ROC is defined
+    fpr = score([(prob, mask)])["roc_fpr"]
+    brute = (values.astype(np.float64)[:, None] >= np.arange(201) / 200).sum(axis=0)
+    np.testing.assert_array_equal(fpr, brute / values.size)

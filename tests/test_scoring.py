@@ -1,0 +1,179 @@
+"""Pairing prediction folders with masks, scoring them and writing the report files."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+import scipy.io
+
+from lrrnet.data.io import write_prediction
+from lrrnet.engine.scoring import (
+    METRIC_KEYS,
+    pair_predictions,
+    prediction_files,
+    score_folder,
+    write_report,
+)
+from lrrnet.errors import DataError
+from lrrnet.metrics import MetricAccumulator
+
+SHAPE = (8, 10)
+
+
+def write_mask(folder, name, pixels, shape=SHAPE):
+    folder.mkdir(parents=True, exist_ok=True)
+    mask = np.zeros(shape, np.uint8)
+    for row, col in pixels:
+        mask[row, col] = 255
+    cv2.imwrite(str(folder / name), mask)
+
+
+def prob_map(pixels, value=0.9, shape=SHAPE):
+    prob = np.zeros(shape, np.float32)
+    for row, col in pixels:
+        prob[row, col] = value
+    return prob
+
+
+@pytest.fixture
+def dataset(tmp_path):
+    """Masks a (target (2,2)) and b (target (5,7)); results: a found, b missed."""
+    masks = tmp_path / "masks"
+    write_mask(masks, "a.png", [(2, 2)])
+    write_mask(masks, "b.png", [(5, 7)])
+    results = tmp_path / "results"
+    write_prediction(results, "a", prob_map([(2, 2)]))
+    write_prediction(results, "b", prob_map([(0, 0)]))
+    return masks, results
+
+
+def test_results_folder_prefers_mat_over_img(dataset):
+    masks, results = dataset
+    # Make img/ disagree: if it were read, a would be missed too.
+    cv2.imwrite(str(results / "img" / "a.png"), np.zeros(SHAPE, np.uint8))
+    pairs, problems = pair_predictions(results, masks)
+    assert [p.prediction.suffix for p in pairs] == [".mat", ".mat"] and problems == []
+    outcome = score_folder(results, masks, progress=False)
+    # a: TP 1; b: FN 1, FP 1 (the blob at (0,0), a false alarm of 1 pixel).
+    assert outcome["pd"] == 0.5 and outcome["miou"] == pytest.approx(1 / 3, abs=1e-12)
+    assert outcome["fa"] == pytest.approx(1 / 160, abs=1e-12)
+
+
+def test_img_only_and_flat_folders(dataset, tmp_path):
+    masks, results = dataset
+    mats = sorted((results / "mat").iterdir())
+    for mat in mats:  # a flat folder of .mat files
+        (tmp_path / "flat_mat").mkdir(exist_ok=True)
+        (tmp_path / "flat_mat" / mat.name).write_bytes(mat.read_bytes())
+    for mat in mats:
+        mat.unlink()
+    (results / "mat").rmdir()
+    assert [p.suffix for p in prediction_files(results)] == [".png", ".png"]  # img/ now
+    assert [p.suffix for p in prediction_files(tmp_path / "flat_mat")] == [".mat", ".mat"]
+    assert [p.suffix for p in prediction_files(results / "img")] == [".png", ".png"]
+    expected = score_folder(tmp_path / "flat_mat", masks, progress=False)
+    from_png = score_folder(results / "img", masks, progress=False)
+    for key in METRIC_KEYS:
+        assert from_png[key] == pytest.approx(expected[key], abs=1e-12, nan_ok=True), key
+
+
+def test_png_maps_are_value_over_255(tmp_path):
+    # 128/255 = 0.502 > 0.5: detected; 127/255 = 0.498: not.
+    masks, preds = tmp_path / "masks", tmp_path / "preds"
+    write_mask(masks, "hit.png", [(1, 1)])
+    write_mask(masks, "miss.png", [(1, 1)])
+    preds.mkdir()
+    for name, value in (("hit", 128), ("miss", 127)):
+        cv2.imwrite(str(preds / f"{name}.png"), (prob_map([(1, 1)], value) > 0) * np.uint8(value))
+    outcome = score_folder(preds, masks, progress=False)
+    assert outcome["pd"] == 0.5 and outcome["n_images"] == 2
+
+
+def test_pixels0_masks_and_mask_mapping(tmp_path):
+    masks, preds = tmp_path / "masks", tmp_path / "preds"
+    write_mask(masks, "Misc_1_pixels0.png", [(3, 3)])
+    write_prediction(preds, "Misc_1", prob_map([(3, 3)]))
+    pairs, _ = pair_predictions(preds, masks)
+    assert [(p.name, p.mask.name) for p in pairs] == [("Misc_1", "Misc_1_pixels0.png")]
+    # The same pairing from a mapping (what a config's test split gives).
+    pairs, _ = pair_predictions(preds, {"Misc_1": masks / "Misc_1_pixels0.png"})
+    assert pairs[0].prediction.name == "Misc_1.mat"
+
+
+def test_missing_mask_and_missing_prediction_name_every_file(dataset):
+    masks, results = dataset
+    write_prediction(results, "c", prob_map([(1, 1)]))  # no mask c
+    write_mask(masks, "d.png", [(1, 1)])  # no prediction d
+    write_mask(masks, "e.png", [(1, 1)])  # no prediction e
+    with pytest.raises(DataError) as error:
+        pair_predictions(results, masks)
+    message = str(error.value)
+    assert "\n" not in message and message.startswith("3 unpaired")
+    assert "c.mat" in message and "d.png" in message and "e.png" in message
+
+
+def test_size_mismatch_names_both_files(dataset):
+    masks, results = dataset
+    write_mask(masks, "b.png", [(5, 7)], shape=(9, 10))
+    with pytest.raises(DataError) as error:
+        score_folder(results, masks, progress=False)
+    message = str(error.value)
+    assert "\n" not in message and "b.mat" in message and "b.png" in message
+    assert "10×8" in message and "10×9" in message
+
+
+def test_allow_missing_reports_and_counts(dataset, caplog):
+    masks, results = dataset
+    write_prediction(results, "c", prob_map([(1, 1)]))
+    write_mask(masks, "d.png", [(1, 1)])
+    write_mask(masks, "b.png", [(5, 7)], shape=(9, 10))
+    with caplog.at_level("WARNING"):
+        outcome = score_folder(results, masks, allow_missing=True, progress=False)
+    assert (outcome["n_missing_mask"], outcome["n_missing_prediction"]) == (1, 1)
+    assert outcome["n_size_mismatch"] == 1
+    assert outcome["n_images"] == 1 and outcome["pd"] == 1.0  # only a is scored
+    assert "c.mat" in caplog.text and "d.png" in caplog.text and "b.png" in caplog.text
+
+
+def test_missing_folders_and_empty_folder(tmp_path):
+    with pytest.raises(DataError, match="nowhere"):
+        prediction_files(tmp_path / "nowhere")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="no prediction maps"):
+        prediction_files(tmp_path / "empty")
+    write_prediction(tmp_path / "preds", "a", prob_map([]))
+    with pytest.raises(DataError, match="no_masks"):
+        pair_predictions(tmp_path / "preds", tmp_path / "no_masks")
+
+
+def test_report_files(dataset, tmp_path):
+    masks, results = dataset
+    outcome = score_folder(results, masks, progress=False)
+    saved = json.loads((results / "metrics.json").read_text())
+    for key in (*METRIC_KEYS, "n_images", "n_targets"):
+        assert saved[key] == pytest.approx(outcome[key], abs=1e-12), key
+    assert saved["n_targets"] == 2 and saved["protocol"] == "standard"
+    roc = scipy.io.loadmat(str(results / "roc.mat"))
+    np.testing.assert_array_equal(roc["fpr"].ravel(), outcome["roc_fpr"])
+    np.testing.assert_array_equal(roc["tpr"].ravel(), outcome["roc_tpr"])
+    np.testing.assert_array_equal(roc["thresholds"].ravel(), np.arange(201) / 200)
+    assert (results / "roc.png").read_bytes()[:4] == b"\x89PNG"
+    assert "IoU" in (results / "metrics.txt").read_text()
+    # Scoring again ignores the report files beside the predictions.
+    again = score_folder(results, masks, progress=False)
+    assert again["n_images"] == 2 and again["miou"] == outcome["miou"]
+
+
+def test_write_report_json_path_puts_files_beside_it(tmp_path):
+    metrics = MetricAccumulator()
+    metrics.update(np.zeros((4, 4)), np.zeros((4, 4), bool))  # no target: pd and auc NaN
+    paths = write_report(
+        metrics.compute(), tmp_path / "unused", json_path=tmp_path / "r" / "x.json"
+    )
+    assert paths["json"] == tmp_path / "r" / "x.json" and (tmp_path / "r" / "roc.mat").is_file()
+    assert not (tmp_path / "unused").exists()
+    saved = json.loads(paths["json"].read_text())
+    assert saved["pd"] is None and saved["miou"] == 1.0  # NaN is written as null
