@@ -1,0 +1,304 @@
+"""Classical baselines: top-hat, robust PCA, IPI, and the tools/baselines.py script."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from lrrnet.baselines import (
+    build_patch_image,
+    ipi,
+    parse_params,
+    reconstruct_from_patches,
+    rpca_ialm,
+    run_baseline,
+    white_tophat,
+)
+from lrrnet.data.io import read_prediction
+from lrrnet.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "tools" / "baselines.py"
+
+
+# --- top-hat ---------------------------------------------------------------------------
+
+
+def _tophat_scene() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A ramp background, a 40×40 plateau brighter than the target, and a 3×3 target.
+
+    Returns the image and the boolean masks of the target, the plateau, and the plateau's
+    interior (the plateau shrunk by the element size on every side).
+    """
+    height, width = 96, 96
+    _, cols = np.mgrid[:height, :width]
+    image = 0.1 + 0.002 * cols  # a linear ramp: the opening rebuilds it exactly
+    plateau = np.zeros((height, width), dtype=bool)
+    plateau[40:80, 40:80] = True
+    interior = np.zeros_like(plateau)
+    interior[49:71, 49:71] = True
+    target = np.zeros_like(plateau)
+    target[15:18, 20:23] = True
+    image[plateau] += 0.6  # brighter in absolute terms than the target below
+    image[target] += 0.3
+    return image.astype(np.float32), target, plateau, interior
+
+
+@pytest.mark.parametrize("shape", ["disc", "square"])
+def test_tophat_finds_small_target_and_ignores_plateau(shape: str) -> None:
+    image, target, plateau, interior = _tophat_scene()
+    response = white_tophat(image, size=9, shape=shape)
+    assert response.dtype == np.float32 and response.shape == image.shape
+    assert response.min() >= 0.0 and response.max() <= 1.0
+    # A disc cannot reach into the square plateau's corners, so the plateau outline may
+    # respond there; away from the outline the target must be the strongest response.
+    outline = cv2.dilate(plateau.astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool)
+    outline &= ~interior
+    away = np.where(outline, -1.0, response)
+    assert target[np.unravel_index(np.argmax(away), away.shape)]
+    detected = response > 0.15  # half the target's contrast
+    assert detected[target].all()
+    assert np.abs(response[interior]).max() < 1e-6
+    # The plateau is brighter than the target, yet its interior is not detected at all.
+    assert image[interior].min() > image[target].max()
+
+
+def test_tophat_square_element_opens_a_square_plateau_exactly() -> None:
+    image, target, _, _ = _tophat_scene()
+    response = white_tophat(image, size=9, shape="square")
+    assert target[np.unravel_index(np.argmax(response), response.shape)]
+    # A flat element cannot follow the ramp where it meets a step (the plateau's edges,
+    # the image border): there the response is at most the ramp's rise across the element.
+    assert np.abs(response[~target]).max() <= 0.002 * 9
+
+
+def test_tophat_gain_scales_and_clips() -> None:
+    image, target, _, _ = _tophat_scene()
+    plain = white_tophat(image, size=9)
+    doubled = white_tophat(image, size=9, gain=2.0)
+    np.testing.assert_allclose(doubled[target], np.minimum(2 * plain[target], 1), atol=1e-6)
+    assert white_tophat(image, size=9, gain=10.0).max() == 1.0
+
+
+@pytest.mark.parametrize(
+    ("params", "word"), [({"size": 0}, "size"), ({"shape": "star"}, "shape"), ({"gain": 0}, "gain")]
+)
+def test_tophat_rejects_bad_parameters(params: dict, word: str) -> None:
+    with pytest.raises(ConfigError, match=word):
+        white_tophat(np.zeros((8, 8)), **params)
+
+
+# --- patch image ------------------------------------------------------------------------
+
+
+def test_patch_image_covers_borders_and_round_trips() -> None:
+    # 47×53 with patch 20 step 10: the step divides neither 27 nor 33, so the last windows
+    # must be the extra ones flush with the bottom and right borders.
+    image = np.random.default_rng(0).random((47, 53))
+    patch_image, positions = build_patch_image(image, patch=20, step=10)
+    rows, cols = np.unique(positions[:, 0]), np.unique(positions[:, 1])
+    assert rows.tolist() == [0, 10, 20, 27] and cols.tolist() == [0, 10, 20, 30, 33]
+    assert patch_image.shape == (400, len(rows) * len(cols))
+    top, left = positions[7]
+    np.testing.assert_array_equal(
+        patch_image[:, 7], image[top : top + 20, left : left + 20].ravel()
+    )
+    for reduce in ("median", "mean"):
+        rebuilt = reconstruct_from_patches(patch_image, positions, image.shape, 20, reduce=reduce)
+        np.testing.assert_allclose(rebuilt, image, atol=1e-6)
+
+
+def test_patch_image_round_trip_on_constant_image() -> None:
+    image = np.full((30, 41), 0.37)
+    patch_image, positions = build_patch_image(image, patch=12, step=5)
+    rebuilt = reconstruct_from_patches(patch_image, positions, image.shape, 12)
+    np.testing.assert_allclose(rebuilt, 0.37, atol=1e-6)
+
+
+def test_median_reconstruction_matches_brute_force() -> None:
+    rng = np.random.default_rng(1)
+    shape, patch = (23, 19), 8
+    _, positions = build_patch_image(np.zeros(shape), patch=patch, step=3)
+    values = rng.standard_normal((patch * patch, len(positions)))
+    rebuilt = reconstruct_from_patches(values, positions, shape, patch, reduce="median")
+    expected = np.zeros(shape)
+    for row in range(shape[0]):
+        for col in range(shape[1]):
+            seen = [
+                values[(row - top) * patch + (col - left), index]
+                for index, (top, left) in enumerate(positions)
+                if top <= row < top + patch and left <= col < left + patch
+            ]
+            expected[row, col] = np.median(seen)
+    np.testing.assert_allclose(rebuilt, expected, atol=1e-5)
+
+
+# --- robust PCA -------------------------------------------------------------------------
+
+
+def _planted(rows: int = 100, cols: int = 80, rank: int = 3, density: float = 0.05):
+    rng = np.random.default_rng(2)
+    low_rank = rng.standard_normal((rows, rank)) @ rng.standard_normal((rank, cols))
+    sparse = np.zeros((rows, cols))
+    spikes = rng.random((rows, cols)) < density
+    sparse[spikes] = rng.uniform(-10, 10, size=int(spikes.sum()))
+    return low_rank, sparse
+
+
+@pytest.mark.parametrize("svd", ["auto", "full", "gram", "partial"])
+def test_rpca_recovers_planted_low_rank_plus_sparse(svd: str) -> None:
+    low_rank, sparse = _planted()
+    recovered_low_rank, recovered_sparse, n_iter = rpca_ialm(low_rank + sparse, svd=svd)
+    assert 1 < n_iter < 500
+    assert np.linalg.norm(recovered_low_rank - low_rank) / np.linalg.norm(low_rank) < 1e-3
+    assert np.linalg.norm(recovered_sparse - sparse) / np.linalg.norm(sparse) < 1e-3
+    assert np.linalg.matrix_rank(recovered_low_rank, tol=1e-6 * np.abs(low_rank).max()) == 3
+
+
+def test_rpca_svd_routes_agree_on_a_high_rank_patch_image() -> None:
+    # A noisy frame keeps the rank high, so "auto" leaves the partial SVD for the Gram route.
+    rng = np.random.default_rng(3)
+    image = 0.5 + 0.05 * rng.standard_normal((40, 40))
+    patch_image, _ = build_patch_image(image, patch=10, step=3)
+    full = rpca_ialm(patch_image, svd="full")
+    fast = rpca_ialm(patch_image, svd="auto")
+    assert fast[2] == full[2]
+    for exact, approx in zip(full[:2], fast[:2], strict=True):
+        assert np.linalg.norm(approx - exact) / np.linalg.norm(exact) < 1e-6
+
+
+# --- IPI --------------------------------------------------------------------------------
+
+
+def test_ipi_puts_its_peak_on_the_planted_target() -> None:
+    size = 96
+    rows, cols = np.mgrid[:size, :size].astype(np.float64)
+    background = 0.35 + 0.15 * np.sin(rows / 17.0) * np.cos(cols / 23.0) + 0.001 * cols
+    center = (61.0, 34.0)
+    target = 0.25 * np.exp(-((rows - center[0]) ** 2 + (cols - center[1]) ** 2) / (2 * 1.2**2))
+    image = background + target + 0.003 * np.random.default_rng(4).standard_normal(rows.shape)
+    response = ipi(image, patch=30, step=10)
+    assert response.dtype == np.float32 and response.shape == image.shape
+    assert response.min() >= 0.0 and response.max() <= 1.0
+    peak = np.unravel_index(np.argmax(response), response.shape)
+    assert np.hypot(peak[0] - center[0], peak[1] - center[1]) <= 1.5
+    # The smooth background is absorbed by the low-rank part.
+    far = np.hypot(rows - center[0], cols - center[1]) > 6
+    assert response[far].max() < 0.25 * response.max()
+
+
+def test_ipi_shrinks_the_patch_for_small_images() -> None:
+    image = np.full((20, 31), 0.2)
+    image[9, 15] = 0.9
+    response = ipi(image)  # patch 50 > 20: shrunk to 20
+    assert response.shape == (20, 31)
+    assert np.unravel_index(np.argmax(response), response.shape) == (9, 15)
+
+
+def test_run_baseline_rejects_unknown_method_and_parameter() -> None:
+    with pytest.raises(ConfigError, match="unknown baseline"):
+        run_baseline("canny", np.zeros((8, 8)))
+    with pytest.raises(ConfigError, match="radius"):
+        run_baseline("tophat", np.zeros((8, 8)), radius=3)
+
+
+def test_parse_params_reads_literals_and_words() -> None:
+    assert parse_params(["size=7", "shape=square", "lam=None", "gain=2.5"]) == {
+        "size": 7,
+        "shape": "square",
+        "lam": None,
+        "gain": 2.5,
+    }
+    with pytest.raises(ConfigError):
+        parse_params(["size"])
+
+
+# --- tools/baselines.py -----------------------------------------------------------------
+
+
+def _run_script(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=120
+    )
+
+
+def _write_frame(path: Path, spot: tuple[int, int]) -> None:
+    frame = np.full((32, 40), 40, dtype=np.uint8)
+    frame[spot[0] : spot[0] + 2, spot[1] : spot[1] + 2] = 220
+    cv2.imwrite(str(path), frame)
+
+
+def test_script_images_mode_writes_maps_and_names_a_corrupt_image(tmp_path: Path) -> None:
+    images = tmp_path / "images"
+    images.mkdir()
+    _write_frame(images / "a.png", (5, 6))
+    _write_frame(images / "c.png", (20, 30))
+    (images / "b.png").write_bytes(b"not a png at all")
+    out = tmp_path / "out"
+    result = _run_script("--images", str(images), "--method", "tophat", "--out", str(out))
+    assert result.returncode != 0
+    assert "b.png" in result.stderr and "error:" in result.stderr
+    assert "Traceback" not in result.stderr
+    for name, spot in (("a", (5, 6)), ("c", (20, 30))):
+        assert (out / "img" / f"{name}.png").is_file()
+        prob = read_prediction(out / "mat" / f"{name}.mat")
+        assert prob.shape == (32, 40)
+        assert np.unravel_index(np.argmax(prob), prob.shape) in {
+            (spot[0] + dy, spot[1] + dx) for dy in (0, 1) for dx in (0, 1)
+        }
+    assert not (out / "img" / "b.png").exists()
+    assert "images/s" in result.stdout.splitlines()[-1]
+
+
+def test_script_reports_bad_parameter_without_traceback(tmp_path: Path) -> None:
+    images = tmp_path / "images"
+    images.mkdir()
+    _write_frame(images / "a.png", (5, 6))
+    result = _run_script(
+        "--images", str(images), "--method", "ipi", "--param", "radius=3", "--out", str(tmp_path)
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith("error:") and "radius" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_script_config_mode_runs_on_the_test_split(tmp_path: Path) -> None:
+    pytest.importorskip("lrrnet.config")
+    import lrrnet.data
+
+    if not hasattr(lrrnet.data, "build_splits"):
+        pytest.skip("lrrnet.data.build_splits is not exported yet")
+    root = tmp_path / "data"
+    for split, names in (("trainval", ["t1", "t2"]), ("test", ["s1", "s2"])):
+        (root / split / "images").mkdir(parents=True)
+        (root / split / "masks").mkdir(parents=True)
+        for name in names:
+            _write_frame(root / split / "images" / f"{name}.png", (8, 8))
+            mask = np.zeros((32, 40), dtype=np.uint8)
+            mask[8:10, 8:10] = 255
+            cv2.imwrite(str(root / split / "masks" / f"{name}.png"), mask)
+    out = tmp_path / "out"
+    result = _run_script(
+        "synthetic",
+        "--method",
+        "ipi",
+        "--set",
+        f"data.root={root}",
+        "--set",
+        "data.generate=False",
+        "--param",
+        "patch=16",
+        "--param",
+        "step=8",
+        "--out",
+        str(out),
+    )
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in (out / "mat").iterdir()) == ["s1.mat", "s2.mat"]
+    prob = read_prediction(out / "mat" / "s1.mat")
+    assert np.unravel_index(np.argmax(prob), prob.shape) in {(8, 8), (8, 9), (9, 8), (9, 9)}
