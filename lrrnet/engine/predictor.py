@@ -130,8 +130,15 @@ class Predictor:
                 batch, size=(self.size, self.size), mode="bilinear", align_corners=False
             )
         batch = batch.contiguous(memory_format=self.memory_format)
-        with autocast_context(self.device, self.dtype):
-            reconstruction, target_logits = self.model(batch)
+        # The trainer shares its model with the predictor: evaluate without dropout, then hand
+        # the model back in the mode it came in (and without touching the RNG).
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with autocast_context(self.device, self.dtype):
+                reconstruction, target_logits = self.model(batch)
+        finally:
+            self.model.train(was_training)
         target_prob = torch.sigmoid(target_logits.float())
         reconstruction = reconstruction.float()
         if self.size == "native":

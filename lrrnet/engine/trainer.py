@@ -75,6 +75,7 @@ class RunResult:
     name: str
     run_dir: Path
     test: dict[str, dict[str, Any]] = field(default_factory=dict)
+    model: torch.nn.Module | None = None  # the trained network, with the last weights
 
 
 class EpochSampler(Sampler[int]):
@@ -188,6 +189,8 @@ def _train(cfg, tcfg, dcfg, info, device, resume_path) -> RunResult:  # noqa: C9
     )
     run_dir = Path(distributed.broadcast_object(info, str(run_dir)))
     file_handler = None
+    package_logger = logging.getLogger("lrrnet")
+    previous_level = package_logger.level
     if info.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         dump_yaml(cfg, run_dir / "config.yaml")
@@ -195,7 +198,11 @@ def _train(cfg, tcfg, dcfg, info, device, resume_path) -> RunResult:  # noqa: C9
         file_handler.setFormatter(
             logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
         )
-        logging.getLogger("lrrnet").addHandler(file_handler)
+        file_handler.setLevel(logging.INFO)
+        package_logger.addHandler(file_handler)
+        # log.txt keeps INFO whatever the console shows.
+        if package_logger.getEffectiveLevel() > logging.INFO:
+            package_logger.setLevel(logging.INFO)
     try:
         logger.info("run folder %s (world size %d, device %s)", run_dir, info.world_size, device)
         splits = prepare_dataset(cfg, info)
@@ -297,7 +304,6 @@ def _train(cfg, tcfg, dcfg, info, device, resume_path) -> RunResult:  # noqa: C9
                     progress=show_bars,
                     desc="val",
                 )
-                model.train()
             score = (
                 metrics.get(tcfg["select_metric"], -math.inf)
                 if splits.val
@@ -312,12 +318,14 @@ def _train(cfg, tcfg, dcfg, info, device, resume_path) -> RunResult:  # noqa: C9
                 )
             else:
                 state.evals_since_best += 1
+            train_loss = loss_window[0] / max(1, loss_window[1])
+            loss_window[:] = [0.0, 0]
             if info.is_main:
                 checkpoint = _checkpoint(model, optimizer, scaler, state, cfg, metrics)
                 save_checkpoint(checkpoint, run_dir / "latest.pth")
                 if improved:
                     save_checkpoint(checkpoint, run_dir / "best.pth")
-                _append_csv(csv_path, state, optimizer.param_groups[0]["lr"], metrics)
+                _append_csv(csv_path, state, optimizer.param_groups[0]["lr"], train_loss, metrics)
                 if metrics:
                     for key in METRIC_COLUMNS:
                         writer.add_scalar(f"val/{key}", metrics[key], state.iteration)
@@ -353,6 +361,7 @@ def _train(cfg, tcfg, dcfg, info, device, resume_path) -> RunResult:  # noqa: C9
         stop = state.iteration >= total_iters
         last_eval_iteration = state.iteration if resume_path else -1
         started, start_iteration = time.time(), state.iteration
+        loss_window = [0.0, 0]  # sum and count of training losses since the last evaluation
         while not stop and state.epoch < tcfg["epochs"]:
             dataset.set_epoch(state.epoch)
             sampler.set_epoch(
@@ -404,6 +413,8 @@ def _train(cfg, tcfg, dcfg, info, device, resume_path) -> RunResult:  # noqa: C9
                 scaler.step(optimizer)
                 scaler.update()
                 state.iteration += 1
+                loss_window[0] += terms["total"].item()
+                loss_window[1] += 1
                 epoch_bar.update(1)
 
                 if info.is_main and state.iteration % tcfg["log_every"] == 0:
@@ -487,10 +498,13 @@ def _train(cfg, tcfg, dcfg, info, device, resume_path) -> RunResult:  # noqa: C9
                     metrics["auc"],
                 )
             writer.close()
-        return RunResult(cfg["name"], run_dir, {"best": best_metrics, "last": last_metrics})
+        return RunResult(
+            cfg["name"], run_dir, {"best": best_metrics, "last": last_metrics}, unwrap_model(model)
+        )
     finally:
         if file_handler is not None:
-            logging.getLogger("lrrnet").removeHandler(file_handler)
+            package_logger.removeHandler(file_handler)
+            package_logger.setLevel(previous_level)
             file_handler.close()
 
 
@@ -581,14 +595,27 @@ def _log_images(writer, predictor: Predictor, samples, iteration: int) -> None:
         writer.add_image(f"val/{index}_{sample.name}", panel[None], iteration)
 
 
-def _append_csv(path: Path, state: TrainState, lr: float, metrics: Mapping[str, Any]) -> None:
+def _append_csv(
+    path: Path, state: TrainState, lr: float, train_loss: float, metrics: Mapping[str, Any]
+) -> None:
     new = not path.exists()
     with path.open("a", newline="") as handle:
         writer = csv.writer(handle)
         if new:
-            writer.writerow(["iteration", "epoch", "lr", *METRIC_COLUMNS, "best_iteration"])
+            writer.writerow(
+                ["iteration", "epoch", "lr", "train_loss", *METRIC_COLUMNS, "best_iteration"]
+            )
         values = [metrics.get(k, "") for k in METRIC_COLUMNS]
-        writer.writerow([state.iteration, state.epoch, f"{lr:.6g}", *values, state.best_iteration])
+        writer.writerow(
+            [
+                state.iteration,
+                state.epoch,
+                f"{lr:.6g}",
+                f"{train_loss:.6f}",
+                *values,
+                state.best_iteration,
+            ]
+        )
 
 
 def _truncate_csv(path: Path, iteration: int) -> None:

@@ -1,0 +1,243 @@
+"""Training end to end on a tiny synthetic dataset with a tiny network (CPU, seconds)."""
+
+import csv
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+
+from lrrnet.config import load_config
+from lrrnet.data.synthetic import generate_dataset
+from lrrnet.engine import trainer
+from lrrnet.engine.checkpoint import load_checkpoint
+from lrrnet.engine.trainer import NonFiniteLossError, train
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def tiny_dataset(tmp_path_factory):
+    root = tmp_path_factory.mktemp("synth") / "SIRST-Synth"
+    generate_dataset(root, num_train=28, num_test=6, size=32, seed=3, progress=False)
+    return root
+
+
+def tiny_overrides(root, checkpoints, **extra):
+    values = {
+        "model.base_channels": 8,
+        "model.num_groups": 4,
+        "model.channel_mults": (1, 2),
+        "model.num_res_blocks": 1,
+        "data.root": str(root),
+        "data.base_size": 32,
+        "data.eval_size": "native",
+        "data.num_workers": 0,
+        "data.augment": True,
+        "train.epochs": 2,
+        "train.batch_size": 4,
+        "train.lr": 2e-3,
+        "train.device": "cpu",
+        "train.log_every": 1,
+        "train.num_log_images": 2,
+        "paths.checkpoints": str(checkpoints),
+        "name": "tiny",
+    }
+    values.update(extra)
+    return [
+        f"{key}={value!r}" if isinstance(value, str) else f"{key}={value}"
+        for key, value in values.items()
+    ]
+
+
+def read_csv(path):
+    with open(path) as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_two_epochs_write_every_file_and_reduce_the_loss(tiny_dataset, tmp_path):
+    cfg = load_config(
+        "synthetic", tiny_overrides(tiny_dataset, tmp_path / "ckpt", **{"train.epochs": 3})
+    )
+    result = train(cfg)
+    run_dir = result.run_dir
+    assert run_dir.parent == tmp_path / "ckpt" / "tiny"
+    for name in (
+        "config.yaml",
+        "log.txt",
+        "latest.pth",
+        "best.pth",
+        "metrics.csv",
+        "test_metrics.json",
+    ):
+        assert (run_dir / name).is_file(), name
+    assert list(run_dir.glob("events.out.tfevents.*")), "no TensorBoard event file"
+    assert load_config(run_dir / "config.yaml") == cfg
+
+    rows = read_csv(run_dir / "metrics.csv")
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
+    losses = [float(r["train_loss"]) for r in rows]
+    assert losses[-1] < losses[0], losses
+
+    summary = json.loads((run_dir / "test_metrics.json").read_text())
+    assert "holdout" in summary["selection"]["split"]
+    for which in ("best", "last"):
+        for key in ("miou", "niou", "f1", "pd", "fa", "auc", "n_images", "n_targets"):
+            assert key in summary[which]["test"]
+        assert summary[which]["test"]["n_images"] == 6
+    assert summary["last"]["iteration"] == int(rows[-1]["iteration"])
+
+    latest = load_checkpoint(run_dir / "latest.pth")
+    for key in ("model", "optimizer", "scaler", "rng", "config", "metrics", "iteration", "epoch"):
+        assert key in latest
+    log = (run_dir / "log.txt").read_text()
+    assert "checkpoint selection on holdout" in log and "test (best" in log
+
+
+def _final_weights(run_dir):
+    return load_checkpoint(run_dir / "latest.pth")["model"]
+
+
+def test_resume_mid_epoch_gives_identical_weights(tiny_dataset, tmp_path, monkeypatch):
+    extra = {"train.eval_every": 4}
+    reference = train(
+        load_config("synthetic", tiny_overrides(tiny_dataset, tmp_path / "a", **extra))
+    )
+
+    # Interrupt in step 6: the last checkpoint is from iteration 4, in the middle of epoch 0
+    # (6 iterations per epoch), so the resume must skip the batches already seen.
+    real_lr_at = trainer.lr_at
+
+    def crash_at_6(iteration, *args):
+        if iteration == 5:
+            raise KeyboardInterrupt
+        return real_lr_at(iteration, *args)
+
+    cfg = load_config("synthetic", tiny_overrides(tiny_dataset, tmp_path / "b", **extra))
+    monkeypatch.setattr(trainer, "lr_at", crash_at_6)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg)
+    monkeypatch.setattr(trainer, "lr_at", real_lr_at)
+    interrupted = next((tmp_path / "b" / "tiny").iterdir())
+    assert load_checkpoint(interrupted / "latest.pth")["iteration"] == 4
+
+    resumed = train(cfg, resume="auto")
+    assert resumed.run_dir == interrupted
+    expected, actual = _final_weights(reference.run_dir), _final_weights(resumed.run_dir)
+    assert expected.keys() == actual.keys()
+    for key in expected:
+        assert torch.equal(expected[key], actual[key]), key
+    iterations = [int(r["iteration"]) for r in read_csv(resumed.run_dir / "metrics.csv")]
+    assert iterations == sorted(set(iterations)), (
+        "metrics.csv has rows from before the resume twice"
+    )
+
+
+def test_kill_9_and_resume_from_the_command_line(tiny_dataset, tmp_path):
+    """A real `kill -9` at an arbitrary moment, then `--resume auto`, equals an uninterrupted run."""
+    overrides = tiny_overrides(
+        tiny_dataset, tmp_path / "k", **{"train.eval_every": 2, "train.epochs": 2}
+    )
+    command = [sys.executable, str(ROOT / "run_configs.py"), "synthetic"]
+    for item in overrides:
+        command += ["--set", item]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    process = subprocess.Popen(
+        command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline and not list((tmp_path / "k").glob("tiny/*/latest.pth")):
+        time.sleep(0.05)
+    process.kill()  # SIGKILL: no cleanup, possibly in the middle of a save
+    process.wait()
+    finished = subprocess.run(
+        command + ["--resume", "auto"], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    assert "tiny best" in finished.stdout  # the summary table
+
+    reference = train(
+        load_config(
+            "synthetic", tiny_overrides(tiny_dataset, tmp_path / "r", **{"train.eval_every": 2})
+        )
+    )
+    run_dirs = list((tmp_path / "k" / "tiny").iterdir())
+    assert len(run_dirs) == 1
+    expected, actual = _final_weights(reference.run_dir), _final_weights(run_dirs[0])
+    assert all(torch.equal(expected[k], actual[k]) for k in expected)
+
+
+def test_non_finite_loss_stops_with_the_iteration_and_term(tiny_dataset, tmp_path, monkeypatch):
+    real_forward = trainer.LRRNetLoss.forward
+    calls = {"n": 0}
+
+    def poisoned(self, reconstruction, target_logits, image, mask):
+        calls["n"] += 1
+        total, terms = real_forward(self, reconstruction, target_logits, image, mask)
+        if calls["n"] == 7:
+            terms = dict(terms, mse=torch.tensor(float("nan")), total=torch.tensor(float("nan")))
+            total = total * float("nan")
+        return total, terms
+
+    monkeypatch.setattr(trainer.LRRNetLoss, "forward", poisoned)
+    cfg = load_config(
+        "synthetic", tiny_overrides(tiny_dataset, tmp_path / "n", **{"train.eval_every": 3})
+    )
+    with pytest.raises(NonFiniteLossError, match=r"iteration 7 \(term mse=nan") as error:
+        train(cfg)
+    assert "latest.pth" in str(error.value)
+    run_dir = next((tmp_path / "n" / "tiny").iterdir())
+    checkpoint = load_checkpoint(run_dir / "latest.pth")
+    assert checkpoint["iteration"] == 6
+    assert all(
+        torch.isfinite(v).all() for v in checkpoint["model"].values() if v.is_floating_point()
+    )
+
+
+def _ddp_worker(rank, world_size, port, overrides, out_dir):
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        RANK=str(rank),
+        WORLD_SIZE=str(world_size),
+        LOCAL_RANK=str(rank),
+    )
+    torch.set_num_threads(1)
+    result = train(load_config("synthetic", overrides))
+    state = {
+        "weights": result.model.state_dict(),
+        "test": result.test,
+        "run_dir": str(result.run_dir),
+    }
+    torch.save(state, Path(out_dir) / f"rank{rank}.pt")
+
+
+def _free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_two_process_gloo_run_agrees_on_weights_and_writes_once(tiny_dataset, tmp_path):
+    overrides = tiny_overrides(
+        tiny_dataset, tmp_path / "ddp", **{"train.batch_size": 2, "train.epochs": 1}
+    )
+    mp.spawn(_ddp_worker, args=(2, _free_port(), overrides, str(tmp_path)), nprocs=2, join=True)
+    rank0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
+    rank1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
+    run_dirs = list((tmp_path / "ddp" / "tiny").iterdir())
+    assert len(run_dirs) == 1 and rank0["run_dir"] == rank1["run_dir"] == str(run_dirs[0])
+    for key, value in rank0["weights"].items():
+        assert torch.equal(value, rank1["weights"][key]), key
+    saved = load_checkpoint(run_dirs[0] / "latest.pth")["model"]
+    assert all(torch.equal(saved[k], rank0["weights"][k]) for k in saved)
+    # Evaluation counts are reduced across ranks, so both ranks report the same test numbers.
+    assert rank0["test"] == rank1["test"]
+    assert rank0["test"]["last"]["n_images"] == 6
+    assert len(read_csv(run_dirs[0] / "metrics.csv")) == 1
