@@ -90,7 +90,7 @@ class Predictor:
         autocast_context(self.device, dtype)  # reject an impossible dtype now, not mid-run
         self.size = parse_size(size)
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        self.model = model.to(self.device, memory_format=self.memory_format).eval()
+        self.model = model.to(self.device, memory_format=self.memory_format)
 
     @classmethod
     def from_checkpoint(

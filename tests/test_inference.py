@@ -1,0 +1,209 @@
+"""inference.py and the predictor on odd sizes, both checkpoint kinds, and a corrupt file."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import scipy.io
+import torch
+import torch.nn.functional as F
+
+from lrrnet.data.io import read_image
+from lrrnet.engine.predictor import Predictor
+from lrrnet.models import LRRNet
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = {"base_channels": 8, "num_groups": 4, "channel_mults": (1, 2), "num_res_blocks": 1}
+SIZES = {"odd": (37, 53), "square": (40, 40), "wide": (21, 64)}
+
+
+def run_script(*args, cwd=None):
+    return subprocess.run(
+        [sys.executable, *map(str, args)], capture_output=True, text=True, cwd=cwd or ROOT
+    )
+
+
+@pytest.fixture(scope="module")
+def frames(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("frames")
+    rng = np.random.default_rng(0)
+    for name, (height, width) in SIZES.items():
+        cv2.imwrite(
+            str(folder / f"{name}.png"), rng.integers(0, 256, (height, width), dtype=np.uint8)
+        )
+    # 16-bit and RGB frames are read as one channel in [0, 1]
+    cv2.imwrite(str(folder / "deep.png"), rng.integers(0, 65536, (24, 30), dtype=np.uint16))
+    cv2.imwrite(str(folder / "colour.png"), rng.integers(0, 256, (33, 17, 3), dtype=np.uint8))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("ckpt")
+    torch.manual_seed(0)
+    tiny = LRRNet(**TINY).eval()
+    torch.save(
+        {"model": tiny.state_dict(), "config": {"model": TINY}, "iteration": 3}, folder / "tiny.pth"
+    )
+    released = (
+        LRRNet().eval()
+    )  # the paper's architecture, saved as a bare state dict like the release
+    torch.save(
+        {f"module.{k}": v for k, v in released.state_dict().items()}, folder / "released.pkl"
+    )
+    return {"tiny": (folder / "tiny.pth", tiny), "released": (folder / "released.pkl", released)}
+
+
+def expected_native(model, image):
+    """The definition of --size native: reflect-pad to a multiple of 8, run, crop back."""
+    height, width = image.shape
+    x = torch.from_numpy(image)[None, None]
+    padded = F.pad(x, (0, -width % 8, 0, -height % 8), mode="reflect")
+    with torch.no_grad():
+        _, target_logits = model(padded)
+    return torch.sigmoid(target_logits)[0, 0, :height, :width].numpy()
+
+
+@pytest.mark.parametrize("which", ["tiny", "released"])
+def test_folder_mode_writes_every_map_at_its_own_size(frames, checkpoints, tmp_path, which):
+    path, model = checkpoints[which]
+    result = run_script(
+        "inference.py",
+        "--checkpoint",
+        path,
+        "--images",
+        frames,
+        "--out",
+        tmp_path,
+        "--size",
+        "native",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "images/s" in result.stderr
+    names = sorted(p.stem for p in frames.iterdir())
+    assert sorted(p.stem for p in (tmp_path / "img").iterdir()) == names
+    assert sorted(p.stem for p in (tmp_path / "mat").iterdir()) == names
+    for name in names:
+        image = read_image(frames / f"{name}.png")
+        png = cv2.imread(str(tmp_path / "img" / f"{name}.png"), cv2.IMREAD_UNCHANGED)
+        prob = scipy.io.loadmat(str(tmp_path / "mat" / f"{name}.mat"))["T"]
+        assert png.dtype == np.uint8 and png.shape == image.shape
+        assert prob.dtype == np.float32 and prob.shape == image.shape
+        assert prob.min() >= 0.0 and prob.max() <= 1.0
+        np.testing.assert_array_equal(png, np.round(prob * 255).astype(np.uint8))
+        np.testing.assert_allclose(prob, expected_native(model, image), atol=1e-5)
+
+
+def test_resized_mode_returns_maps_at_the_input_size(checkpoints):
+    path, model = checkpoints["tiny"]
+    predictor = Predictor.from_checkpoint(path, device="cpu", size=64)
+    image = np.random.default_rng(1).random((37, 53), dtype=np.float32)
+    prediction = predictor.predict(image)
+    assert prediction.target_prob.shape == prediction.reconstruction.shape == (37, 53)
+    x = F.interpolate(
+        torch.from_numpy(image)[None, None], size=(64, 64), mode="bilinear", align_corners=False
+    )
+    with torch.no_grad():
+        _, logits = model(x)
+    expected = F.interpolate(
+        torch.sigmoid(logits), size=(37, 53), mode="bilinear", align_corners=False
+    )
+    np.testing.assert_allclose(prediction.target_prob, expected[0, 0].numpy(), atol=1e-5)
+
+
+def test_predictor_leaves_a_training_model_in_training_mode(checkpoints):
+    _, model = checkpoints["tiny"]
+    model.train()
+    Predictor(model, device="cpu").predict(np.zeros((16, 16), np.float32))
+    assert model.training
+    model.eval()
+
+
+def test_corrupt_image_is_reported_and_the_others_are_written(frames, checkpoints, tmp_path):
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for path in frames.iterdir():
+        (folder / path.name).write_bytes(path.read_bytes())
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
+    out = tmp_path / "out"
+    (out / "img").mkdir(parents=True)
+    (out / "img" / "untouched.png").write_bytes(
+        b"kept"
+    )  # outputs of other images stay as they were
+    result = run_script(
+        "inference.py", "--checkpoint", checkpoints["tiny"][0], "--images", folder, "--out", out
+    )
+    assert result.returncode != 0
+    assert "broken.png" in result.stderr and "Traceback" not in result.stderr
+    assert len(list((out / "mat").iterdir())) == len(SIZES) + 2
+    assert (out / "img" / "untouched.png").read_bytes() == b"kept"
+
+
+def test_noise_is_seeded_and_changes_the_input(frames, checkpoints, tmp_path):
+    path = checkpoints["tiny"][0]
+    runs = []
+    for index, seed in enumerate((5, 5, 6)):
+        out = tmp_path / str(index)
+        result = run_script(
+            "inference.py",
+            "--checkpoint",
+            path,
+            "--images",
+            frames,
+            "--out",
+            out,
+            "--noise-sigma",
+            "20",
+            "--noise-seed",
+            str(seed),
+            "--save-background",
+        )
+        assert result.returncode == 0, result.stderr
+        runs.append(scipy.io.loadmat(str(out / "mat" / "odd.mat")))
+    np.testing.assert_array_equal(runs[0]["T"], runs[1]["T"])
+    assert not np.array_equal(runs[0]["T"], runs[2]["T"])
+    assert runs[0]["D"].shape == SIZES["odd"]
+
+
+def test_config_mode_uses_the_newest_best_and_cal_from_mask_scores_it(tmp_path, checkpoints):
+    from lrrnet.data.synthetic import generate_dataset
+
+    data = generate_dataset(
+        tmp_path / "data", num_train=4, num_test=3, size=32, seed=1, progress=False
+    )
+    run = tmp_path / "ckpt" / "tiny" / "20260101-000000"
+    run.mkdir(parents=True)
+    (run / "best.pth").write_bytes(checkpoints["tiny"][0].read_bytes())
+    sets = [
+        "name='tiny'",
+        f"data.root='{data}'",
+        f"paths.checkpoints='{tmp_path / 'ckpt'}'",
+        f"paths.results='{tmp_path / 'results'}'",
+        "model.base_channels=8",
+        "model.num_groups=4",
+        "model.channel_mults=(1, 2)",
+        "model.num_res_blocks=1",
+    ]
+    args = [x for item in sets for x in ("--set", item)]
+    result = run_script("inference.py", "synthetic", *args)
+    assert result.returncode == 0, result.stderr
+    assert str(run / "best.pth") in result.stderr
+    assert len(list((tmp_path / "results" / "tiny" / "mat").iterdir())) == 3
+
+    scored = run_script("cal_from_mask.py", "synthetic", *args)
+    assert scored.returncode == 0, scored.stderr
+    metrics = json.loads((tmp_path / "results" / "tiny" / "metrics.json").read_text())
+    assert metrics["n_images"] == 3 and metrics["n_targets"] >= 3
+    assert "IoU" in scored.stdout
+
+
+def test_missing_checkpoint_is_a_one_line_error(frames, tmp_path):
+    result = run_script(
+        "inference.py", "--checkpoint", tmp_path / "nope.pth", "--images", frames, "--out", tmp_path
+    )
+    assert result.returncode == 2
+    assert "nope.pth" in result.stderr and "Traceback" not in result.stderr
