@@ -1,0 +1,701 @@
+"""Pictures of what the model sees: per-image panels, a sheet of the worst images, ROC plots.
+
+A panel is one row of five tiles, each under its title::
+
+    input | background D | target probability | detection p > t | ground truth
+
+The ground-truth tile is the input in grey with the outcome of the Pd/Fa matching of
+:func:`lrrnet.metrics.match_components` painted on it: matched targets GREEN, missed targets
+RED, false-alarm components YELLOW, each filled and boxed so a 1-pixel target still shows.
+Small frames are enlarged by an integer factor with nearest-neighbour sampling, so every
+source pixel is a visible block. A legend line under the tiles gives the counts and the
+image's IoU.
+
+What ``tools/visualize.py`` runs: :func:`config_items` (the model on a config's test split)
+or :func:`prediction_items` (saved maps) feed :func:`write_panels`; :func:`read_roc` and
+:func:`roc_plot` draw the ROC curves of several results folders written by
+``cal_from_mask.py``.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import math
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import cv2
+import numpy as np
+import scipy.io
+import scipy.ndimage
+from tqdm import tqdm
+
+from lrrnet.data.io import list_images, read_image, read_mask, read_prediction
+from lrrnet.errors import DataError, UserError
+from lrrnet.metrics import ImageMatch, match_components
+
+logger = logging.getLogger(__name__)
+
+# RGB colours of the matching outcome.
+GREEN = (40, 220, 40)  # matched target
+RED = (235, 30, 30)  # missed target
+YELLOW = (255, 225, 0)  # false-alarm component
+NA_GREY = (96, 96, 96)  # tile without data
+BACKGROUND = (24, 24, 24)  # canvas between tiles
+TEXT = (235, 235, 235)
+
+TILE_TITLES = ("input", "background D", "target probability 0-1", "detection", "ground truth")
+MIN_TILE = 256  # frames smaller than this (longer side, px) are enlarged by an integer factor
+GAP = 6  # px between tiles and around the row
+TITLE_HEIGHT = 24  # px of the title strip above the tiles
+LEGEND_HEIGHT = 26  # px of the legend strip under the tiles
+THUMB = 160  # px, longer side of a worst-sheet thumbnail
+CAPTION_HEIGHT = 34  # px of the two caption lines under a thumbnail
+BOX_PAD = 3  # px between a component and its box
+# Beyond this many false alarms their boxes would hide the frame; the fill still shows them.
+MAX_FALSE_ALARM_BOXES = 32
+
+_FONT = cv2.FONT_HERSHEY_SIMPLEX
+_FONT_SCALE = 0.45
+_CODE_MATCHED, _CODE_MISSED, _CODE_FALSE_ALARM = 1, 2, 3
+_PALETTE = np.array([(0, 0, 0), GREEN, RED, YELLOW], dtype=np.uint8)  # indexed by the codes
+
+
+@dataclass(frozen=True)
+class PanelLayout:
+    """Where the tiles of a panel lie, for an ``H×W`` frame.
+
+    Attributes:
+        scale: integer enlargement, ``max(1, ceil(min_tile / max(H, W)))``.
+        tile_height: ``H·scale``.
+        tile_width: ``W·scale``.
+    """
+
+    scale: int
+    tile_height: int
+    tile_width: int
+
+    @classmethod
+    def for_frame(cls, height: int, width: int, min_tile: int = MIN_TILE) -> PanelLayout:
+        scale = max(1, math.ceil(min_tile / max(height, width)))
+        return cls(scale=scale, tile_height=height * scale, tile_width=width * scale)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """``(TITLE_HEIGHT + tile_height + LEGEND_HEIGHT, 5·tile_width + 6·GAP, 3)``."""
+        count = len(TILE_TITLES)
+        return (
+            TITLE_HEIGHT + self.tile_height + LEGEND_HEIGHT,
+            count * self.tile_width + (count + 1) * GAP,
+            3,
+        )
+
+    def tile_box(self, index: int) -> tuple[int, int, int, int]:
+        """``(top, left, bottom, right)`` of tile ``index`` (0 = input … 4 = ground truth)."""
+        left = GAP + index * (self.tile_width + GAP)
+        return TITLE_HEIGHT, left, TITLE_HEIGHT + self.tile_height, left + self.tile_width
+
+
+def detection_panel(
+    image: np.ndarray,
+    reconstruction: np.ndarray | None,
+    target_prob: np.ndarray,
+    mask: np.ndarray | None,
+    threshold: float = 0.5,
+    *,
+    name: str | None = None,
+    min_tile: int = MIN_TILE,
+) -> np.ndarray:
+    """Draw the five tiles of one frame (see the module docstring and :class:`PanelLayout`).
+
+    Input and background share one grey scale, the input's minimum to maximum, so the two
+    compare directly and dim infrared frames are readable.
+
+    Args:
+        image: ``H×W`` input in [0, 1].
+        reconstruction: ``H×W`` background D, or None (a grey "n/a" tile).
+        target_prob: ``H×W`` target probabilities in [0, 1].
+        mask: ``H×W`` ground truth (non-zero is target), or None (a grey "n/a" tile).
+        threshold: a pixel is detected when ``p > threshold`` (as in the metrics).
+        name: shown at the start of the legend line.
+        min_tile: frames whose longer side is below this are enlarged.
+
+    Returns:
+        ``PanelLayout.for_frame(H, W, min_tile).shape`` uint8 RGB.
+    """
+    image = np.asarray(image, dtype=np.float32)
+    _check_same_shape(image, target_prob=target_prob, reconstruction=reconstruction, mask=mask)
+    layout = PanelLayout.for_frame(*image.shape, min_tile=min_tile)
+    target_prob = _clean_prob(target_prob)
+    detection = target_prob > threshold
+    match = match_components(detection, mask) if mask is not None else None
+    gray = _display_gray(image, image)
+
+    panel = np.empty(layout.shape, dtype=np.uint8)
+    panel[:] = BACKGROUND
+    tiles = [
+        _enlarge(_rgb(gray), layout.scale),
+        _enlarge(_rgb(_display_gray(reconstruction, image)), layout.scale)
+        if reconstruction is not None
+        else None,
+        _enlarge(probability_colors(target_prob), layout.scale),
+        _enlarge(_rgb(detection.astype(np.uint8) * 255), layout.scale),
+        _overlay(gray, match, (layout.tile_height, layout.tile_width))
+        if match is not None
+        else None,
+    ]
+    titles = list(TILE_TITLES)
+    titles[3] = f"detection p > {threshold:g}"
+    for index, (tile, title) in enumerate(zip(tiles, titles, strict=True)):
+        top, left, bottom, right = layout.tile_box(index)
+        if tile is None:
+            panel[top:bottom, left:right] = NA_GREY
+            _put_text(panel, "n/a", (left + 8, top + 22), TEXT, right - left - 16)
+            title += " (n/a)"
+        else:
+            panel[top:bottom, left:right] = tile
+        _put_text(panel, title, (left + 2, TITLE_HEIGHT - 8), TEXT, right - left - 4)
+    _draw_legend(panel, layout, match, name)
+    return panel
+
+
+def probability_colors(target_prob: np.ndarray) -> np.ndarray:
+    """``H×W`` probabilities in [0, 1] → ``H×W×3`` uint8 RGB with matplotlib's 'inferno'."""
+    levels = np.round(_clean_prob(target_prob) * 255).astype(np.uint8)
+    return _inferno_table()[levels]
+
+
+@dataclass(frozen=True)
+class SheetEntry:
+    """One image on the worst-images sheet.
+
+    Attributes:
+        name: image name.
+        iou: the image's TP / (TP + FP + FN) (1 when target and prediction are both empty).
+        thumbnail: ``h×w×3`` uint8 RGB, longer side :data:`THUMB`: the ground-truth tile.
+    """
+
+    name: str
+    iou: float
+    thumbnail: np.ndarray = field(repr=False)
+
+
+def sheet_entry(
+    name: str,
+    image: np.ndarray,
+    target_prob: np.ndarray,
+    mask: np.ndarray,
+    threshold: float = 0.5,
+) -> SheetEntry:
+    """The IoU and ground-truth thumbnail of one image (arguments as :func:`detection_panel`)."""
+    image = np.asarray(image, dtype=np.float32)
+    _check_same_shape(image, target_prob=target_prob, mask=mask)
+    match = match_components(_clean_prob(target_prob) > threshold, mask)
+    height, width = image.shape
+    factor = THUMB / max(height, width)
+    size = (max(1, round(height * factor)), max(1, round(width * factor)))
+    return SheetEntry(name, match.iou, _overlay(_display_gray(image, image), match, size))
+
+
+def worst_entries(entries: Iterable[SheetEntry], n: int = 16) -> list[SheetEntry]:
+    """The ``n`` entries of lowest IoU, lowest first (equal IoUs by name)."""
+    return sorted(entries, key=lambda entry: (entry.iou, entry.name))[:n]
+
+
+def worst_images_sheet(entries: Iterable[SheetEntry], n: int = 16) -> np.ndarray:
+    """A grid of the ``n`` lowest-IoU thumbnails, worst first, each captioned name and IoU.
+
+    Returns:
+        uint8 RGB; ``ceil(√k)`` columns of :data:`THUMB`-px cells for the ``k ≤ n`` shown.
+
+    Raises:
+        ValueError: no entries.
+    """
+    chosen = worst_entries(entries, n)
+    if not chosen:
+        raise ValueError("no images for the worst-images sheet")
+    columns = math.ceil(math.sqrt(len(chosen)))
+    rows = math.ceil(len(chosen) / columns)
+    cell_height, cell_width = THUMB + CAPTION_HEIGHT, THUMB
+    sheet = np.empty(
+        (
+            TITLE_HEIGHT + rows * cell_height + (rows + 1) * GAP,
+            columns * cell_width + (columns + 1) * GAP,
+            3,
+        ),
+        dtype=np.uint8,
+    )
+    sheet[:] = BACKGROUND
+    _put_text(
+        sheet,
+        f"{len(chosen)} lowest per-image IoU (green matched, red missed, yellow false alarm)",
+        (GAP, TITLE_HEIGHT - 6),
+        TEXT,
+        sheet.shape[1] - 2 * GAP,
+    )
+    for index, entry in enumerate(chosen):
+        row, column = divmod(index, columns)
+        top = TITLE_HEIGHT + GAP + row * (cell_height + GAP)
+        left = GAP + column * (cell_width + GAP)
+        thumb_height, thumb_width = entry.thumbnail.shape[:2]
+        # Frames need not be square: centred across the cell, captioned right under.
+        x0 = left + (THUMB - thumb_width) // 2
+        sheet[top : top + thumb_height, x0 : x0 + thumb_width] = entry.thumbnail
+        caption = top + thumb_height
+        _put_text(sheet, entry.name, (left, caption + 14), TEXT, cell_width)
+        _put_text(sheet, f"IoU {entry.iou:.3f}", (left, caption + 30), TEXT, cell_width)
+    return sheet
+
+
+class RocCurve(NamedTuple):
+    """One ROC curve: FPR and TPR at the 201 thresholds, and its AUC."""
+
+    label: str
+    fpr: np.ndarray
+    tpr: np.ndarray
+    auc: float
+
+
+def read_roc(folder: str | Path, label: str | None = None) -> RocCurve:
+    """The curve in ``folder/roc.mat`` and the AUC in ``folder/metrics.json``.
+
+    Both are written by ``cal_from_mask.py``; without ``metrics.json`` the AUC stored in
+    ``roc.mat`` is used.
+
+    Args:
+        folder: a scored results folder.
+        label: the legend entry; default the folder as given.
+
+    Raises:
+        DataError: the folder or its ``roc.mat`` is missing or unreadable.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"{folder}: results folder not found")
+    roc_path = folder / "roc.mat"
+    if not roc_path.is_file():
+        raise DataError(
+            f"{roc_path}: not found; score the folder first: "
+            f"python cal_from_mask.py --pred {folder} --masks MASK_DIR"
+        )
+    try:
+        content = scipy.io.loadmat(str(roc_path))
+        fpr = np.asarray(content["fpr"], dtype=np.float64).ravel()
+        tpr = np.asarray(content["tpr"], dtype=np.float64).ravel()
+    except Exception as error:  # scipy raises several types; a missing key is a KeyError
+        raise DataError(f"{roc_path}: cannot read fpr/tpr ({error!r})") from None
+    if fpr.shape != tpr.shape:
+        raise DataError(f"{roc_path}: fpr has {fpr.size} points but tpr {tpr.size}")
+    auc = float(np.asarray(content.get("auc", math.nan)).ravel()[0])
+    json_path = folder / "metrics.json"
+    if json_path.is_file():
+        try:
+            stored = json.loads(json_path.read_text()).get("auc")
+        except (json.JSONDecodeError, AttributeError) as error:
+            raise DataError(f"{json_path}: not a metrics JSON object ({error})") from None
+        auc = math.nan if stored is None else float(stored)  # JSON writes NaN as null
+    return RocCurve(label if label is not None else str(folder), fpr, tpr, auc)
+
+
+def roc_plot(
+    curves: Sequence[RocCurve | tuple[str, np.ndarray, np.ndarray, float]],
+    path: str | Path,
+    *,
+    log_fpr: bool = False,
+) -> Path:
+    """Plot several ROC curves on one pair of axes and save the figure.
+
+    Args:
+        curves: ``(label, fpr, tpr, auc)`` each; the AUC goes into the legend.
+        path: image file to write (the suffix picks the format, e.g. ``.png``).
+        log_fpr: logarithmic FPR axis, which shows the low false-alarm end where detectors
+            differ; points at FPR 0 cannot be drawn on it and are left out.
+
+    Returns:
+        ``path``.
+    """
+    # A bare Figure renders with Agg and leaves pyplot's global state alone.
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(5.5, 4.5), dpi=120)
+    axes = figure.subplots()
+    for label, fpr, tpr, auc in curves:
+        fpr, tpr = np.asarray(fpr, dtype=np.float64), np.asarray(tpr, dtype=np.float64)
+        order = np.lexsort((tpr, fpr))  # the walk of decreasing threshold, as the AUC takes it
+        fpr, tpr = fpr[order], tpr[order]
+        if log_fpr:
+            fpr, tpr = fpr[fpr > 0], tpr[fpr > 0]
+        legend = f"{label} (AUC {auc:.4f})" if not math.isnan(auc) else label
+        axes.plot(fpr, tpr, marker=".", markersize=3, label=legend)
+    if log_fpr:
+        axes.set_xscale("log")
+    axes.set_xlabel("false positive rate (pixels)" + (", log scale" if log_fpr else ""))
+    axes.set_ylabel("true positive rate (targets)")
+    axes.set_ylim(-0.02, 1.02)
+    axes.grid(alpha=0.3, which="both")
+    axes.legend(loc="lower right", fontsize=8)
+    figure.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path)
+    return path
+
+
+@dataclass
+class VisualItem:
+    """One frame to draw: maps ``H×W``; ``reconstruction`` and ``mask`` may be missing."""
+
+    name: str
+    image: np.ndarray
+    target_prob: np.ndarray
+    reconstruction: np.ndarray | None = None
+    mask: np.ndarray | None = None
+
+
+@dataclass
+class VisualReport:
+    written: int = 0
+    failures: list[tuple[str, str]] = field(default_factory=list)
+    worst: list[SheetEntry] = field(default_factory=list)
+    sheet_path: Path | None = None
+
+
+def write_panels(
+    items: Iterable[VisualItem],
+    out_dir: str | Path,
+    threshold: float = 0.5,
+    num_worst: int = 16,
+    total: int | None = None,
+    progress: bool = True,
+    report: VisualReport | None = None,
+) -> VisualReport:
+    """Write ``OUT/<name>.png`` for every item and ``OUT/worst.png`` when masks exist.
+
+    Args:
+        items: the frames, e.g. from :func:`config_items` or :func:`prediction_items`.
+        out_dir: created when missing; panels of the same names are overwritten.
+        threshold: detection threshold of the panels and the IoUs.
+        num_worst: images on the worst sheet; 0 writes none.
+        total: number of items, for the progress bar.
+        progress: show a progress bar (on a terminal).
+        report: where to record (the item sources record their failures in it too).
+
+    Returns:
+        The report: panels written, failures, the worst entries and the sheet's path.
+    """
+    report = report if report is not None else VisualReport()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    entries: list[SheetEntry] = []
+    bar = tqdm(items, total=total, desc="visualize", unit="img", disable=None if progress else True)
+    for item in bar:
+        panel = detection_panel(
+            item.image, item.reconstruction, item.target_prob, item.mask, threshold, name=item.name
+        )
+        save_png(out_dir / f"{item.name}.png", panel)
+        report.written += 1
+        if item.mask is not None and num_worst > 0:
+            entries.append(
+                sheet_entry(item.name, item.image, item.target_prob, item.mask, threshold)
+            )
+            if len(entries) > 4 * num_worst:  # keep memory bounded on large test sets
+                entries = worst_entries(entries, num_worst)
+    if entries:
+        report.worst = worst_entries(entries, num_worst)
+        report.sheet_path = save_png(out_dir / "worst.png", worst_images_sheet(entries, num_worst))
+    return report
+
+
+def config_items(
+    cfg: Mapping[str, Any],
+    checkpoint: str | Path | None = None,
+    limit: int | None = None,
+    report: VisualReport | None = None,
+) -> tuple[Iterator[VisualItem], int]:
+    """Run the model on a config's test split.
+
+    Args:
+        cfg: a resolved config (:func:`lrrnet.config.load_config`).
+        checkpoint: ``.pth`` or released ``.pkl``; default ``best.pth`` of the newest run.
+        limit: only the first ``limit`` test images.
+        report: unreadable images are recorded in its ``failures`` (and skipped).
+
+    Returns:
+        The items (lazily: the model runs as they are consumed) and their number.
+    """
+    from lrrnet.data import build_splits
+    from lrrnet.engine.evaluator import iterate_predictions
+    from lrrnet.engine.inference import newest_run_checkpoint
+    from lrrnet.engine.predictor import Predictor, config_eval_size
+
+    data = cfg["data"]
+    splits = build_splits(
+        data["root"],
+        layout=data["layout"],
+        dataset_name=data["dataset_name"],
+        val_split=data["val_split"],
+        val_fraction=data["val_fraction"],
+        seed=cfg["seed"],
+    )
+    samples = splits.test[:limit] if limit is not None else splits.test
+    checkpoint = Path(checkpoint) if checkpoint else newest_run_checkpoint(cfg)
+    logger.info("checkpoint %s", checkpoint)
+    predictor = Predictor.from_checkpoint(
+        checkpoint,
+        model_config=cfg["model"],
+        device=cfg["train"]["device"],
+        size=config_eval_size(cfg),
+    )
+    on_error = None if report is None else _failure_recorder(report)
+
+    def generate() -> Iterator[VisualItem]:
+        for loaded, target_prob, reconstruction in iterate_predictions(
+            predictor,
+            samples,
+            batch_size=cfg["eval"]["batch_size"],
+            with_mask=all(sample.mask is not None for sample in samples),
+            on_error=on_error,
+        ):
+            yield VisualItem(
+                loaded.sample.name, loaded.image, target_prob, reconstruction, loaded.mask
+            )
+
+    return generate(), len(samples)
+
+
+def prediction_items(
+    pred_dir: str | Path,
+    images_dir: str | Path,
+    masks_dir: str | Path | None = None,
+    limit: int | None = None,
+    report: VisualReport | None = None,
+) -> tuple[Iterator[VisualItem], int]:
+    """Saved prediction maps with their input frames (and masks).
+
+    ``pred_dir`` is read as ``cal_from_mask.py`` reads it (a results folder with ``mat/`` or
+    ``img/``, or a folder of maps). The background D comes from
+    ``pred_dir/background/<name>.png`` or else the ``.mat`` variable ``D``, when present.
+
+    Args:
+        pred_dir: the predictions.
+        images_dir: input frames ``<name>.<image suffix>``.
+        masks_dir: masks ``<name>.png`` or ``<name>_pixels0.png``; every prediction needs one.
+        limit: only the first ``limit`` predictions by name.
+        report: unreadable files and size mismatches are recorded in its ``failures``
+            (and skipped); without a report they raise.
+
+    Raises:
+        DataError: a folder is missing, a prediction has no frame or no mask.
+    """
+    from lrrnet.engine.scoring import pair_predictions, prediction_files
+
+    pred_dir = Path(pred_dir)
+    if masks_dir is not None:
+        pairs, _ = pair_predictions(pred_dir, masks_dir)
+        files = [(pair.name, pair.prediction, pair.mask) for pair in pairs]
+    else:
+        files = [(path.stem, path, None) for path in prediction_files(pred_dir)]
+    files = files[:limit] if limit is not None else files
+    frames = {path.stem: path for path in list_images(images_dir)}
+    unpaired = [name for name, _, _ in files if name not in frames]
+    if unpaired:
+        listed = ", ".join(unpaired[:5]) + (
+            f" and {len(unpaired) - 5} more" if len(unpaired) > 5 else ""
+        )
+        raise DataError(f"{images_dir}: no input frame for prediction(s) {listed}")
+    on_error = None if report is None else _failure_recorder(report)
+
+    def generate() -> Iterator[VisualItem]:
+        for name, prediction, mask_path in files:
+            try:
+                yield _load_saved(name, prediction, frames[name], mask_path, pred_dir)
+            except DataError as error:
+                if on_error is None:
+                    raise
+                on_error(name, error)
+
+    return generate(), len(files)
+
+
+def save_png(path: str | Path, rgb: np.ndarray) -> Path:
+    """Write an ``H×W×3`` uint8 RGB array as a PNG; a failure names the file."""
+    path = Path(path)
+    if not cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
+        raise DataError(f"{path}: cannot write image")
+    return path
+
+
+def _load_saved(
+    name: str, prediction: Path, frame: Path, mask_path: Path | None, pred_dir: Path
+) -> VisualItem:
+    image = read_image(frame)
+    target_prob = read_prediction(prediction)
+    mask = read_mask(mask_path) if mask_path is not None else None
+    background_png = pred_dir / "background" / f"{name}.png"
+    reconstruction = None
+    if background_png.is_file():
+        reconstruction = read_image(background_png)
+    elif prediction.suffix.lower() == ".mat":
+        content = scipy.io.loadmat(str(prediction), variable_names=["D"])
+        if "D" in content:
+            reconstruction = np.asarray(content["D"], dtype=np.float32)
+    for what, path, array in (
+        ("prediction", prediction, target_prob),
+        ("mask", mask_path, mask),
+        ("background", background_png, reconstruction),
+    ):
+        if array is not None and array.shape != image.shape:
+            raise DataError(
+                f"{path}: {what} is {array.shape[1]}×{array.shape[0]} but frame {frame} is "
+                f"{image.shape[1]}×{image.shape[0]}"
+            )
+    return VisualItem(name, image, target_prob, reconstruction, mask)
+
+
+def _failure_recorder(report: VisualReport) -> Callable[[Any, UserError], None]:
+    def record(sample: Any, error: UserError) -> None:
+        name = getattr(sample, "name", sample)
+        logger.error("%s", error)
+        report.failures.append((str(name), str(error)))
+
+    return record
+
+
+def _check_same_shape(image: np.ndarray, **maps: np.ndarray | None) -> None:
+    if image.ndim != 2:
+        raise ValueError(f"image must be H×W, got shape {image.shape}")
+    for what, array in maps.items():
+        if array is not None and np.shape(array) != image.shape:
+            raise ValueError(f"{what} shape {np.shape(array)} != image shape {image.shape}")
+
+
+def _clean_prob(target_prob: np.ndarray) -> np.ndarray:
+    return np.clip(np.nan_to_num(np.asarray(target_prob, dtype=np.float32)), 0.0, 1.0)
+
+
+def _display_gray(values: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """``values`` as uint8 grey, stretched from ``reference``'s minimum to its maximum."""
+    low, high = float(np.min(reference)), float(np.max(reference))
+    if high - low < 1e-6:  # a flat frame: show the values as they are
+        low, high = 0.0, 1.0
+    scaled = (np.asarray(values, dtype=np.float32) - low) / (high - low)
+    return np.round(np.clip(scaled, 0.0, 1.0) * 255).astype(np.uint8)
+
+
+def _rgb(gray: np.ndarray) -> np.ndarray:
+    return np.repeat(gray[:, :, None], 3, axis=2)
+
+
+def _enlarge(tile: np.ndarray, scale: int) -> np.ndarray:
+    return tile if scale == 1 else np.repeat(np.repeat(tile, scale, axis=0), scale, axis=1)
+
+
+@functools.cache
+def _inferno_table() -> np.ndarray:
+    from matplotlib import colormaps
+
+    return np.round(colormaps["inferno"](np.linspace(0.0, 1.0, 256))[:, :3] * 255).astype(np.uint8)
+
+
+def _overlay(gray: np.ndarray, match: ImageMatch, size: tuple[int, int]) -> np.ndarray:
+    """The grey frame at ``size`` (h, w) with targets and false alarms filled and boxed.
+
+    Fills are drawn at the frame's pixels (nearest-neighbour, so at a reduced size a tiny
+    component may lose its fill); boxes are drawn at least a few pixels wide, so every
+    component stays visible at any size (false alarms only up to
+    :data:`MAX_FALSE_ALARM_BOXES`).
+    """
+    height, width = gray.shape
+    codes = np.zeros(gray.shape, dtype=np.uint8)
+    # False alarms first: where one overlaps a target pixel, the target's colour wins.
+    codes[np.isin(match.predicted.labels, match.false_alarms) & (match.predicted.labels > 0)] = (
+        _CODE_FALSE_ALARM
+    )
+    matched_ids = [target_id for target_id, _ in match.matched]
+    target_labels = match.targets.labels
+    codes[np.isin(target_labels, matched_ids) & (target_labels > 0)] = _CODE_MATCHED
+    codes[np.isin(target_labels, match.missed_targets) & (target_labels > 0)] = _CODE_MISSED
+
+    out_height, out_width = size
+    shrink = out_height < height or out_width < width
+    gray = cv2.resize(
+        gray,
+        (out_width, out_height),
+        interpolation=cv2.INTER_AREA if shrink else cv2.INTER_NEAREST,
+    )
+    codes = cv2.resize(codes, (out_width, out_height), interpolation=cv2.INTER_NEAREST)
+    tile = _rgb(gray)
+    tile[codes > 0] = _PALETTE[codes[codes > 0]]
+
+    scale_y, scale_x = out_height / height, out_width / width
+    thickness = 1 if min(scale_x, scale_y) < 2 else 2
+    boxes = [(match.targets.labels, target_id, GREEN) for target_id in matched_ids]
+    boxes += [(match.targets.labels, target_id, RED) for target_id in match.missed_targets]
+    if len(match.false_alarms) <= MAX_FALSE_ALARM_BOXES:
+        boxes += [(match.predicted.labels, pred_id, YELLOW) for pred_id in match.false_alarms]
+    objects = {
+        id(match.targets.labels): scipy.ndimage.find_objects(match.targets.labels),
+        id(match.predicted.labels): scipy.ndimage.find_objects(match.predicted.labels),
+    }
+    for labels, label_id, color in boxes:
+        rows, cols = objects[id(labels)][label_id - 1]
+        top_left = (
+            math.floor(cols.start * scale_x) - BOX_PAD - thickness,
+            math.floor(rows.start * scale_y) - BOX_PAD - thickness,
+        )
+        bottom_right = (
+            math.ceil(cols.stop * scale_x) - 1 + BOX_PAD + thickness,
+            math.ceil(rows.stop * scale_y) - 1 + BOX_PAD + thickness,
+        )
+        cv2.rectangle(tile, top_left, bottom_right, color, thickness)
+    return tile
+
+
+def _put_text(
+    canvas: np.ndarray,
+    text: str,
+    origin: tuple[int, int],
+    color: tuple[int, int, int],
+    max_width: int,
+) -> int:
+    """Write ``text`` with its baseline at ``origin`` (x, y), cut to ``max_width`` px.
+
+    Returns:
+        The x just after the text.
+    """
+    text = text.encode("ascii", "replace").decode()  # Hershey fonts draw ASCII only
+    width = cv2.getTextSize(text, _FONT, _FONT_SCALE, 1)[0][0]
+    while text and width > max_width:
+        text = text[:-2] + "~" if len(text) > 1 else ""
+        width = cv2.getTextSize(text, _FONT, _FONT_SCALE, 1)[0][0]
+    if text:
+        cv2.putText(canvas, text, origin, _FONT, _FONT_SCALE, color, 1, cv2.LINE_AA)
+    return origin[0] + width
+
+
+def _draw_legend(
+    panel: np.ndarray, layout: PanelLayout, match: ImageMatch | None, name: str | None
+) -> None:
+    """Name, then coloured counts of matched / missed / false alarms, and the image's IoU."""
+    baseline = layout.shape[0] - 8
+    right = layout.shape[1] - GAP
+    x = GAP
+    if name:
+        x = _put_text(panel, name, (x, baseline), TEXT, (right - x) // 3) + 16
+    if match is None:
+        _put_text(panel, "no ground truth", (x, baseline), TEXT, right - x)
+        return
+    for color, text in (
+        (GREEN, f"matched {len(match.matched)}/{match.targets.count}"),
+        (RED, f"missed {len(match.missed_targets)}"),
+        (YELLOW, f"false alarms {len(match.false_alarms)} ({match.fa_pixels} px)"),
+    ):
+        if right - x < 40:
+            return
+        cv2.rectangle(panel, (x, baseline - 10), (x + 10, baseline), color, cv2.FILLED)
+        x = _put_text(panel, text, (x + 15, baseline), TEXT, right - x - 15) + 16
+    _put_text(panel, f"IoU {match.iou:.3f}", (x, baseline), TEXT, right - x)
