@@ -1,0 +1,55 @@
+"""Datasets: layouts and splits, validation, transforms, PyTorch datasets, synthetic data."""
+
+from lrrnet.data.dataset import (
+    EvalDataset,
+    TrainDataset,
+    collate_eval,
+    image_size,
+    same_size_batches,
+    seed_worker,
+)
+from lrrnet.data.io import (
+    IMAGE_SUFFIXES,
+    list_images,
+    read_image,
+    read_mask,
+    read_prediction,
+    write_prediction,
+)
+from lrrnet.data.layouts import (
+    LAYOUTS,
+    VAL_SPLITS,
+    Sample,
+    Splits,
+    build_splits,
+    detect_layout,
+    find_splits,
+    validate_samples,
+)
+from lrrnet.data.synthetic import Difficulty, generate_dataset, generate_frame
+
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "LAYOUTS",
+    "VAL_SPLITS",
+    "Difficulty",
+    "EvalDataset",
+    "Sample",
+    "Splits",
+    "TrainDataset",
+    "build_splits",
+    "collate_eval",
+    "detect_layout",
+    "find_splits",
+    "generate_dataset",
+    "generate_frame",
+    "image_size",
+    "list_images",
+    "read_image",
+    "read_mask",
+    "read_prediction",
+    "same_size_batches",
+    "seed_worker",
+    "validate_samples",
+    "write_prediction",
+]

@@ -1,0 +1,248 @@
+"""PyTorch datasets for training and evaluation.
+
+Training randomness comes only from ``np.random.default_rng([seed, epoch, index])``, so a
+sample is the same whatever the number of DataLoader workers, the order they run in, or a
+resume in the middle of an epoch.
+
+Evaluation keeps each mask at its file's own size (metrics are computed there, SPEC §5).
+Frames of different sizes cannot share a batch: build the DataLoader with
+``batch_sampler=same_size_batches(dataset, batch_size)`` and ``collate_fn=collate_eval``.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from lrrnet.data.io import read_image, read_mask
+from lrrnet.data.layouts import Sample
+from lrrnet.data.transforms import (
+    add_gaussian_noise,
+    random_crop_pair,
+    random_flip_transpose,
+    resize_pair,
+)
+from lrrnet.errors import ConfigError, DataError
+
+TRAIN_MODES = ("resize", "crop")
+# The network downsamples three times by 2 (SPEC §2).
+SIZE_MULTIPLE = 8
+
+
+def _check_size(value: int, key: str) -> None:
+    if not isinstance(value, int | np.integer) or value <= 0 or value % SIZE_MULTIPLE:
+        raise ConfigError(f"{key}: {value!r} must be a positive multiple of {SIZE_MULTIPLE}")
+
+
+class TrainDataset(Dataset):
+    """Training samples: image and binary mask of one fixed size, augmented.
+
+    Args:
+        samples: training samples; every one needs a mask.
+        mode: ``"resize"`` every frame to ``base_size`` (the published recipe) or ``"crop"``
+            a random ``crop_size`` window from the frame at its own size (padded with zeros
+            when smaller).
+        base_size: output side in ``"resize"`` mode, a multiple of 8.
+        crop_size: output side in ``"crop"`` mode, a multiple of 8.
+        pos_prob: in ``"crop"`` mode, chance of a crop forced to contain a target.
+        augment: random vertical/horizontal flips and transposes, p = 0.5 each.
+        noise_sigma: std of added Gaussian noise in grey levels (0–255); 0 is off.
+        seed: the run's seed.
+
+    The augmentation of an item is a pure function of (seed, epoch, index). The epoch comes
+    either from :meth:`set_epoch` (called before each epoch's iterator is created, so that
+    non-persistent workers copy it) or, with persistent DataLoader workers whose copy of the
+    dataset never sees ``set_epoch``, from the index itself: ``dataset[(epoch, index)]``, as
+    the trainer's sampler yields.
+    """
+
+    def __init__(
+        self,
+        samples: Sequence[Sample],
+        mode: str = "resize",
+        base_size: int = 512,
+        crop_size: int = 256,
+        pos_prob: float = 0.5,
+        augment: bool = False,
+        noise_sigma: float = 0.0,
+        seed: int = 1,
+    ) -> None:
+        if mode not in TRAIN_MODES:
+            raise ConfigError(f"data.train_mode: unknown mode {mode!r}; expected {TRAIN_MODES}")
+        if mode == "resize":
+            _check_size(base_size, "data.base_size")
+        else:
+            _check_size(crop_size, "data.crop_size")
+        if not 0.0 <= pos_prob <= 1.0:
+            raise ConfigError(f"data.pos_prob: {pos_prob!r} must be in [0, 1]")
+        if noise_sigma < 0:
+            raise ConfigError(f"data.noise_sigma: {noise_sigma!r} must be >= 0")
+        unmasked = [s.image for s in samples if s.mask is None]
+        if unmasked:
+            raise DataError(
+                f"{unmasked[0]}: training image without a mask ({len(unmasked)} in all)"
+            )
+        self.samples = list(samples)
+        self.mode = mode
+        self.base_size = base_size
+        self.crop_size = crop_size
+        self.pos_prob = pos_prob
+        self.augment = augment
+        self.noise_sigma = noise_sigma
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch whose random augmentations the next iterator draws."""
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int | tuple[int, int]) -> dict:
+        """One augmented sample; ``index`` is a position or an ``(epoch, position)`` pair.
+
+        Returns:
+            ``image``: ``1×S×S`` float32 in [0, 1]; ``mask``: ``1×S×S`` float32 in {0, 1};
+            ``name``: the sample's name.
+        """
+        epoch, index = index if isinstance(index, tuple) else (self.epoch, index)
+        sample = self.samples[index]
+        rng = np.random.default_rng([self.seed, epoch, index])
+        image = read_image(sample.image)
+        mask = read_mask(sample.mask)
+        if self.mode == "resize":
+            image, mask = resize_pair(image, mask, self.base_size)
+        else:
+            image, mask = random_crop_pair(image, mask, self.crop_size, self.pos_prob, rng)
+        if self.augment:
+            image, mask = random_flip_transpose(image, mask, rng)
+        image = add_gaussian_noise(image, self.noise_sigma, rng)
+        return {
+            "image": torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)[None]),
+            "mask": torch.from_numpy(np.ascontiguousarray(mask, dtype=np.float32)[None]),
+            "name": sample.name,
+        }
+
+
+class EvalDataset(Dataset):
+    """Evaluation or inference samples; masks stay at their file's own size.
+
+    Args:
+        samples: samples to evaluate; a sample without a mask gets ``has_mask=False``.
+        size: ``"native"`` keeps every image as it is (the model helper pads it to a
+            multiple of 8), an int resizes it (bilinear) to ``size×size``.
+    """
+
+    def __init__(self, samples: Sequence[Sample], size: str | int = "native") -> None:
+        if size != "native" and (not isinstance(size, int | np.integer) or size <= 0):
+            raise ConfigError(f"data.eval_size: {size!r} must be 'native' or a positive int")
+        self.samples = list(samples)
+        self.size = size
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def input_size(self, index: int) -> tuple[int, int]:
+        """``(height, width)`` of the network input for sample ``index``, from the header."""
+        if self.size != "native":
+            return (int(self.size), int(self.size))
+        return image_size(self.samples[index].image)
+
+    def __getitem__(self, index: int) -> dict:
+        """One sample.
+
+        Returns:
+            ``image``: ``1×h×w`` float32 in [0, 1] (``size×size`` when resized);
+            ``mask``: ``1×H×W`` bool at the original size (zeros without a mask);
+            ``has_mask``: bool; ``name``: str; ``orig_size``: ``(H, W)``.
+        """
+        sample = self.samples[index]
+        image = read_image(sample.image)
+        orig_size = image.shape
+        if sample.mask is None:
+            mask = np.zeros(orig_size, dtype=bool)
+        else:
+            mask = read_mask(sample.mask)
+            if mask.shape != orig_size:
+                raise DataError(
+                    f"{sample.mask}: mask size {mask.shape[1]}x{mask.shape[0]} differs from "
+                    f"image size {orig_size[1]}x{orig_size[0]}"
+                )
+        if self.size != "native":
+            image = cv2.resize(image, (int(self.size),) * 2, interpolation=cv2.INTER_LINEAR)
+        return {
+            "image": torch.from_numpy(np.ascontiguousarray(image)[None]),
+            "mask": torch.from_numpy(mask[None]),
+            "has_mask": sample.mask is not None,
+            "name": sample.name,
+            "orig_size": (int(orig_size[0]), int(orig_size[1])),
+        }
+
+
+def image_size(path: str | Path) -> tuple[int, int]:
+    """``(height, width)`` of an image file, read from its header when it is a PNG."""
+    path = Path(path)
+    with open(path, "rb") as file:
+        header = file.read(24)
+    # PNG: 8-byte signature, then the IHDR chunk with big-endian width and height.
+    if header[:8] == b"\x89PNG\r\n\x1a\n" and header[12:16] == b"IHDR":
+        return int.from_bytes(header[20:24], "big"), int.from_bytes(header[16:20], "big")
+    return tuple(read_image(path).shape)
+
+
+def same_size_batches(dataset: EvalDataset, batch_size: int) -> list[list[int]]:
+    """Batches of indices whose network inputs have the same size, for ``batch_sampler``.
+
+    Sizes come from the image headers, read once. Batches follow the order in which each
+    size first appears; indices keep the dataset order within a size.
+    """
+    if batch_size <= 0:
+        raise ConfigError(f"eval.batch_size: {batch_size!r} must be positive")
+    groups: dict[tuple[int, int], list[int]] = {}
+    for index in range(len(dataset)):
+        groups.setdefault(dataset.input_size(index), []).append(index)
+    return [
+        indices[start : start + batch_size]
+        for indices in groups.values()
+        for start in range(0, len(indices), batch_size)
+    ]
+
+
+def collate_eval(batch: list[dict]) -> dict:
+    """Collate :class:`EvalDataset` items that share an input size.
+
+    Returns:
+        ``image``: ``B×1×h×w`` tensor; ``mask``: list of ``1×H×W`` bool tensors (original
+        sizes may differ); ``has_mask``, ``name``, ``orig_size``: lists.
+
+    Raises:
+        ValueError: the images differ in size (use :func:`same_size_batches`).
+    """
+    shapes = {tuple(item["image"].shape) for item in batch}
+    if len(shapes) > 1:
+        raise ValueError(f"collate_eval: images of several sizes {sorted(shapes)} in a batch")
+    return {
+        "image": torch.stack([item["image"] for item in batch]),
+        "mask": [item["mask"] for item in batch],
+        "has_mask": [item["has_mask"] for item in batch],
+        "name": [item["name"] for item in batch],
+        "orig_size": [item["orig_size"] for item in batch],
+    }
+
+
+def seed_worker(worker_id: int) -> None:
+    """``worker_init_fn`` seeding NumPy and ``random`` from the worker's torch seed.
+
+    The datasets above do not need it (they seed per sample), but code added later that
+    calls ``np.random`` directly would otherwise draw the same numbers in every worker.
+    """
+    seed = torch.initial_seed() % 2**32
+    np.random.seed(seed)
+    random.seed(seed)

@@ -1,0 +1,501 @@
+"""Finding the images, masks and splits of a dataset in any of the layouts it ships in.
+
+Layouts (SPEC §4):
+
+- ``split_folders``: ``ROOT/{trainval,test}/{images,masks}/NAME.png`` (IRSTD-1k, NUDT-SIRST,
+  SIRST-Aug as distributed for LRRNet, and the synthetic dataset).
+- ``basicirstd``: ``ROOT/images``, ``ROOT/masks``, ``ROOT/img_idx/{train,test}_<NAME>.txt``.
+- ``dnanet``: ``ROOT/images``, ``ROOT/masks``, ``ROOT/50_50/{train,test}.txt``.
+- ``sirst_v1``: ``ROOT/images/Misc_N.png``, ``ROOT/masks/Misc_N_pixels0.png``,
+  ``ROOT/idx_427/{train,val,test,trainval}.txt``.
+- ``sirst_devkit``: ``ROOT/PNGImages``, ``ROOT/SIRST/BinaryMask/*_pixels0.png``,
+  ``ROOT/Splits/{trainval,test}_v1.txt`` (``train_v1``/``val_v1`` used when present).
+- ``folder``: images directly in ``ROOT`` or ``ROOT/images``, masks optional in
+  ``ROOT/masks`` (inference); the only split is ``test``.
+
+Finding a dataset never reads pixels: a listed image or mask that is absent still becomes a
+:class:`Sample` pointing where the file should be, so :func:`validate_samples` can report
+every problem at once instead of the first one.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from lrrnet.data.io import IMAGE_SUFFIXES, read_image, read_mask
+from lrrnet.errors import ConfigError, DataError
+
+logger = logging.getLogger(__name__)
+
+LAYOUTS = ("split_folders", "basicirstd", "dnanet", "sirst_v1", "sirst_devkit", "folder")
+VAL_SPLITS = ("holdout", "val", "test")
+
+# SIRST v1 names its masks after the image with this suffix; other datasets use the same name.
+MASK_NAME_SUFFIXES = ("", "_pixels0")
+# Problems quoted in a validation error; the rest are counted and logged.
+MAX_PROBLEMS_IN_MESSAGE = 5
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One frame of a dataset.
+
+    Attributes:
+        name: image name without extension; outputs are written as ``<name>.png``.
+        image: path of the image file (it may not exist; see :func:`validate_samples`).
+        mask: path of the ground-truth mask, or None when the dataset has none for it.
+    """
+
+    name: str
+    image: Path
+    mask: Path | None
+
+
+@dataclass
+class Splits:
+    """The train / val / test samples a run uses, and where they came from.
+
+    Attributes:
+        train: samples to train on.
+        val: samples for checkpoint selection.
+        test: samples for the final report.
+        layout: the dataset layout they were found in.
+        val_source: where ``val`` came from, for the log and the run folder.
+    """
+
+    train: list[Sample]
+    val: list[Sample]
+    test: list[Sample]
+    layout: str
+    val_source: str
+
+
+class _FolderIndex:
+    """Files of one folder, listed once, looked up by file name or by stem.
+
+    A missing folder is an error when ``required``; otherwise it is indexed as empty.
+    """
+
+    def __init__(self, folder: Path, required: bool = True) -> None:
+        self.folder = folder
+        self.by_filename: dict[str, Path] = {}
+        self.by_stem: dict[str, Path] = {}
+        if not folder.is_dir():
+            if required:
+                raise DataError(f"{folder}: folder not found")
+            return
+        files = [p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES]
+        # Sorting by suffix preference makes the choice stable when a stem has two files.
+        files.sort(key=lambda p: (p.stem, IMAGE_SUFFIXES.index(p.suffix.lower()), p.name))
+        for path in files:
+            self.by_filename[path.name] = path
+            self.by_stem.setdefault(path.stem, path)
+
+    def find(self, name: str) -> Path | None:
+        """The file called ``name`` (with its extension) or ``name.<image suffix>``."""
+        return self.by_filename.get(name) or self.by_stem.get(name)
+
+
+def _strip_extension(name: str) -> str:
+    path = Path(name)
+    return path.stem if path.suffix.lower() in IMAGE_SUFFIXES else name
+
+
+def _read_split_file(path: Path) -> list[str]:
+    """Names listed one per line; blank lines, whitespace, CRLF and duplicates are dropped."""
+    if not path.is_file():
+        raise DataError(f"{path}: split file not found")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as error:
+        raise DataError(f"{path}: cannot read split file ({error})") from None
+    names = [line.strip() for line in text.splitlines()]
+    names = [name for name in names if name]
+    unique = list(dict.fromkeys(names))
+    if len(unique) < len(names):
+        logger.warning("%s: %d duplicate names ignored", path, len(names) - len(unique))
+    if not unique:
+        raise DataError(f"{path}: split file lists no images")
+    return unique
+
+
+def _match_mask(name: str, masks: _FolderIndex) -> Path | None:
+    for suffix in MASK_NAME_SUFFIXES:
+        found = masks.find(name + suffix)
+        if found is not None:
+            return found
+    return None
+
+
+def _samples_from_names(
+    names: Sequence[str], images: _FolderIndex, masks: _FolderIndex, mask_suffix: str = ""
+) -> list[Sample]:
+    """Samples for listed names; absent files become the paths where they were expected."""
+    samples = []
+    for listed in names:
+        name = _strip_extension(listed)
+        image = images.find(listed) or images.find(name) or images.folder / f"{name}.png"
+        mask = _match_mask(name, masks) or masks.folder / f"{name}{mask_suffix}.png"
+        samples.append(Sample(name=name, image=image, mask=mask))
+    return samples
+
+
+def _samples_from_folder(images_dir: Path, masks_dir: Path, mask_required: bool) -> list[Sample]:
+    images = _FolderIndex(images_dir)
+    masks = _FolderIndex(masks_dir, required=mask_required)
+    samples = []
+    for stem, image in sorted(images.by_stem.items()):
+        mask = _match_mask(stem, masks)
+        if mask is None and mask_required:
+            mask = masks_dir / f"{stem}.png"
+        samples.append(Sample(name=stem, image=image, mask=mask))
+    return samples
+
+
+def _has_images(folder: Path) -> bool:
+    return folder.is_dir() and any(
+        p.suffix.lower() in IMAGE_SUFFIXES and p.is_file() for p in folder.iterdir()
+    )
+
+
+def _train_folder(root: Path) -> Path:
+    # LRRNet's archives call the training split "trainval"; a few re-packs call it "train".
+    return root / "trainval" if (root / "trainval").is_dir() else root / "train"
+
+
+def _basicirstd_names(root: Path) -> list[str]:
+    """Dataset names with both ``img_idx/train_<NAME>.txt`` and ``img_idx/test_<NAME>.txt``."""
+    folder = root / "img_idx"
+    if not folder.is_dir():
+        return []
+    train = {p.name[len("train_") : -len(".txt")] for p in folder.glob("train_*.txt")}
+    test = {p.name[len("test_") : -len(".txt")] for p in folder.glob("test_*.txt")}
+    return sorted(train & test)
+
+
+def detect_layout(root: str | Path) -> str:
+    """Name the layout of the dataset at ``root``.
+
+    Returns:
+        One of :data:`LAYOUTS`.
+
+    Raises:
+        DataError: ``root`` is missing or matches no layout (the message says what was
+            looked for).
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{root}: dataset folder not found")
+    if (_train_folder(root) / "images").is_dir() and (root / "test" / "images").is_dir():
+        return "split_folders"
+    if (root / "idx_427").is_dir() and (root / "images").is_dir():
+        return "sirst_v1"
+    if (root / "PNGImages").is_dir() and (root / "Splits").is_dir():
+        return "sirst_devkit"
+    if (root / "images").is_dir() and _basicirstd_names(root):
+        return "basicirstd"
+    if (root / "images").is_dir() and (root / "50_50").is_dir():
+        return "dnanet"
+    if _has_images(root / "images") or _has_images(root):
+        return "folder"
+    raise DataError(
+        f"{root}: no known dataset layout (looked for trainval/ + test/ with images/ and "
+        "masks/; images/ with img_idx/train_<NAME>.txt, 50_50/ or idx_427/; PNGImages/ with "
+        "Splits/; or image files in the folder or its images/)"
+    )
+
+
+def _find_basicirstd(root: Path, dataset_name: str | None) -> dict[str, list[Sample]]:
+    choices = _basicirstd_names(root)
+    if dataset_name is None:
+        if len(choices) != 1:
+            raise DataError(
+                f"{root / 'img_idx'}: set data.dataset_name to one of {choices} "
+                "(several train_<NAME>.txt / test_<NAME>.txt pairs)"
+                if choices
+                else f"{root / 'img_idx'}: no train_<NAME>.txt / test_<NAME>.txt pair"
+            )
+        dataset_name = choices[0]
+    elif dataset_name not in choices:
+        raise DataError(
+            f"{root / 'img_idx'}: no train_{dataset_name}.txt / test_{dataset_name}.txt "
+            f"(data.dataset_name); found {choices}"
+        )
+    images, masks = _FolderIndex(root / "images"), _FolderIndex(root / "masks")
+    return {
+        split: _samples_from_names(
+            _read_split_file(root / "img_idx" / f"{split}_{dataset_name}.txt"), images, masks
+        )
+        for split in ("train", "test")
+    }
+
+
+def _find_listed(
+    list_dir: Path,
+    list_names: dict[str, str],
+    images: _FolderIndex,
+    masks: _FolderIndex,
+    mask_suffix: str,
+) -> dict[str, list[Sample]]:
+    """Splits from the split files present among ``list_names`` (split -> file name)."""
+    splits = {
+        split: _samples_from_names(
+            _read_split_file(list_dir / filename), images, masks, mask_suffix
+        )
+        for split, filename in list_names.items()
+        if (list_dir / filename).is_file()
+    }
+    if "test" not in splits:
+        raise DataError(f"{list_dir / list_names['test']}: split file not found")
+    if "train" not in splits and "trainval" not in splits:
+        raise DataError(f"{list_dir / list_names['train']}: split file not found")
+    if "val" in splits:
+        # "train" + "val" partition "trainval": holdout and best-on-test runs train on the
+        # whole of it, a run selecting on the dataset's val list trains on "train" only.
+        if "trainval" not in splits:
+            splits["trainval"] = splits["train"] + splits["val"]
+        if "train" not in splits:
+            val_names = {s.name for s in splits["val"]}
+            splits["train"] = [s for s in splits["trainval"] if s.name not in val_names]
+    elif "trainval" in splits:
+        splits["train"] = splits.pop("trainval")
+    return splits
+
+
+def find_splits(
+    root: str | Path, layout: str = "auto", dataset_name: str | None = None
+) -> dict[str, list[Sample]]:
+    """The splits a dataset defines, as lists of samples in listing order.
+
+    Args:
+        root: dataset folder.
+        layout: one of :data:`LAYOUTS`, or ``"auto"`` to detect it.
+        dataset_name: BasicIRSTD split-file suffix (``img_idx/train_<NAME>.txt``); None uses
+            the only pair present.
+
+    Returns:
+        ``"train"`` and ``"test"`` always (``"test"`` only, for the ``folder`` layout);
+        ``"val"`` where the dataset lists one (SIRST v1 ``idx_427``), and then also
+        ``"trainval"``, the union of ``"train"`` and ``"val"``. For split folders ``"train"``
+        is ``trainval/``.
+
+    Raises:
+        DataError: the root, a split file or a split folder is missing, or a split is empty.
+        ConfigError: ``layout`` is not a known layout.
+    """
+    root = Path(root)
+    if layout == "auto":
+        layout = detect_layout(root)
+    elif layout not in LAYOUTS:
+        raise ConfigError(f"data.layout: unknown layout {layout!r}; expected auto or {LAYOUTS}")
+    elif not root.is_dir():
+        raise DataError(f"{root}: dataset folder not found")
+
+    if layout == "split_folders":
+        splits = {}
+        for split, folder in (("train", _train_folder(root)), ("test", root / "test")):
+            splits[split] = _samples_from_folder(
+                folder / "images", folder / "masks", mask_required=True
+            )
+            if not splits[split]:
+                raise DataError(f"{folder / 'images'}: no images found")
+    elif layout == "basicirstd":
+        splits = _find_basicirstd(root, dataset_name)
+    elif layout == "dnanet":
+        splits = _find_listed(
+            root / "50_50",
+            {split: f"{split}.txt" for split in ("train", "val", "test")},
+            _FolderIndex(root / "images"),
+            _FolderIndex(root / "masks"),
+            mask_suffix="",
+        )
+    elif layout == "sirst_v1":
+        splits = _find_listed(
+            root / "idx_427",
+            {split: f"{split}.txt" for split in ("train", "val", "test", "trainval")},
+            _FolderIndex(root / "images"),
+            _FolderIndex(root / "masks"),
+            mask_suffix="_pixels0",
+        )
+    elif layout == "sirst_devkit":
+        splits = _find_listed(
+            root / "Splits",
+            {split: f"{split}_v1.txt" for split in ("train", "val", "test", "trainval")},
+            _FolderIndex(root / "PNGImages"),
+            _FolderIndex(root / "SIRST" / "BinaryMask"),
+            mask_suffix="_pixels0",
+        )
+    else:  # folder
+        images_dir = root / "images" if _has_images(root / "images") else root
+        samples = _samples_from_folder(images_dir, root / "masks", mask_required=False)
+        if not samples:
+            raise DataError(f"{images_dir}: no images found ({', '.join(IMAGE_SUFFIXES)})")
+        splits = {"test": samples}
+    return splits
+
+
+def _holdout(train: list[Sample], fraction: float, seed: int) -> tuple[list[Sample], list[Sample]]:
+    """Split ``train`` into (train, val) with a seeded, order-preserving random choice."""
+    if len(train) < 2:
+        raise DataError(
+            f"cannot hold out a validation split from {len(train)} training image(s); "
+            "set data.val_split"
+        )
+    num_val = min(max(1, math.floor(fraction * len(train) + 0.5)), len(train) - 1)
+    chosen = set(np.random.default_rng(seed).permutation(len(train))[:num_val].tolist())
+    kept = [s for i, s in enumerate(train) if i not in chosen]
+    held = [s for i, s in enumerate(train) if i in chosen]
+    return kept, held
+
+
+def build_splits(
+    root: str | Path,
+    layout: str = "auto",
+    dataset_name: str | None = None,
+    val_split: str = "holdout",
+    val_fraction: float = 0.1,
+    seed: int = 1,
+) -> Splits:
+    """Train, validation and test samples for a run.
+
+    Args:
+        root: dataset folder.
+        layout: one of :data:`LAYOUTS` or ``"auto"``.
+        dataset_name: BasicIRSTD split-file suffix; see :func:`find_splits`.
+        val_split: ``"holdout"`` (a seeded ``val_fraction`` of the training split, removed
+            from it), ``"val"`` (the dataset's own val list; SIRST v1 then trains on its
+            ``train`` list) or ``"test"`` (the original code's best-on-test selection,
+            optimistic; logged as a warning).
+        val_fraction: share of the training split held out, in (0, 1).
+        seed: seed of the holdout choice.
+
+    Raises:
+        ConfigError: unknown ``val_split`` or ``val_fraction`` outside (0, 1).
+        DataError: see :func:`find_splits`; also ``val_split="val"`` on a dataset without a
+            val list. The ``folder`` layout gives empty train and val splits.
+    """
+    if val_split not in VAL_SPLITS:
+        raise ConfigError(
+            f"data.val_split: unknown value {val_split!r}; expected one of {VAL_SPLITS}"
+        )
+    if val_split == "holdout" and not 0.0 < val_fraction < 1.0:
+        raise ConfigError(f"data.val_fraction: {val_fraction!r} must be in (0, 1)")
+    if layout == "auto":
+        layout = detect_layout(root)
+    found = find_splits(root, layout=layout, dataset_name=dataset_name)
+    test = found["test"]
+    if "train" not in found:
+        # A plain folder is for inference and evaluation: a trainer's validation of the
+        # empty train split reports it.
+        return Splits(
+            train=[], val=[], test=test, layout=layout, val_source="none (test-only layout)"
+        )
+
+    if val_split == "val":
+        if "val" not in found:
+            raise DataError(
+                f"{root}: the dataset has no val list (data.val_split='val'); "
+                "use 'holdout' or 'test'"
+            )
+        train, val, source = found["train"], found["val"], "dataset val list"
+    elif val_split == "holdout":
+        full_train = found.get("trainval", found["train"])
+        train, val = _holdout(full_train, val_fraction, seed)
+        source = (
+            f"holdout {val_fraction:.0%} of train ({len(val)} of {len(full_train)} images, "
+            f"seed {seed})"
+        )
+    else:
+        train, val = found.get("trainval", found["train"]), test
+        source = "test split (best-on-test, optimistic)"
+        logger.warning(
+            "data.val_split='test': checkpoints are selected on the test split, so the "
+            "reported test numbers are optimistic (the original code's protocol)"
+        )
+
+    leaked = {s.name for s in train} & {s.name for s in test}
+    if leaked:
+        logger.warning(
+            "%s: %d image names are in both the train and the test split (e.g. %s)",
+            root,
+            len(leaked),
+            sorted(leaked)[0],
+        )
+    logger.info(
+        "%s (%s): %d train, %d val (%s), %d test",
+        root,
+        layout,
+        len(train),
+        len(val),
+        source,
+        len(test),
+    )
+    return Splits(train=train, val=val, test=test, layout=layout, val_source=source)
+
+
+def _sample_problems(sample: Sample, require_mask: bool) -> list[str]:
+    """What is wrong with one sample, as messages naming the file."""
+    problems = []
+    image = None
+    try:
+        image = read_image(sample.image)
+    except DataError as error:
+        problems.append(str(error))
+    if sample.mask is None:
+        if require_mask:
+            problems.append(f"{sample.image}: no mask found for this image")
+        return problems
+    try:
+        mask = read_mask(sample.mask)
+    except DataError as error:
+        problems.append(str(error))
+        return problems
+    if image is not None and mask.shape != image.shape:
+        problems.append(
+            f"{sample.mask}: mask size {mask.shape[1]}x{mask.shape[0]} differs from image "
+            f"size {image.shape[1]}x{image.shape[0]} ({sample.image.name})"
+        )
+    return problems
+
+
+def validate_samples(
+    samples: Sequence[Sample], split_name: str, require_masks: bool = True
+) -> None:
+    """Check every image and mask of a split before anything trains or evaluates on it.
+
+    Every image and mask must exist and decode, and each mask must have its image's size.
+    All problems are collected; the error's one-line message counts them and quotes the
+    first few (each naming the file), and the full list goes to the log.
+
+    Args:
+        samples: the split.
+        split_name: the split's name for messages (``"train"``, ``"test"``, ...).
+        require_masks: a sample without a mask is a problem (training, evaluation).
+
+    Raises:
+        DataError: the split is empty, or any problem was found.
+    """
+    if not samples:
+        raise DataError(f"{split_name} split is empty: no images listed")
+    # cv2 decodes outside the GIL, so a few threads overlap the decoding of the files.
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        per_sample = list(pool.map(lambda s: _sample_problems(s, require_masks), samples))
+    problems = [problem for found in per_sample for problem in found]
+    if not problems:
+        return
+    if len(problems) > MAX_PROBLEMS_IN_MESSAGE:
+        logger.error("%s split, all problems:\n  %s", split_name, "\n  ".join(problems))
+    quoted = "; ".join(problems[:MAX_PROBLEMS_IN_MESSAGE])
+    more = len(problems) - MAX_PROBLEMS_IN_MESSAGE
+    suffix = f"; and {more} more (see the log)" if more > 0 else ""
+    raise DataError(
+        f"{split_name} split: {len(problems)} problem(s) in {len(samples)} samples: "
+        f"{quoted}{suffix}"
+    )

@@ -1,0 +1,148 @@
+"""Training and evaluation datasets: outputs, sizes, determinism across workers and epochs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from lrrnet.data.dataset import (
+    EvalDataset,
+    TrainDataset,
+    collate_eval,
+    image_size,
+    same_size_batches,
+    seed_worker,
+)
+from lrrnet.data.layouts import Sample
+from lrrnet.errors import ConfigError, DataError
+
+
+def _write_sample(folder: Path, name: str, height: int, width: int, seed: int) -> Sample:
+    rng = np.random.default_rng(seed)
+    image = rng.integers(0, 256, (height, width), dtype=np.uint8)
+    mask = np.zeros((height, width), np.uint8)
+    mask[height // 2 : height // 2 + 3, width // 3 : width // 3 + 3] = 255
+    (folder / "images").mkdir(parents=True, exist_ok=True)
+    (folder / "masks").mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(folder / "images" / f"{name}.png"), image)
+    cv2.imwrite(str(folder / "masks" / f"{name}.png"), mask)
+    return Sample(name, folder / "images" / f"{name}.png", folder / "masks" / f"{name}.png")
+
+
+@pytest.fixture
+def samples(tmp_path: Path) -> list[Sample]:
+    sizes = [(40, 40), (24, 56), (40, 40), (30, 20), (40, 40), (24, 56)]
+    return [_write_sample(tmp_path, f"f{i}", h, w, i) for i, (h, w) in enumerate(sizes)]
+
+
+def _epoch(dataset: TrainDataset, num_workers: int) -> list[dict]:
+    loader = DataLoader(
+        dataset, batch_size=2, shuffle=False, num_workers=num_workers, worker_init_fn=seed_worker
+    )
+    return list(loader)
+
+
+def test_resize_mode_outputs(samples):
+    dataset = TrainDataset(samples, mode="resize", base_size=32)
+    item = dataset[1]
+    assert item["image"].shape == item["mask"].shape == (1, 32, 32)
+    assert item["image"].dtype == item["mask"].dtype == torch.float32
+    assert set(item["mask"].unique().tolist()) == {0.0, 1.0}
+    assert item["image"].min() >= 0.0 and item["image"].max() <= 1.0
+    assert item["name"] == "f1"
+
+
+def test_crop_mode_pads_and_finds_targets(samples):
+    dataset = TrainDataset(samples, mode="crop", crop_size=32, pos_prob=1.0, augment=True)
+    for index in range(len(dataset)):
+        item = dataset[index]
+        assert item["image"].shape == (1, 32, 32)
+        assert item["mask"].sum() > 0  # pos_prob=1 always keeps the target in the crop
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "key"),
+    [
+        ({"mode": "resize", "base_size": 30}, "data.base_size"),
+        ({"mode": "crop", "crop_size": 20}, "data.crop_size"),
+        ({"mode": "tile"}, "data.train_mode"),
+    ],
+)
+def test_invalid_geometry_names_the_key(samples, kwargs, key):
+    with pytest.raises(ConfigError, match=key):
+        TrainDataset(samples, **kwargs)
+
+
+def test_training_sample_without_mask_is_refused(samples):
+    unmasked = Sample("x", samples[0].image, None)
+    with pytest.raises(DataError, match="f0.png: training image without a mask"):
+        TrainDataset([unmasked])
+
+
+def test_same_batches_with_any_number_of_workers_and_after_recreation(samples):
+    options = {"mode": "crop", "crop_size": 16, "augment": True, "noise_sigma": 3.0, "seed": 7}
+    dataset = TrainDataset(samples, **options)
+    dataset.set_epoch(2)
+    single = _epoch(dataset, num_workers=0)
+    parallel = _epoch(dataset, num_workers=2)
+    recreated = TrainDataset(samples, **options)
+    recreated.set_epoch(2)
+    resumed_item = recreated[3]  # a resume mid-epoch draws item 3 on its own
+    for a, b in zip(single, parallel, strict=True):
+        assert torch.equal(a["image"], b["image"]) and torch.equal(a["mask"], b["mask"])
+    assert torch.equal(single[1]["image"][1], resumed_item["image"])
+
+    dataset.set_epoch(3)
+    next_epoch = _epoch(dataset, num_workers=0)
+    assert not torch.equal(single[0]["image"], next_epoch[0]["image"])
+    other_seed = TrainDataset(samples, **{**options, "seed": 8})
+    other_seed.set_epoch(2)
+    assert not torch.equal(other_seed[0]["image"], single[0]["image"][0])
+
+
+def test_eval_dataset_native_and_resized(samples, tmp_path):
+    native = EvalDataset(samples, size="native")
+    item = native[1]
+    assert item["image"].shape == (1, 24, 56) and item["orig_size"] == (24, 56)
+    assert item["mask"].shape == (1, 24, 56) and item["mask"].dtype == torch.bool
+    assert item["has_mask"] and item["mask"].sum() == 9
+    expected = cv2.imread(str(samples[1].image), cv2.IMREAD_UNCHANGED) / 255.0
+    assert np.allclose(item["image"][0].numpy(), expected, atol=1e-6)
+
+    resized = EvalDataset(samples, size=32)[1]
+    assert resized["image"].shape == (1, 32, 32)
+    assert resized["mask"].shape == (1, 24, 56)  # masks stay at their own size
+
+    no_mask = EvalDataset([Sample("f1", samples[1].image, None)])[0]
+    assert not no_mask["has_mask"] and not no_mask["mask"].any()
+    with pytest.raises(ConfigError, match="data.eval_size"):
+        EvalDataset(samples, size="resize")
+
+
+def test_same_size_batches_and_collate(samples):
+    dataset = EvalDataset(samples, size="native")
+    assert image_size(samples[3].image) == (30, 20)
+    batches = same_size_batches(dataset, batch_size=2)
+    assert batches == [[0, 2], [4], [1, 5], [3]]
+    loader = DataLoader(dataset, batch_sampler=batches, collate_fn=collate_eval)
+    first = next(iter(loader))
+    assert first["image"].shape == (2, 1, 40, 40) and first["name"] == ["f0", "f2"]
+    assert [m.shape for m in first["mask"]] == [(1, 40, 40)] * 2
+    with pytest.raises(ValueError, match="several sizes"):
+        collate_eval([dataset[0], dataset[1]])
+    # Resized inputs all share one size: plain chunks in dataset order.
+    assert same_size_batches(EvalDataset(samples, size=32), 4) == [[0, 1, 2, 3], [4, 5]]
+
+
+def test_seed_worker_seeds_numpy_from_torch():
+    torch.manual_seed(123)
+    seed_worker(0)
+    first = np.random.random()
+    torch.manual_seed(123)
+    seed_worker(0)
+    assert np.random.random() == first

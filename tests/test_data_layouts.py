@@ -1,0 +1,310 @@
+"""Dataset layouts built from the real split lists: detection, splits, validation errors."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from lrrnet.data.layouts import (
+    Sample,
+    build_splits,
+    detect_layout,
+    find_splits,
+    validate_samples,
+)
+from lrrnet.errors import ConfigError, DataError
+
+SPLITS = Path(__file__).parent / "data" / "splits"
+IRSTD1K = SPLITS / "basicirstd" / "IRSTD-1K" / "img_idx"
+NUDT = SPLITS / "basicirstd" / "NUDT-SIRST" / "img_idx"
+NUAA = SPLITS / "basicirstd" / "NUAA-SIRST" / "img_idx"
+IDX_427 = SPLITS / "sirst_v1" / "idx_427"
+
+
+def _png(side: int = 8, value: int = 0) -> bytes:
+    return cv2.imencode(".png", np.full((side, side), value, np.uint8))[1].tobytes()
+
+
+IMAGE_BYTES = _png(8, 100)
+MASK_BYTES = _png(8, 255)
+
+
+def _names(path: Path) -> list[str]:
+    return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+
+
+def _write_files(folder: Path, filenames: list[str], content: bytes) -> None:
+    # One encoded PNG written under every name: thousands of files in well under a second.
+    folder.mkdir(parents=True, exist_ok=True)
+    for filename in filenames:
+        (folder / filename).write_bytes(content)
+
+
+def _pairs(samples: list[Sample]) -> set[tuple[str, str, str]]:
+    return {(s.name, s.image.name, s.mask.name if s.mask else "") for s in samples}
+
+
+@pytest.fixture
+def split_folders(tmp_path: Path) -> Path:
+    """IRSTD-1k as distributed for LRRNet: trainval/ 800 and test/ 201."""
+    for folder, names in (
+        ("trainval", _names(IRSTD1K / "train_IRSTD-1K.txt")),
+        ("test", _names(IRSTD1K / "test_IRSTD-1K.txt")),
+    ):
+        _write_files(tmp_path / folder / "images", [f"{n}.png" for n in names], IMAGE_BYTES)
+        _write_files(tmp_path / folder / "masks", [f"{n}.png" for n in names], MASK_BYTES)
+    return tmp_path
+
+
+def _basicirstd(root: Path, lists: Path, dataset: str, mask_suffix: str = "") -> Path:
+    names = _names(lists / f"train_{dataset}.txt") + _names(lists / f"test_{dataset}.txt")
+    _write_files(root / "images", [f"{n}.png" for n in names], IMAGE_BYTES)
+    _write_files(root / "masks", [f"{n}{mask_suffix}.png" for n in names], MASK_BYTES)
+    (root / "img_idx").mkdir(exist_ok=True)
+    for split in ("train", "test"):
+        shutil.copyfile(
+            lists / f"{split}_{dataset}.txt", root / "img_idx" / f"{split}_{dataset}.txt"
+        )
+    return root
+
+
+@pytest.fixture
+def sirst_v1(tmp_path: Path) -> Path:
+    names = _names(IDX_427 / "trainval.txt") + _names(IDX_427 / "test.txt")
+    _write_files(tmp_path / "images", [f"{n}.png" for n in names], IMAGE_BYTES)
+    _write_files(tmp_path / "masks", [f"{n}_pixels0.png" for n in names], MASK_BYTES)
+    shutil.copytree(IDX_427, tmp_path / "idx_427")
+    return tmp_path
+
+
+def test_split_files_are_the_real_lists():
+    # The SIRST v1 lists end without a newline; the loader must still count the last name.
+    assert not (IDX_427 / "trainval.txt").read_bytes().endswith(b"\n")
+    assert b"\r\n" in (IRSTD1K / "train_IRSTD-1K.txt").read_bytes()
+
+
+def test_split_folders_finds_every_pair(split_folders: Path):
+    assert detect_layout(split_folders) == "split_folders"
+    splits = find_splits(split_folders)
+    assert set(splits) == {"train", "test"}
+    for split, listed in (("train", "train_IRSTD-1K.txt"), ("test", "test_IRSTD-1K.txt")):
+        expected = {(n, f"{n}.png", f"{n}.png") for n in _names(IRSTD1K / listed)}
+        assert _pairs(splits[split]) == expected
+    folder = split_folders / "trainval"
+    assert all(s.image.parent == folder / "images" for s in splits["train"])
+    assert all(s.mask.parent == folder / "masks" for s in splits["train"])
+
+
+def test_split_folders_holdout_is_seeded_and_disjoint(split_folders: Path):
+    first = build_splits(split_folders, val_fraction=0.1, seed=1)
+    assert (len(first.train), len(first.val), len(first.test)) == (720, 80, 201)
+    assert not {s.name for s in first.train} & {s.name for s in first.val}
+    assert {s.name for s in first.train + first.val} == set(_names(IRSTD1K / "train_IRSTD-1K.txt"))
+    assert first.layout == "split_folders" and "holdout" in first.val_source
+    again = build_splits(split_folders, val_fraction=0.1, seed=1)
+    assert [s.name for s in again.val] == [s.name for s in first.val]
+    other_seed = build_splits(split_folders, val_fraction=0.1, seed=2)
+    assert {s.name for s in other_seed.val} != {s.name for s in first.val}
+    quarter = build_splits(split_folders, val_fraction=0.25)
+    assert (len(quarter.train), len(quarter.val)) == (600, 200)
+
+
+def test_val_split_test_is_logged_as_optimistic(split_folders: Path, caplog):
+    with caplog.at_level(logging.WARNING, logger="lrrnet.data.layouts"):
+        splits = build_splits(split_folders, val_split="test")
+    assert splits.val == splits.test and len(splits.train) == 800
+    assert "optimistic" in splits.val_source
+    assert any("optimistic" in record.message for record in caplog.records)
+
+
+def test_val_split_errors(split_folders: Path):
+    with pytest.raises(ConfigError, match="data.val_split"):
+        build_splits(split_folders, val_split="best")
+    with pytest.raises(DataError, match="no val list"):
+        build_splits(split_folders, val_split="val")
+    with pytest.raises(ConfigError, match="data.val_fraction"):
+        build_splits(split_folders, val_fraction=1.5)
+
+
+@pytest.mark.parametrize(
+    ("lists", "dataset", "mask_suffix", "counts"),
+    [
+        (IRSTD1K, "IRSTD-1K", "", (800, 201)),
+        (NUDT, "NUDT-SIRST", "", (663, 664)),
+        (NUAA, "NUAA-SIRST", "_pixels0", (213, 214)),
+    ],
+)
+def test_basicirstd(tmp_path: Path, lists: Path, dataset: str, mask_suffix: str, counts):
+    root = _basicirstd(tmp_path, lists, dataset, mask_suffix)
+    assert detect_layout(root) == "basicirstd"
+    splits = find_splits(root)
+    assert (len(splits["train"]), len(splits["test"])) == counts
+    expected = {
+        (n, f"{n}.png", f"{n}{mask_suffix}.png") for n in _names(lists / f"train_{dataset}.txt")
+    }
+    assert _pairs(splits["train"]) == expected
+    assert all(s.image.is_file() and s.mask.is_file() for s in splits["train"] + splits["test"])
+    holdout = build_splits(root)
+    assert (
+        len(holdout.val) == round(0.1 * counts[0])
+        and len(holdout.train) + len(holdout.val) == counts[0]
+    )
+
+
+def test_basicirstd_needs_a_name_when_several_pairs_exist(tmp_path: Path):
+    root = _basicirstd(tmp_path, IRSTD1K, "IRSTD-1K")
+    _basicirstd(tmp_path, NUDT, "NUDT-SIRST")
+    with pytest.raises(DataError, match="IRSTD-1K.*NUDT-SIRST"):
+        find_splits(root)
+    assert len(find_splits(root, dataset_name="NUDT-SIRST")["test"]) == 664
+    with pytest.raises(DataError, match="SIRST-Aug"):
+        find_splits(root, dataset_name="SIRST-Aug")
+
+
+def test_dnanet_50_50(tmp_path: Path):
+    names = {split: _names(NUDT / f"{split}_NUDT-SIRST.txt") for split in ("train", "test")}
+    _write_files(
+        tmp_path / "images", [f"{n}.png" for n in names["train"] + names["test"]], IMAGE_BYTES
+    )
+    _write_files(
+        tmp_path / "masks", [f"{n}.png" for n in names["train"] + names["test"]], MASK_BYTES
+    )
+    (tmp_path / "50_50").mkdir()
+    # Names with extensions, trailing spaces and blank lines are all tolerated.
+    (tmp_path / "50_50" / "train.txt").write_text(
+        "\n".join(f"{n}.png " for n in names["train"]) + "\n\n"
+    )
+    (tmp_path / "50_50" / "test.txt").write_text("\n".join(names["test"]))
+    assert detect_layout(tmp_path) == "dnanet"
+    splits = find_splits(tmp_path)
+    assert [s.name for s in splits["train"]] == names["train"]
+    assert [s.name for s in splits["test"]] == names["test"]
+    assert (len(splits["train"]), len(splits["test"])) == (663, 664)
+
+
+def test_sirst_v1_splits(sirst_v1: Path):
+    assert detect_layout(sirst_v1) == "sirst_v1"
+    splits = find_splits(sirst_v1)
+    counts = {split: len(samples) for split, samples in splits.items()}
+    assert counts == {"train": 256, "val": 85, "test": 86, "trainval": 341}
+    assert _pairs(splits["test"]) == {
+        (n, f"{n}.png", f"{n}_pixels0.png") for n in _names(IDX_427 / "test.txt")
+    }
+    # The file's last line has no newline and must not be lost.
+    assert splits["trainval"][-1].name == _names(IDX_427 / "trainval.txt")[-1]
+
+    own_val = build_splits(sirst_v1, val_split="val")
+    assert (len(own_val.train), len(own_val.val), len(own_val.test)) == (256, 85, 86)
+    assert own_val.val_source == "dataset val list"
+    holdout = build_splits(sirst_v1)
+    assert (len(holdout.train), len(holdout.val), len(holdout.test)) == (307, 34, 86)
+    on_test = build_splits(sirst_v1, val_split="test")
+    assert (len(on_test.train), len(on_test.val)) == (341, 86)
+
+
+def test_sirst_devkit(tmp_path: Path):
+    names = {split: _names(IDX_427 / f"{split}.txt") for split in ("trainval", "test")}
+    every = names["trainval"] + names["test"]
+    _write_files(tmp_path / "PNGImages", [f"{n}.png" for n in every], IMAGE_BYTES)
+    _write_files(tmp_path / "SIRST" / "BinaryMask", [f"{n}_pixels0.png" for n in every], MASK_BYTES)
+    (tmp_path / "Splits").mkdir()
+    for split in ("trainval", "test"):
+        (tmp_path / "Splits" / f"{split}_v1.txt").write_text("\r\n".join(names[split]))
+    assert detect_layout(tmp_path) == "sirst_devkit"
+    splits = find_splits(tmp_path)
+    assert set(splits) == {"train", "test"}
+    assert (len(splits["train"]), len(splits["test"])) == (341, 86)
+    assert all(s.mask.parent == tmp_path / "SIRST" / "BinaryMask" for s in splits["test"])
+    with pytest.raises(DataError, match="no val list"):
+        build_splits(tmp_path, val_split="val")
+
+
+def test_folder_layout_with_and_without_masks(tmp_path: Path):
+    _write_files(tmp_path, ["b.png", "a.bmp"], IMAGE_BYTES)
+    assert detect_layout(tmp_path) == "folder"
+    assert [(s.name, s.mask) for s in find_splits(tmp_path)["test"]] == [("a", None), ("b", None)]
+
+    root = tmp_path / "with_masks"
+    _write_files(root / "images", ["x.png", "y.png"], IMAGE_BYTES)
+    _write_files(root / "masks", ["x.png"], MASK_BYTES)
+    assert detect_layout(root) == "folder"
+    samples = find_splits(root)["test"]
+    assert [(s.name, s.mask) for s in samples] == [("x", root / "masks" / "x.png"), ("y", None)]
+    validate_samples(samples, "test", require_masks=False)
+    with pytest.raises(DataError, match="y.png: no mask"):
+        validate_samples(samples, "test")
+    test_only = build_splits(root)
+    assert (test_only.train, test_only.val, len(test_only.test)) == ([], [], 2)
+    with pytest.raises(DataError, match="train split is empty"):
+        validate_samples(test_only.train, "train")
+
+
+def test_unknown_or_missing_root(tmp_path: Path):
+    with pytest.raises(DataError, match="dataset folder not found"):
+        detect_layout(tmp_path / "absent")
+    (tmp_path / "notes.txt").write_text("nothing here")
+    with pytest.raises(DataError, match=f"{tmp_path}: no known dataset layout.*img_idx"):
+        detect_layout(tmp_path)
+    with pytest.raises(ConfigError, match="data.layout"):
+        find_splits(tmp_path, layout="coco")
+
+
+def test_missing_split_file_names_it(sirst_v1: Path):
+    (sirst_v1 / "idx_427" / "test.txt").unlink()
+    with pytest.raises(DataError, match=r"idx_427/test.txt: split file not found"):
+        find_splits(sirst_v1)
+
+
+def test_validation_collects_every_problem(split_folders: Path):
+    test = find_splits(split_folders)["test"]
+    validate_samples(test, "test")  # the intact tree passes
+    missing_mask, corrupt, mismatched = test[0], test[1], test[2]
+    missing_mask.mask.unlink()
+    corrupt.image.write_bytes(b"\x89PNG\r\n\x1a\n this is not a png")
+    mismatched.mask.write_bytes(_png(16, 255))
+    with pytest.raises(DataError) as error:
+        validate_samples(test, "test")
+    message = str(error.value)
+    assert "\n" not in message
+    assert message.startswith("test split: 3 problem(s) in 201 samples")
+    assert f"{missing_mask.mask}: file not found" in message
+    assert f"{corrupt.image}: cannot decode image" in message
+    assert f"{mismatched.mask}: mask size 16x16 differs from image size 8x8" in message
+
+
+def test_validation_missing_images_are_counted_beyond_the_message(sirst_v1: Path):
+    splits = find_splits(sirst_v1)
+    for sample in splits["val"][:7]:
+        sample.image.unlink()
+    with pytest.raises(DataError, match=r"val split: 7 problem\(s\).*and 2 more") as error:
+        validate_samples(splits["val"], "val")
+    assert f"{splits['val'][0].image}: file not found" in str(error.value)
+
+
+def test_validation_of_an_empty_split():
+    with pytest.raises(DataError, match="train split is empty"):
+        validate_samples([], "train")
+
+
+def test_empty_split_folder_names_it(split_folders: Path):
+    for path in (split_folders / "test" / "images").iterdir():
+        path.unlink()
+    with pytest.raises(DataError, match=r"test/images: no images found"):
+        find_splits(split_folders)
+
+
+def test_missing_masks_folder_names_it(split_folders: Path):
+    shutil.rmtree(split_folders / "test" / "masks")
+    with pytest.raises(DataError, match=r"test/masks: folder not found"):
+        find_splits(split_folders)
+
+
+def test_missing_sirst_masks_folder_names_it(sirst_v1: Path):
+    shutil.rmtree(sirst_v1 / "masks")
+    with pytest.raises(DataError, match=f"{sirst_v1 / 'masks'}: folder not found"):
+        find_splits(sirst_v1)
