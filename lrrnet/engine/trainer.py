@@ -78,7 +78,7 @@ class RunResult:
     model: torch.nn.Module | None = None  # the trained network, with the last weights
 
 
-class EpochSampler(Sampler[int]):
+class EpochSampler(Sampler[tuple[int, int]]):
     """A permutation per epoch from (seed, epoch), split across ranks, resumable mid-epoch.
 
     Like ``DistributedSampler`` with ``drop_last=True`` (every rank gets the same number of
@@ -96,11 +96,15 @@ class EpochSampler(Sampler[int]):
     def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
         self.epoch, self.start_batch = epoch, start_batch
 
-    def __iter__(self) -> Iterator[int]:
+    def __iter__(self) -> Iterator[tuple[int, int]]:
         generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
         order = torch.randperm(self.size, generator=generator)[: self.per_rank * self.world_size]
         mine = order[self.rank :: self.world_size][: self.batches_per_epoch * self.batch_size]
-        return iter(mine[self.start_batch * self.batch_size :].tolist())
+        # (epoch, index) pairs: persistent workers hold a copy of the dataset that never sees
+        # set_epoch, so the epoch travels with each index.
+        return iter(
+            (self.epoch, index) for index in mine[self.start_batch * self.batch_size :].tolist()
+        )
 
     def __len__(self) -> int:
         return (self.batches_per_epoch - self.start_batch) * self.batch_size
@@ -363,7 +367,6 @@ def _train(cfg, tcfg, dcfg, info, device, resume_path) -> RunResult:  # noqa: C9
         started, start_iteration = time.time(), state.iteration
         loss_window = [0.0, 0]  # sum and count of training losses since the last evaluation
         while not stop and state.epoch < tcfg["epochs"]:
-            dataset.set_epoch(state.epoch)
             sampler.set_epoch(
                 state.epoch, start_batch=state.iteration - state.epoch * iters_per_epoch
             )
