@@ -1,0 +1,273 @@
+"""LRRNet: a deep low-rank background network for infrared small target detection.
+
+The background of an infrared frame is low-rank and compressible; a network that learns to
+reconstruct it finds targets as what remains after subtracting it. Three parts:
+
+1. **Encoder** (:meth:`LRRNet.encode`): a stem (``init_conv`` gives the shallow feature
+   ``u``, ``second_conv``), residual levels with stride-2 downsampling (``downs``) and a
+   bottleneck with self-attention (``mid``). The narrow bottleneck is what forces a
+   compressed, low-rank description of the frame: small targets do not fit through it.
+2. **Background decoder** (:meth:`LRRNet.decode_background`, ``ups``): a U-Net decoder that
+   rebuilds the background feature ``B`` at full resolution from the bottleneck and the
+   skip features.
+3. **Subtraction head** (:meth:`LRRNet.subtraction_head`, :meth:`LRRNet.output_heads`):
+   target feature ``y = refine(u − B)``, reconstruction feature ``d = y + B``, and two 3×3
+   output convs: target logits ``T`` from ``y`` and the reconstructed image ``D`` from ``d``.
+
+Module attribute names are those of the released checkpoints (``init_conv`` … ``out_conv1``)
+so their plain state dicts load without any key mapping. Do not rename them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lrrnet.models.blocks import (
+    AttentionBlock,
+    AttentionImpl,
+    Downsample,
+    GroupNorm,
+    ResidualBlock,
+    Upsample,
+    check_attention_impl,
+)
+
+
+class LRRNet(nn.Module):
+    """The LRRNet encoder, low-rank background decoder and subtraction head.
+
+    The defaults are the published network (3,454,994 parameters) that the released
+    checkpoints fit.
+
+    Args:
+        in_channels: channels of the input frame (1 for infrared).
+        base_channels: width of the first level; level i has ``base_channels ·
+            channel_mults[i]`` channels.
+        channel_mults: width multipliers per level; ``len − 1`` stride-2 steps, so inputs
+            must be multiples of ``2 ** (len − 1)`` (8 by default).
+        num_res_blocks: residual blocks per encoder level (the decoder has one more).
+        dropout: dropout probability inside every residual block.
+        num_groups: GroupNorm groups everywhere (must divide every width).
+        attention_impl: ``"sdpa"`` (fused scaled_dot_product_attention, the default) or
+            ``"naive"`` (the explicit formula of the original code); same numbers.
+    """
+
+    def __init__(
+        self,
+        *,
+        in_channels: int = 1,
+        base_channels: int = 16,
+        channel_mults: Sequence[int] = (1, 2, 4, 8),
+        num_res_blocks: int = 2,
+        dropout: float = 0.2,
+        num_groups: int = 16,
+        attention_impl: AttentionImpl = "sdpa",
+    ) -> None:
+        super().__init__()
+        check_attention_impl(attention_impl)
+        channel_mults = tuple(channel_mults)
+        if not channel_mults:
+            raise ValueError("channel_mults must name at least one level")
+        self.size_multiple = 2 ** (len(channel_mults) - 1)
+
+        def residual(in_ch: int, out_ch: int, use_attention: bool = False) -> ResidualBlock:
+            return ResidualBlock(
+                in_ch,
+                out_ch,
+                dropout=dropout,
+                num_groups=num_groups,
+                use_attention=use_attention,
+                attention_impl=attention_impl,
+            )
+
+        # Stem. init_conv's output u is the shallow feature the subtraction head needs.
+        self.init_conv = nn.Conv2d(in_channels, base_channels, kernel_size=3, padding=1)
+        self.second_conv = nn.Conv2d(base_channels, base_channels, kernel_size=3, padding=1)
+
+        # Registered in the original order (downs, ups, mid) so the state dict lists its
+        # keys in the same order as the released files.
+        self.downs = nn.ModuleList()
+        self.ups = nn.ModuleList()
+
+        # Encoder: the width of every feature pushed on the skip stack, bottom to top.
+        skip_channels = [base_channels]
+        channels = base_channels
+        for level, mult in enumerate(channel_mults):
+            for _ in range(num_res_blocks):
+                self.downs.append(residual(channels, base_channels * mult))
+                channels = base_channels * mult
+                skip_channels.append(channels)
+            if level != len(channel_mults) - 1:
+                self.downs.append(Downsample(channels))
+                skip_channels.append(channels)
+
+        # Bottleneck: attention only in the first block (the coarsest grid keeps it cheap).
+        self.mid = nn.ModuleList(
+            [residual(channels, channels, use_attention=True), residual(channels, channels)]
+        )
+
+        # Background decoder: each block consumes one skip feature, so one more block per
+        # level than the encoder pushed there.
+        for level, mult in reversed(list(enumerate(channel_mults))):
+            for _ in range(num_res_blocks + 1):
+                self.ups.append(residual(channels + skip_channels.pop(), base_channels * mult))
+                channels = base_channels * mult
+            if level != 0:
+                self.ups.append(Upsample(channels))
+        assert not skip_channels, "decoder must consume every skip feature"
+
+        # Subtraction head.
+        self.out_resblock = residual(base_channels, base_channels)
+        self.out_norm = GroupNorm(num_groups, base_channels)
+        self.out_conv = nn.Conv2d(base_channels, 1, kernel_size=3, padding=1)
+        self.out_norm1 = GroupNorm(num_groups, base_channels)
+        self.out_conv1 = nn.Conv2d(base_channels, in_channels, kernel_size=3, padding=1)
+
+    # -- configuration -------------------------------------------------------------------
+
+    @property
+    def attention_impl(self) -> str:
+        """The attention path in use, ``"sdpa"`` or ``"naive"``."""
+        impls = {m.impl for m in self.modules() if isinstance(m, AttentionBlock)}
+        return impls.pop() if len(impls) == 1 else ",".join(sorted(impls))
+
+    def set_attention_impl(self, impl: AttentionImpl) -> LRRNet:
+        """Switches every attention block to ``"sdpa"`` or ``"naive"``; returns ``self``."""
+        check_attention_impl(impl)
+        for module in self.modules():
+            if isinstance(module, AttentionBlock):
+                module.impl = impl
+        return self
+
+    def check_input_size(self, image: torch.Tensor) -> None:
+        """Raises ValueError unless ``image`` is B×C×H×W with H, W multiples of 8."""
+        if image.dim() != 4:
+            raise ValueError(f"LRRNet expects a B×C×H×W tensor, got shape {tuple(image.shape)}")
+        height, width = image.shape[-2:]
+        if height % self.size_multiple or width % self.size_multiple:
+            raise ValueError(
+                f"LRRNet needs H and W to be multiples of {self.size_multiple}, got {height}×"
+                f"{width}; pad with lrrnet.models.pad_to_multiple (and crop_to) or call "
+                "lrrnet.models.run_padded(model, image)"
+            )
+
+    # -- the three parts -----------------------------------------------------------------
+
+    def encode(self, image: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor]:
+        """Encoder: stem, downsampling levels and attention bottleneck.
+
+        Args:
+            image: B×C×H×W, H and W multiples of 8.
+
+        Returns:
+            ``(shallow, skips, bottleneck)``: the shallow feature ``u`` (B×16×H×W), the skip
+            stack (12 features bottom to top, the decoder pops from the end) and the
+            bottleneck feature (B×128×H/8×W/8).
+        """
+        shallow = self.init_conv(image)
+        features = self.second_conv(shallow)
+        skips = [features]
+        for layer in self.downs:
+            features = layer(features)
+            skips.append(features)
+        for layer in self.mid:
+            features = layer(features)
+        return shallow, skips, features
+
+    def decode_background(
+        self, bottleneck: torch.Tensor, skips: list[torch.Tensor]
+    ) -> torch.Tensor:
+        """Low-rank background decoder.
+
+        Args:
+            bottleneck: B×128×H/8×W/8 from :meth:`encode`.
+            skips: the skip stack from :meth:`encode` (not modified).
+
+        Returns:
+            The background feature ``B``, B×16×H×W.
+        """
+        remaining = list(skips)
+        features = bottleneck
+        for layer in self.ups:
+            if isinstance(layer, ResidualBlock):
+                features = torch.cat([features, remaining.pop()], dim=1)
+            features = layer(features)
+        return features
+
+    def subtraction_head(
+        self, shallow: torch.Tensor, background: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Subtracts the background from the shallow feature and refines the remainder.
+
+        Args:
+            shallow: the shallow feature ``u``, B×16×H×W.
+            background: the background feature ``B``, B×16×H×W.
+
+        Returns:
+            ``(target_feature, reconstruction_feature)``: ``y = out_resblock(u − B)`` and
+            ``d = y + B``, each B×16×H×W.
+        """
+        target_feature = self.out_resblock(shallow - background)
+        # Adding the background back asks target + background to explain the whole frame.
+        return target_feature, target_feature + background
+
+    def output_heads(
+        self, target_feature: torch.Tensor, reconstruction_feature: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """GN → ReLU → 3×3 conv on each feature.
+
+        Returns:
+            ``(reconstruction, target_logits)``: D (B×C_in×H×W) and T (B×1×H×W).
+        """
+        target_logits = self.out_conv(F.relu(self.out_norm(target_feature), inplace=True))
+        reconstruction = self.out_conv1(
+            F.relu(self.out_norm1(reconstruction_feature), inplace=True)
+        )
+        return reconstruction, target_logits
+
+    # -- entry points --------------------------------------------------------------------
+
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Args: image: B×1×H×W, H and W multiples of 8 (see :func:`run_padded`).
+
+        Returns:
+            ``(D, T)``: the reconstructed image B×1×H×W and the target logits B×1×H×W
+            (``sigmoid(T)`` is the target probability map), as the original network.
+        """
+        maps = self._run_parts(image)
+        return maps["reconstruction"], maps["target_logits"]
+
+    def forward_maps(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Every intermediate map of interest, for visualisation.
+
+        Args:
+            image: B×1×H×W, H and W multiples of 8.
+
+        Returns:
+            A dict with ``reconstruction`` (D, B×1×H×W), ``target_logits`` (T, B×1×H×W),
+            ``target_prob`` (sigmoid T, B×1×H×W), and the B×16×H×W features
+            ``background_feature`` (B), ``target_feature`` (y), ``reconstruction_feature``
+            (d) and ``shallow_feature`` (u).
+        """
+        maps = self._run_parts(image)
+        maps["target_prob"] = torch.sigmoid(maps["target_logits"])
+        return maps
+
+    def _run_parts(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
+        self.check_input_size(image)
+        shallow, skips, bottleneck = self.encode(image)
+        background = self.decode_background(bottleneck, skips)
+        target_feature, reconstruction_feature = self.subtraction_head(shallow, background)
+        reconstruction, target_logits = self.output_heads(target_feature, reconstruction_feature)
+        return {
+            "reconstruction": reconstruction,
+            "target_logits": target_logits,
+            "background_feature": background,
+            "target_feature": target_feature,
+            "reconstruction_feature": reconstruction_feature,
+            "shallow_feature": shallow,
+        }

@@ -1,0 +1,66 @@
+"""Run the network on frames of any size: pad to a multiple of 8, crop the outputs back.
+
+LRRNet halves the resolution three times, so H and W must be multiples of 8. SIRST v1 has
+many odd sizes; padding at the bottom and right keeps the crop a plain slice.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def pad_to_multiple(
+    x: torch.Tensor, multiple: int = 8, mode: str = "reflect"
+) -> tuple[torch.Tensor, tuple[int, int]]:
+    """Pads the bottom and right of ``x`` so H and W become multiples of ``multiple``.
+
+    Reflection keeps the image statistics at the border (no artificial edge that could
+    look like a target). Reflection needs the pad to be smaller than the side it mirrors,
+    so a side shorter than its pad (tiny inputs, e.g. 4 px padded to 8) falls back to
+    ``"replicate"`` for the whole tensor.
+
+    Args:
+        x: B×C×H×W.
+        multiple: the size both sides are rounded up to a multiple of.
+        mode: a :func:`torch.nn.functional.pad` mode: ``"reflect"``, ``"replicate"``,
+            ``"constant"`` (zeros) or ``"circular"``.
+
+    Returns:
+        The padded B×C×H'×W' tensor and the original ``(H, W)`` for :func:`crop_to`.
+    """
+    height, width = x.shape[-2:]
+    pad_bottom = -height % multiple
+    pad_right = -width % multiple
+    if pad_bottom == 0 and pad_right == 0:
+        return x, (height, width)
+    if mode == "reflect" and (pad_bottom >= height or pad_right >= width):
+        mode = "replicate"
+    return F.pad(x, (0, pad_right, 0, pad_bottom), mode=mode), (height, width)
+
+
+def crop_to(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Crops the top-left ``size = (H, W)`` of ``x`` (…×H'×W'), undoing :func:`pad_to_multiple`."""
+    height, width = size
+    return x[..., :height, :width]
+
+
+def run_padded(
+    model: nn.Module, x: torch.Tensor, mode: str = "reflect"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Runs ``model`` on ``x`` of any size and returns its outputs at the input size.
+
+    Args:
+        model: an LRRNet (or any module returning ``(D, T)`` at its input's size); its
+            ``size_multiple`` attribute, when present, sets the padding multiple (else 8).
+        x: B×C×H×W, any H and W.
+        mode: padding mode, see :func:`pad_to_multiple`.
+
+    Returns:
+        ``(reconstruction, target_logits)``, each B×1×H×W (cropped).
+    """
+    multiple = getattr(model, "size_multiple", 8)
+    padded, size = pad_to_multiple(x, multiple=multiple, mode=mode)
+    reconstruction, target_logits = model(padded)
+    return crop_to(reconstruction, size), crop_to(target_logits, size)
