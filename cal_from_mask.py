@@ -57,20 +57,12 @@ def main(argv: list[str] | None = None) -> int:
         threshold, protocol = args.threshold, args.protocol
         if args.config is not None:
             from lrrnet.config import load_config
-            from lrrnet.data import build_splits
+            from lrrnet.data import splits_from_config
 
             cfg = load_config(args.config, args.set)
-            data = cfg["data"]
             pred = pred or Path(cfg["paths"]["results"]) / cfg["name"]
             if masks is None:
-                splits = build_splits(
-                    data["root"],
-                    layout=data["layout"],
-                    dataset_name=data["dataset_name"],
-                    val_split=data["val_split"],
-                    val_fraction=data["val_fraction"],
-                    seed=cfg["seed"],
-                )
+                splits = splits_from_config(cfg)
                 masks = {s.name: s.mask for s in splits.test if s.mask is not None}
             threshold = cfg["eval"]["threshold"] if threshold is None else threshold
             protocol = protocol or cfg["eval"]["protocol"]

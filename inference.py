@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from lrrnet.config import load_config
-from lrrnet.data import build_splits
+from lrrnet.data import splits_from_config
 from lrrnet.engine.inference import folder_samples, newest_run_checkpoint, predict_to_folder
 from lrrnet.engine.predictor import Predictor, config_eval_size, parse_size
 from lrrnet.errors import UserError
@@ -67,15 +67,7 @@ def run(args) -> int:
         )
     elif args.config:
         cfg = load_config(args.config, args.overrides)
-        data = cfg["data"]
-        splits = build_splits(
-            data["root"],
-            layout=data["layout"],
-            dataset_name=data["dataset_name"],
-            val_split=data["val_split"],
-            val_fraction=data["val_fraction"],
-            seed=cfg["seed"],
-        )
+        splits = splits_from_config(cfg)
         samples = splits.test
         checkpoint = Path(args.checkpoint) if args.checkpoint else newest_run_checkpoint(cfg)
         model_config = cfg["model"]

@@ -427,20 +427,12 @@ def config_items(
     Returns:
         The items (lazily: the model runs as they are consumed) and their number.
     """
-    from lrrnet.data import build_splits
+    from lrrnet.data import splits_from_config
     from lrrnet.engine.evaluator import iterate_predictions
     from lrrnet.engine.inference import newest_run_checkpoint
     from lrrnet.engine.predictor import Predictor, config_eval_size
 
-    data = cfg["data"]
-    splits = build_splits(
-        data["root"],
-        layout=data["layout"],
-        dataset_name=data["dataset_name"],
-        val_split=data["val_split"],
-        val_fraction=data["val_fraction"],
-        seed=cfg["seed"],
-    )
+    splits = splits_from_config(cfg)
     samples = splits.test[:limit] if limit is not None else splits.test
     checkpoint = Path(checkpoint) if checkpoint else newest_run_checkpoint(cfg)
     logger.info("checkpoint %s", checkpoint)

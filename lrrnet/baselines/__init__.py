@@ -214,25 +214,9 @@ def run_baseline_on_config(
         params: keyword arguments of the method.
         size: None to run at the image's own size, N to run at N×N.
     """
-    # Owned by the data package; imported here so the baselines work without it.
-    from lrrnet.data import build_splits
+    from lrrnet.data import splits_from_config
 
-    data = cfg["data"]
-    root = Path(data["root"])
-    if data.get("generate") and not root.exists():
-        # Same rule as training: a synthetic config builds its dataset on first use.
-        from lrrnet.data.synthetic import generate_dataset
-
-        logger.info("generating the synthetic dataset at %s", root)
-        generate_dataset(root, seed=cfg["seed"], **data["synthetic"])
-    splits = build_splits(
-        root,
-        layout=data["layout"],
-        dataset_name=data["dataset_name"],
-        val_split=data["val_split"],
-        val_fraction=data["val_fraction"],
-        seed=cfg["seed"],
-    )
+    splits = splits_from_config(cfg)
     if out_dir is None:
         out_dir = Path(cfg["paths"]["results"]) / f"{cfg['name']}_{method}"
     images = [(sample.name, sample.image) for sample in splits.test]

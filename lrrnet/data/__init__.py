@@ -8,6 +8,7 @@ from lrrnet.data.dataset import (
     same_size_batches,
     seed_worker,
 )
+from lrrnet.data.from_config import ensure_dataset, splits_from_config
 from lrrnet.data.io import (
     IMAGE_SUFFIXES,
     list_images,
@@ -40,6 +41,7 @@ __all__ = [
     "build_splits",
     "collate_eval",
     "detect_layout",
+    "ensure_dataset",
     "find_splits",
     "generate_dataset",
     "generate_frame",
@@ -50,6 +52,7 @@ __all__ = [
     "read_prediction",
     "same_size_batches",
     "seed_worker",
+    "splits_from_config",
     "validate_samples",
     "write_prediction",
 ]

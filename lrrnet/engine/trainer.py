@@ -37,7 +37,14 @@ from torch.utils.data import DataLoader, Sampler
 from tqdm import tqdm
 
 from lrrnet.config import dump_yaml, to_dict
-from lrrnet.data import Splits, TrainDataset, build_splits, seed_worker, validate_samples
+from lrrnet.data import (
+    Splits,
+    TrainDataset,
+    ensure_dataset,
+    seed_worker,
+    splits_from_config,
+    validate_samples,
+)
 from lrrnet.engine import distributed
 from lrrnet.engine.checkpoint import load_checkpoint, save_checkpoint, unwrap_model
 from lrrnet.engine.evaluator import evaluate
@@ -121,23 +128,10 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
 
 def prepare_dataset(cfg: Mapping[str, Any], info: distributed.DistInfo) -> Splits:
     """Find the splits (generating the synthetic dataset when asked) and validate every file."""
-    data = cfg["data"]
-    root = Path(data["root"])
-    if data["generate"] and not root.exists():
-        if info.is_main:
-            from lrrnet.data.synthetic import generate_dataset
-
-            logger.info("generating the synthetic dataset at %s", root)
-            generate_dataset(root, seed=cfg["seed"], **data["synthetic"])
-        distributed.barrier(info)
-    splits = build_splits(
-        root,
-        layout=data["layout"],
-        dataset_name=data["dataset_name"],
-        val_split=data["val_split"],
-        val_fraction=data["val_fraction"],
-        seed=cfg["seed"],
-    )
+    if info.is_main:
+        ensure_dataset(cfg)
+    distributed.barrier(info)
+    splits = splits_from_config(cfg, generate=False)
     validate_samples(splits.train, "train")
     validate_samples(splits.test, "test")
     if splits.val:
