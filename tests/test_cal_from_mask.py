@@ -83,16 +83,6 @@ def test_missing_folder_and_bad_usage(tmp_path):
     assert run("--pred", tmp_path).returncode == 2  # --masks missing: a usage error
 
 
-def _config_api_available():
-    try:
-        from lrrnet.config import load_config  # noqa: F401
-        from lrrnet.data import build_splits  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-@pytest.mark.skipif(not _config_api_available(), reason="lrrnet.config / lrrnet.data not ready")
 def test_config_mode_scores_results_against_test_masks(tmp_path):
     from lrrnet.config import load_config
 

@@ -11,11 +11,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from lrrnet.data.dataset import (
-    EvalDataset,
     TrainDataset,
-    collate_eval,
-    image_size,
-    same_size_batches,
     seed_worker,
 )
 from lrrnet.data.layouts import Sample
@@ -103,40 +99,6 @@ def test_same_batches_with_any_number_of_workers_and_after_recreation(samples):
     other_seed = TrainDataset(samples, **{**options, "seed": 8})
     other_seed.set_epoch(2)
     assert not torch.equal(other_seed[0]["image"], single[0]["image"][0])
-
-
-def test_eval_dataset_native_and_resized(samples, tmp_path):
-    native = EvalDataset(samples, size="native")
-    item = native[1]
-    assert item["image"].shape == (1, 24, 56) and item["orig_size"] == (24, 56)
-    assert item["mask"].shape == (1, 24, 56) and item["mask"].dtype == torch.bool
-    assert item["has_mask"] and item["mask"].sum() == 9
-    expected = cv2.imread(str(samples[1].image), cv2.IMREAD_UNCHANGED) / 255.0
-    assert np.allclose(item["image"][0].numpy(), expected, atol=1e-6)
-
-    resized = EvalDataset(samples, size=32)[1]
-    assert resized["image"].shape == (1, 32, 32)
-    assert resized["mask"].shape == (1, 24, 56)  # masks stay at their own size
-
-    no_mask = EvalDataset([Sample("f1", samples[1].image, None)])[0]
-    assert not no_mask["has_mask"] and not no_mask["mask"].any()
-    with pytest.raises(ConfigError, match="data.eval_size"):
-        EvalDataset(samples, size="resize")
-
-
-def test_same_size_batches_and_collate(samples):
-    dataset = EvalDataset(samples, size="native")
-    assert image_size(samples[3].image) == (30, 20)
-    batches = same_size_batches(dataset, batch_size=2)
-    assert batches == [[0, 2], [4], [1, 5], [3]]
-    loader = DataLoader(dataset, batch_sampler=batches, collate_fn=collate_eval)
-    first = next(iter(loader))
-    assert first["image"].shape == (2, 1, 40, 40) and first["name"] == ["f0", "f2"]
-    assert [m.shape for m in first["mask"]] == [(1, 40, 40)] * 2
-    with pytest.raises(ValueError, match="several sizes"):
-        collate_eval([dataset[0], dataset[1]])
-    # Resized inputs all share one size: plain chunks in dataset order.
-    assert same_size_batches(EvalDataset(samples, size=32), 4) == [[0, 1, 2, 3], [4, 5]]
 
 
 def test_seed_worker_seeds_numpy_from_torch():

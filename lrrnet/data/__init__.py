@@ -1,11 +1,7 @@
 """Datasets: layouts and splits, validation, transforms, PyTorch datasets, synthetic data."""
 
 from lrrnet.data.dataset import (
-    EvalDataset,
     TrainDataset,
-    collate_eval,
-    image_size,
-    same_size_batches,
     seed_worker,
 )
 from lrrnet.data.from_config import ensure_dataset, splits_from_config
@@ -34,23 +30,19 @@ __all__ = [
     "LAYOUTS",
     "VAL_SPLITS",
     "Difficulty",
-    "EvalDataset",
     "Sample",
     "Splits",
     "TrainDataset",
     "build_splits",
-    "collate_eval",
     "detect_layout",
     "ensure_dataset",
     "find_splits",
     "generate_dataset",
     "generate_frame",
-    "image_size",
     "list_images",
     "read_image",
     "read_mask",
     "read_prediction",
-    "same_size_batches",
     "seed_worker",
     "splits_from_config",
     "validate_samples",

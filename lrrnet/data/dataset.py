@@ -1,21 +1,17 @@
-"""PyTorch datasets for training and evaluation.
+"""The PyTorch training dataset.
 
 Training randomness comes only from ``np.random.default_rng([seed, epoch, index])``, so a
 sample is the same whatever the number of DataLoader workers, the order they run in, or a
-resume in the middle of an epoch.
-
-Evaluation keeps each mask at its file's own size (metrics are computed there, SPEC §5).
-Frames of different sizes cannot share a batch: build the DataLoader with
-``batch_sampler=same_size_batches(dataset, batch_size)`` and ``collate_fn=collate_eval``.
+resume in the middle of an epoch. Evaluation does not go through a Dataset: the evaluator
+(:mod:`lrrnet.engine.evaluator`) reads each frame at its own size and groups equal sizes
+into batches, so that one unreadable frame is reported instead of ending the run.
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 from torch.utils.data import Dataset
@@ -131,116 +127,10 @@ class TrainDataset(Dataset):
         }
 
 
-class EvalDataset(Dataset):
-    """Evaluation or inference samples; masks stay at their file's own size.
-
-    Args:
-        samples: samples to evaluate; a sample without a mask gets ``has_mask=False``.
-        size: ``"native"`` keeps every image as it is (the model helper pads it to a
-            multiple of 8), an int resizes it (bilinear) to ``size×size``.
-    """
-
-    def __init__(self, samples: Sequence[Sample], size: str | int = "native") -> None:
-        if size != "native" and (not isinstance(size, int | np.integer) or size <= 0):
-            raise ConfigError(f"data.eval_size: {size!r} must be 'native' or a positive int")
-        self.samples = list(samples)
-        self.size = size
-
-    def __len__(self) -> int:
-        return len(self.samples)
-
-    def input_size(self, index: int) -> tuple[int, int]:
-        """``(height, width)`` of the network input for sample ``index``, from the header."""
-        if self.size != "native":
-            return (int(self.size), int(self.size))
-        return image_size(self.samples[index].image)
-
-    def __getitem__(self, index: int) -> dict:
-        """One sample.
-
-        Returns:
-            ``image``: ``1×h×w`` float32 in [0, 1] (``size×size`` when resized);
-            ``mask``: ``1×H×W`` bool at the original size (zeros without a mask);
-            ``has_mask``: bool; ``name``: str; ``orig_size``: ``(H, W)``.
-        """
-        sample = self.samples[index]
-        image = read_image(sample.image)
-        orig_size = image.shape
-        if sample.mask is None:
-            mask = np.zeros(orig_size, dtype=bool)
-        else:
-            mask = read_mask(sample.mask)
-            if mask.shape != orig_size:
-                raise DataError(
-                    f"{sample.mask}: mask size {mask.shape[1]}x{mask.shape[0]} differs from "
-                    f"image size {orig_size[1]}x{orig_size[0]}"
-                )
-        if self.size != "native":
-            image = cv2.resize(image, (int(self.size),) * 2, interpolation=cv2.INTER_LINEAR)
-        return {
-            "image": torch.from_numpy(np.ascontiguousarray(image)[None]),
-            "mask": torch.from_numpy(mask[None]),
-            "has_mask": sample.mask is not None,
-            "name": sample.name,
-            "orig_size": (int(orig_size[0]), int(orig_size[1])),
-        }
-
-
-def image_size(path: str | Path) -> tuple[int, int]:
-    """``(height, width)`` of an image file, read from its header when it is a PNG."""
-    path = Path(path)
-    with open(path, "rb") as file:
-        header = file.read(24)
-    # PNG: 8-byte signature, then the IHDR chunk with big-endian width and height.
-    if header[:8] == b"\x89PNG\r\n\x1a\n" and header[12:16] == b"IHDR":
-        return int.from_bytes(header[20:24], "big"), int.from_bytes(header[16:20], "big")
-    return tuple(read_image(path).shape)
-
-
-def same_size_batches(dataset: EvalDataset, batch_size: int) -> list[list[int]]:
-    """Batches of indices whose network inputs have the same size, for ``batch_sampler``.
-
-    Sizes come from the image headers, read once. Batches follow the order in which each
-    size first appears; indices keep the dataset order within a size.
-    """
-    if batch_size <= 0:
-        raise ConfigError(f"eval.batch_size: {batch_size!r} must be positive")
-    groups: dict[tuple[int, int], list[int]] = {}
-    for index in range(len(dataset)):
-        groups.setdefault(dataset.input_size(index), []).append(index)
-    return [
-        indices[start : start + batch_size]
-        for indices in groups.values()
-        for start in range(0, len(indices), batch_size)
-    ]
-
-
-def collate_eval(batch: list[dict]) -> dict:
-    """Collate :class:`EvalDataset` items that share an input size.
-
-    Returns:
-        ``image``: ``B×1×h×w`` tensor; ``mask``: list of ``1×H×W`` bool tensors (original
-        sizes may differ); ``has_mask``, ``name``, ``orig_size``: lists.
-
-    Raises:
-        ValueError: the images differ in size (use :func:`same_size_batches`).
-    """
-    shapes = {tuple(item["image"].shape) for item in batch}
-    if len(shapes) > 1:
-        raise ValueError(f"collate_eval: images of several sizes {sorted(shapes)} in a batch")
-    return {
-        "image": torch.stack([item["image"] for item in batch]),
-        "mask": [item["mask"] for item in batch],
-        "has_mask": [item["has_mask"] for item in batch],
-        "name": [item["name"] for item in batch],
-        "orig_size": [item["orig_size"] for item in batch],
-    }
-
-
 def seed_worker(worker_id: int) -> None:
     """``worker_init_fn`` seeding NumPy and ``random`` from the worker's torch seed.
 
-    The datasets above do not need it (they seed per sample), but code added later that
+    The dataset above does not need it (they seed per sample), but code added later that
     calls ``np.random`` directly would otherwise draw the same numbers in every worker.
     """
     seed = torch.initial_seed() % 2**32

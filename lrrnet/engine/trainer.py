@@ -307,6 +307,11 @@ def _train(cfg, tcfg, dcfg, info, device, resume_path) -> RunResult:  # noqa: C9
                 if splits.val
                 else float(state.iteration)
             )
+            if math.isnan(score):  # e.g. Pd or AUC on a validation split without targets
+                logger.warning(
+                    "val %s is undefined (no targets?); not selecting on it", tcfg["select_metric"]
+                )
+                score = -math.inf
             improved = score > state.best_score
             if improved:
                 state.best_score, state.best_iteration, state.evals_since_best = (
