@@ -155,6 +155,8 @@ def test_cli_writes_the_dataset(tmp_path: Path):
     assert result.returncode == 0, result.stderr
     images = sorted((tmp_path / "cli" / "trainval" / "images").iterdir())
     assert [p.name for p in images] == ["000000.png", "000001.png", "000002.png"]
+    tests = sorted((tmp_path / "cli" / "test" / "images").iterdir())
+    assert [p.name for p in tests] == ["000003.png", "000004.png"]  # unique across splits
     assert cv2.imread(str(images[0]), cv2.IMREAD_UNCHANGED).shape == (40, 64)
     again = subprocess.run(
         [

@@ -495,7 +495,8 @@ def generate_dataset(
 ) -> Path:
     """Write a synthetic dataset in the split-folders layout.
 
-    Writes ``OUT/{trainval,test}/{images,masks}/NNNNNN.png`` and ``OUT/synthetic.json``
+    Writes ``OUT/{trainval,test}/{images,masks}/NNNNNN.png`` (test frames numbered after the
+    training frames, so names are unique) and ``OUT/synthetic.json``
     (the parameters). Frames are written to ``OUT.partial`` and moved into place at the
     end, so an interrupted run never leaves a half dataset at ``OUT``.
 
@@ -538,13 +539,15 @@ def generate_dataset(
         unit="frame",
         disable=not progress or not sys.stderr.isatty(),
     )
+    # Test frames are numbered after the training frames: a name identifies one frame.
+    first_number = {"trainval": 0, "test": num_train}
     for split, count in counts.items():
         image_dir, mask_dir = staging / split / "images", staging / split / "masks"
         image_dir.mkdir(parents=True)
         mask_dir.mkdir(parents=True)
         for index in range(count):
             image, mask = generate_frame(frame_rng(seed, split, index), height, width)
-            name = f"{index:06d}.png"
+            name = f"{first_number[split] + index:06d}.png"
             for folder, array in ((image_dir, image), (mask_dir, mask)):
                 if not cv2.imwrite(str(folder / name), array, PNG_PARAMS):
                     raise DataError(f"{folder / name}: cannot write file")
