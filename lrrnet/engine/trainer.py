@@ -167,7 +167,7 @@ def train(cfg: Mapping[str, Any], resume: str | None = None) -> RunResult:
         distributed.cleanup(info)
 
 
-def _train(cfg, tcfg, dcfg, info, device, resume_path) -> RunResult:  # noqa: C901 (one loop, on purpose)
+def _train(cfg, tcfg, dcfg, info, device, resume_path) -> RunResult:
     seed_everything(cfg["seed"], tcfg["deterministic"])
     use_cuda = device.type == "cuda"
     if use_cuda:
@@ -233,7 +233,7 @@ def _train(cfg, tcfg, dcfg, info, device, resume_path) -> RunResult:  # noqa: C9
                 state.iteration,
                 state.epoch,
             )
-        seed_offset_rng(cfg["seed"], info.rank, resume_path is None)
+        _reseed_for_rank(cfg["seed"], info.rank, resume_path is None)
         train_model = torch.compile(model) if tcfg["compile"] else model
         if info.enabled:
             train_model = DistributedDataParallel(
@@ -290,18 +290,9 @@ def _train(cfg, tcfg, dcfg, info, device, resume_path) -> RunResult:  # noqa: C9
 
         def validate_and_save() -> dict[str, Any]:
             """Score on val, update best.pth/latest.pth/metrics.csv/TensorBoard; returns metrics."""
-            metrics = {}
-            if splits.val:
-                metrics = evaluate(
-                    predictor,
-                    splits.val,
-                    threshold=cfg["eval"]["threshold"],
-                    protocol=cfg["eval"]["protocol"],
-                    batch_size=cfg["eval"]["batch_size"],
-                    dist_info=info,
-                    progress=show_bars,
-                    desc="val",
-                )
+            metrics = (
+                _score(predictor, splits.val, cfg, info, show_bars, "val") if splits.val else {}
+            )
             score = (
                 metrics.get(tcfg["select_metric"], -math.inf)
                 if splits.val
@@ -460,13 +451,13 @@ def _train(cfg, tcfg, dcfg, info, device, resume_path) -> RunResult:  # noqa: C9
 
         # ---- final test of the selected and the last checkpoint ----
         state.finished = True
-        last_metrics = _test(predictor, splits, cfg, info, show_bars)
+        last_metrics = _score(predictor, splits.test, cfg, info, show_bars, "test")
         last_weights = {k: v.clone() for k, v in unwrap_model(model).state_dict().items()}
         best_path = run_dir / "best.pth"
         distributed.barrier(info)
         best_checkpoint = load_checkpoint(best_path, map_location=device)
         unwrap_model(model).load_state_dict(best_checkpoint["model"])
-        best_metrics = _test(predictor, splits, cfg, info, show_bars)
+        best_metrics = _score(predictor, splits.test, cfg, info, show_bars, "test")
         unwrap_model(model).load_state_dict(last_weights)
         selection = {
             "split": splits.val_source
@@ -510,22 +501,23 @@ def _train(cfg, tcfg, dcfg, info, device, resume_path) -> RunResult:  # noqa: C9
             file_handler.close()
 
 
-def seed_offset_rng(seed: int, rank: int, fresh: bool) -> None:
+def _reseed_for_rank(seed: int, rank: int, fresh: bool) -> None:
     """Give each rank its own dropout stream (after the shared weight initialisation)."""
     if fresh:
         torch.manual_seed(seed + 1000 * rank)
 
 
-def _test(predictor, splits, cfg, info, show_bars) -> dict[str, Any]:
+def _score(predictor, samples, cfg, info, show_bars, desc) -> dict[str, Any]:
+    """The config's metrics on ``samples`` (without the ROC arrays, which logs do not need)."""
     metrics = evaluate(
         predictor,
-        splits.test,
+        samples,
         threshold=cfg["eval"]["threshold"],
         protocol=cfg["eval"]["protocol"],
         batch_size=cfg["eval"]["batch_size"],
         dist_info=info,
         progress=show_bars,
-        desc="test",
+        desc=desc,
     )
     return {k: v for k, v in metrics.items() if not k.startswith("roc_")}
 
@@ -545,7 +537,7 @@ def _checkpoint(model, optimizer, scaler, state: TrainState, cfg, metrics) -> di
         "scaler": scaler.state_dict(),
         "rng": rng,
         "config": to_dict(cfg),
-        "metrics": {k: v for k, v in metrics.items() if not k.startswith("roc_")},
+        "metrics": dict(metrics),
         **asdict(state),
     }
 
