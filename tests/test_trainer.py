@@ -78,6 +78,21 @@ def test_two_epochs_write_every_file_and_reduce_the_loss(tiny_dataset, tmp_path)
     ):
         assert (run_dir / name).is_file(), name
     assert list(run_dir.glob("events.out.tfevents.*")), "no TensorBoard event file"
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run_dir))
+    events.Reload()
+    scalars = set(events.Tags()["scalars"])
+    assert {
+        "loss/softiou",
+        "loss/mse",
+        "loss/softiou_l1",
+        "loss/total",
+        "lr",
+        "val/miou",
+        "val/pd",
+    } <= scalars
+    assert len(events.Tags()["images"]) == 2  # train.num_log_images panels
     assert load_config(run_dir / "config.yaml") == cfg
 
     rows = read_csv(run_dir / "metrics.csv")

@@ -324,7 +324,11 @@ def _train(cfg, tcfg, dcfg, info, device, resume_path) -> RunResult:
                     for key in METRIC_COLUMNS:
                         writer.add_scalar(f"val/{key}", metrics[key], state.iteration)
                     _log_images(
-                        writer, predictor, splits.val[: tcfg["num_log_images"]], state.iteration
+                        writer,
+                        predictor,
+                        splits.val[: tcfg["num_log_images"]],
+                        state.iteration,
+                        cfg["eval"]["threshold"],
                     )
                     logger.info(
                         "iter %d epoch %d val: IoU %.4f nIoU %.4f F1 %.4f Pd %.4f Fa %.3e%s",
@@ -576,17 +580,23 @@ def _summary_writer(run_dir: Path, iteration: int):
     return SummaryWriter(str(run_dir), purge_step=iteration + 1 if iteration else None)
 
 
-def _log_images(writer, predictor: Predictor, samples, iteration: int) -> None:
+def _log_images(writer, predictor: Predictor, samples, iteration: int, threshold: float) -> None:
+    """TensorBoard panels: input, background D, probability, detection, marked ground truth."""
     from lrrnet.data.io import read_image, read_mask
+    from lrrnet.visualize import detection_panel
 
     for index, sample in enumerate(samples):
         image = read_image(sample.image)
         prediction = predictor.predict(image)
-        mask = read_mask(sample.mask).astype(np.float32)
-        panel = np.concatenate(
-            [image, np.clip(prediction.reconstruction, 0, 1), prediction.target_prob, mask], axis=1
+        panel = detection_panel(
+            image,
+            prediction.reconstruction,
+            prediction.target_prob,
+            read_mask(sample.mask),
+            threshold=threshold,
+            name=sample.name,
         )
-        writer.add_image(f"val/{index}_{sample.name}", panel[None], iteration)
+        writer.add_image(f"val/{index}_{sample.name}", panel, iteration, dataformats="HWC")
 
 
 def _append_csv(
