@@ -98,7 +98,8 @@ def load_config(name_or_path: str | Path, overrides: Iterable[str] = ()) -> Mapp
         overrides: strings ``a.b=value``; values are parsed as Python literals, then YAML,
             else kept as strings.
     """
-    config = _read_config_file(_resolve_path(name_or_path))
+    # Merged onto the base: a file may set only some keys, and its unknown keys are named.
+    config = override(base_config(), _read_config_file(_resolve_path(name_or_path)))
     for item in overrides:
         key, value = parse_override(item)
         config = override(config, _nest(key.split("."), value))
@@ -207,8 +208,7 @@ def _read_config_file(path: Path) -> dict:
             raise ConfigError(f"{path}: cannot read YAML config ({error})") from None
         if not isinstance(loaded, dict):
             raise ConfigError(f"{path}: YAML config must be a mapping")
-        # A dumped config is complete; merging onto the base checks its keys on the way.
-        return override(base_config(), loaded)
+        return loaded
     # Configs import each other as the `configs` package, so the project root must be importable.
     if str(PROJECT_ROOT) not in sys.path:
         sys.path.insert(0, str(PROJECT_ROOT))

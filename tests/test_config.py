@@ -115,3 +115,15 @@ def test_python_config_file_inherits_by_import(tmp_path):
 def test_missing_config_file():
     with pytest.raises(ConfigError, match="nope.py: config file not found"):
         load_config("nope.py")
+
+
+def test_config_file_that_does_not_inherit_names_its_own_bad_key(tmp_path):
+    path = tmp_path / "standalone.py"
+    path.write_text("config = {'name': 'mine', 'trian': {'epochs': 2}}\n")
+    with pytest.raises(
+        ConfigError, match="unknown config key 'trian' \\(did you mean 'train'\\?\\)"
+    ):
+        load_config(path)
+    path.write_text("config = {'name': 'mine', 'train': {'epochs': 2}}\n")
+    cfg = load_config(path)  # the rest comes from the base
+    assert cfg["train"]["epochs"] == 2 and cfg["train"]["lr"] == 1e-4

@@ -285,3 +285,44 @@ def test_train_dataset_epoch_in_the_index_equals_set_epoch(tiny_dataset):
     dataset.set_epoch(0)
     assert torch.equal(dataset[(3, 2)]["image"], from_set_epoch)
     assert not torch.equal(dataset[(4, 2)]["image"], from_set_epoch)
+
+
+def test_early_stopping_after_patience_evaluations_without_improvement(
+    tiny_dataset, tmp_path, monkeypatch
+):
+    flat = {k: 0.5 for k in trainer.METRIC_COLUMNS} | {"n_images": 3, "n_targets": 3}
+    monkeypatch.setattr(trainer, "evaluate", lambda *args, **kwargs: dict(flat))
+    overrides = {"train.eval_every": 2, "train.epochs": 3, "train.early_stop_patience": 2}
+    result = train(
+        load_config("synthetic", tiny_overrides(tiny_dataset, tmp_path / "e", **overrides))
+    )
+    # evaluations at 2 (best), 4 and 6 (no improvement twice) -> stop at 6 of 18 iterations
+    assert load_checkpoint(result.run_dir / "latest.pth")["iteration"] == 6
+    assert load_checkpoint(result.run_dir / "best.pth")["iteration"] == 2
+    assert (
+        "early stop: 2 evaluations without improvement" in (result.run_dir / "log.txt").read_text()
+    )
+
+
+def test_run_configs_continues_past_a_failed_config_and_exits_non_zero(
+    tiny_dataset, tmp_path, capsys
+):
+    sys.path.insert(0, str(ROOT))
+    import run_configs
+
+    assert run_configs.main(["--list"]) == 0
+    assert {"demo", "irstd1k", "nudt", "sirst", "sirstaug", "synthetic"} <= set(
+        capsys.readouterr().out.split()
+    )
+
+    bad = tmp_path / "bad.py"
+    bad.write_text("config = {'name': 'bad', 'trian': {}}\n")
+    args = [str(bad), "synthetic"]
+    for item in tiny_overrides(tiny_dataset, tmp_path / "c", **{"train.epochs": 1}):
+        args += ["--set", item]
+    code = run_configs.main(args)
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "unknown config key 'trian'" in captured.err
+    assert f"1 config(s) failed: {bad}" in captured.err
+    assert "tiny best" in captured.out and "tiny last" in captured.out  # the second still ran
