@@ -241,24 +241,12 @@ def write_report(
             "auc": results["auc"],
         },
     )
-    _plot_roc(results, paths["roc_png"])
+    # One ROC plotter for the project: the same figure as `tools/visualize.py --roc`.
+    from lrrnet.visualize import roc_plot
+
+    label = Path(results.get("predictions", "predictions")).name or "predictions"
+    roc_plot([(label, results["roc_fpr"], results["roc_tpr"], results["auc"])], paths["roc_png"])
     return paths
-
-
-def _plot_roc(results: dict, path: Path) -> None:
-    # A bare Figure renders with Agg and leaves pyplot's global state alone.
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(4.5, 4.5), dpi=120)
-    axes = figure.subplots()
-    axes.plot(results["roc_fpr"], results["roc_tpr"], marker=".", markersize=3)
-    axes.set_xlabel("false positive rate (pixels)")
-    axes.set_ylabel("true positive rate (targets)")
-    auc = results["auc"]
-    axes.set_title(f"ROC, AUC = {auc:.4f}" if not math.isnan(auc) else "ROC")
-    axes.grid(alpha=0.3)
-    figure.tight_layout()
-    figure.savefig(path)
 
 
 def score_folder(
