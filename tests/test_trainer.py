@@ -215,7 +215,7 @@ def test_non_finite_loss_stops_with_the_iteration_and_term(tiny_dataset, tmp_pat
     )
 
 
-def _ddp_worker(rank, world_size, port, overrides, out_dir):
+def _ddp_worker(rank, world_size, port, overrides, out_dir, crash_at=None, resume=None):
     os.environ.update(
         MASTER_ADDR="127.0.0.1",
         MASTER_PORT=str(port),
@@ -224,7 +224,20 @@ def _ddp_worker(rank, world_size, port, overrides, out_dir):
         LOCAL_RANK=str(rank),
     )
     torch.set_num_threads(1)
-    result = train(load_config("synthetic", overrides))
+    if crash_at is not None:  # both ranks stop in the same step, like a killed job
+        real_lr_at = trainer.lr_at
+
+        def crash(iteration, *args):
+            if iteration == crash_at:
+                raise KeyboardInterrupt
+            return real_lr_at(iteration, *args)
+
+        trainer.lr_at = crash
+        try:
+            train(load_config("synthetic", overrides))
+        except KeyboardInterrupt:
+            return
+    result = train(load_config("synthetic", overrides), resume=resume)
     state = {
         "weights": result.model.state_dict(),
         "test": result.test,
@@ -326,3 +339,31 @@ def test_run_configs_continues_past_a_failed_config_and_exits_non_zero(
     assert "unknown config key 'trian'" in captured.err
     assert f"1 config(s) failed: {bad}" in captured.err
     assert "tiny best" in captured.out and "tiny last" in captured.out  # the second still ran
+
+
+def test_two_process_run_resumes_to_identical_weights(tiny_dataset, tmp_path):
+    """Every rank's RNG state is in the checkpoint, so a DDP resume is exact too."""
+    extra = {"train.batch_size": 2, "train.epochs": 1, "train.eval_every": 2, "model.dropout": 0.5}
+    reference = tmp_path / "ref"
+    reference.mkdir()
+    overrides = tiny_overrides(tiny_dataset, tmp_path / "a", **extra)
+    mp.spawn(_ddp_worker, args=(2, _free_port(), overrides, str(reference)), nprocs=2, join=True)
+
+    resumed = tmp_path / "resumed"
+    resumed.mkdir()
+    overrides = tiny_overrides(tiny_dataset, tmp_path / "b", **extra)
+    mp.spawn(_ddp_worker, args=(2, _free_port(), overrides, str(resumed), 3), nprocs=2, join=True)
+    assert (
+        load_checkpoint(next((tmp_path / "b" / "tiny").iterdir()) / "latest.pth")["iteration"] == 2
+    )
+    mp.spawn(
+        _ddp_worker,
+        args=(2, _free_port(), overrides, str(resumed), None, "auto"),
+        nprocs=2,
+        join=True,
+    )
+
+    for rank in (0, 1):
+        expected = torch.load(reference / f"rank{rank}.pt", weights_only=True)["weights"]
+        actual = torch.load(resumed / f"rank{rank}.pt", weights_only=True)["weights"]
+        assert all(torch.equal(expected[k], actual[k]) for k in expected), rank

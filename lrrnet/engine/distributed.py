@@ -69,6 +69,15 @@ def broadcast_object(info: DistInfo, value: Any) -> Any:
     return holder[0]
 
 
+def all_gather_object(info: DistInfo, value: Any) -> list[Any]:
+    """Every rank's ``value``, in rank order, on every rank (``[value]`` in one process)."""
+    if not info.enabled:
+        return [value]
+    gathered: list[Any] = [None] * info.world_size
+    dist.all_gather_object(gathered, value)
+    return gathered
+
+
 def all_reduce_sum(info: DistInfo, values: np.ndarray) -> np.ndarray:
     """Element-wise sum of a float64 vector over ranks (evaluation counts)."""
     if not info.enabled:

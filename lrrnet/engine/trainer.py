@@ -18,6 +18,7 @@ with the same weights as an uninterrupted one (on the CPU; CUDA kernels may diff
 from __future__ import annotations
 
 import csv
+import io
 import json
 import logging
 import math
@@ -226,7 +227,7 @@ def _train(cfg, tcfg, dcfg, info, device, resume_path) -> RunResult:
         criterion = LRRNetLoss(**cfg["loss"])
         state = TrainState()
         if resume_path:
-            state = _restore(resume_path, model, optimizer, scaler, device)
+            state = _restore(resume_path, model, optimizer, scaler, device, info)
             logger.info(
                 "resumed from %s at iteration %d (epoch %d)",
                 resume_path,
@@ -314,8 +315,9 @@ def _train(cfg, tcfg, dcfg, info, device, resume_path) -> RunResult:
                 state.evals_since_best += 1
             train_loss = loss_window[0] / max(1, loss_window[1])
             loss_window[:] = [0.0, 0]
+            rng_states = _gather_rng_states(info)
             if info.is_main:
-                checkpoint = _checkpoint(model, optimizer, scaler, state, cfg, metrics)
+                checkpoint = _checkpoint(model, optimizer, scaler, state, cfg, metrics, rng_states)
                 save_checkpoint(checkpoint, run_dir / "latest.pth")
                 if improved:
                     save_checkpoint(checkpoint, run_dir / "best.pth")
@@ -526,27 +528,45 @@ def _score(predictor, samples, cfg, info, show_bars, desc) -> dict[str, Any]:
     return {k: v for k, v in metrics.items() if not k.startswith("roc_")}
 
 
-def _checkpoint(model, optimizer, scaler, state: TrainState, cfg, metrics) -> dict[str, Any]:
-    """Everything to resume exactly; plain tensors and Python values (weights_only loads it)."""
+def _rng_state() -> dict[str, Any]:
+    """This process's RNG states as tensors and plain values (weights_only loads them)."""
     numpy_state = np.random.get_state()
-    rng = {
+    return {
         "python": random.getstate(),
         "numpy": (numpy_state[0], torch.from_numpy(numpy_state[1].copy()), *numpy_state[2:]),
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
     }
+
+
+def _gather_rng_states(info: distributed.DistInfo) -> list[dict[str, Any]]:
+    """Every rank's RNG states, rank order; they travel as torch.save bytes between ranks."""
+    if not info.enabled:
+        return [_rng_state()]
+    buffer = io.BytesIO()
+    torch.save(_rng_state(), buffer)
+    blobs = distributed.all_gather_object(info, buffer.getvalue())
+    return [torch.load(io.BytesIO(blob), weights_only=True) for blob in blobs]
+
+
+def _checkpoint(
+    model, optimizer, scaler, state: TrainState, cfg, metrics, rng_states
+) -> dict[str, Any]:
+    """Everything to resume exactly, with the RNG states of every rank (a list, rank order)."""
     return {
         "model": unwrap_model(model).state_dict(),
         "optimizer": optimizer.state_dict(),
         "scaler": scaler.state_dict(),
-        "rng": rng,
+        "rng": rng_states,
         "config": to_dict(cfg),
         "metrics": dict(metrics),
         **asdict(state),
     }
 
 
-def _restore(path: Path, model, optimizer, scaler, device) -> TrainState:
+def _restore(
+    path: Path, model, optimizer, scaler, device, info: distributed.DistInfo
+) -> TrainState:
     checkpoint = load_checkpoint(path, map_location=device)
     for key in ("model", "optimizer", "iteration", "epoch", "rng"):
         if key not in checkpoint:
@@ -557,7 +577,16 @@ def _restore(path: Path, model, optimizer, scaler, device) -> TrainState:
     optimizer.load_state_dict(checkpoint["optimizer"])
     if checkpoint.get("scaler"):
         scaler.load_state_dict(checkpoint["scaler"])
-    rng = checkpoint["rng"]
+    rng_states = checkpoint["rng"]
+    if len(rng_states) != info.world_size:
+        logger.warning(
+            "%s holds RNG states of %d process(es) but %d are resuming: every rank continues "
+            "rank 0's stream, so the result will not equal an uninterrupted run",
+            path,
+            len(rng_states),
+            info.world_size,
+        )
+    rng = rng_states[info.rank if len(rng_states) == info.world_size else 0]
     random.setstate(_tuples(rng["python"]))
     name, keys, *rest = rng["numpy"]
     np.random.set_state((name, keys.numpy(), *rest))
