@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lrrnet.data import Sample
-from lrrnet.data.io import list_images, write_prediction
+from lrrnet.data import Sample, find_splits
+from lrrnet.data.io import write_prediction
 from lrrnet.engine.evaluator import iterate_predictions
 from lrrnet.engine.predictor import Predictor
 from lrrnet.errors import CheckpointError, DataError
@@ -39,11 +39,8 @@ def newest_run_checkpoint(cfg: Mapping[str, Any], filename: str = "best.pth") ->
 
 
 def folder_samples(folder: str | Path) -> list[Sample]:
-    """Every image directly inside ``folder`` as a sample without mask."""
-    samples = [Sample(name=path.stem, image=path, mask=None) for path in list_images(folder)]
-    if not samples:
-        raise DataError(f"{folder}: no images found")
-    return samples
+    """The frames of a plain folder (``DIR`` or ``DIR/images``), as the ``folder`` layout finds them."""
+    return find_splits(folder, layout="folder")["test"]
 
 
 def predict_to_folder(
