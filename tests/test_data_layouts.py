@@ -308,3 +308,20 @@ def test_missing_sirst_masks_folder_names_it(sirst_v1: Path):
     shutil.rmtree(sirst_v1 / "masks")
     with pytest.raises(DataError, match=f"{sirst_v1 / 'masks'}: folder not found"):
         find_splits(sirst_v1)
+
+
+def test_two_files_with_one_stem_are_reported_not_silently_dropped(tmp_path, caplog):
+    import logging
+
+    import cv2
+    import numpy as np
+
+    from lrrnet.data import find_splits
+
+    frame = np.zeros((8, 8), np.uint8)
+    cv2.imwrite(str(tmp_path / "a.png"), frame)
+    cv2.imwrite(str(tmp_path / "a.bmp"), frame)
+    with caplog.at_level(logging.WARNING, logger="lrrnet.data.layouts"):
+        samples = find_splits(tmp_path, layout="folder")["test"]
+    assert [s.image.name for s in samples] == ["a.png"]
+    assert "a.bmp: ignored, a.png has the same name" in caplog.text

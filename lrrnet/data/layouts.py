@@ -96,7 +96,9 @@ class _FolderIndex:
         files.sort(key=lambda p: (p.stem, IMAGE_SUFFIXES.index(p.suffix.lower()), p.name))
         for path in files:
             self.by_filename[path.name] = path
-            self.by_stem.setdefault(path.stem, path)
+            kept = self.by_stem.setdefault(path.stem, path)
+            if kept is not path:
+                logger.warning("%s: ignored, %s has the same name and is used", path, kept.name)
 
     def find(self, name: str) -> Path | None:
         """The file called ``name`` (with its extension) or ``name.<image suffix>``."""
