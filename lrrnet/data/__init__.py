@@ -21,6 +21,7 @@ from lrrnet.data.layouts import (
     build_splits,
     detect_layout,
     find_splits,
+    read_sample,
     validate_samples,
 )
 from lrrnet.data.synthetic import Difficulty, generate_dataset, generate_frame
@@ -43,6 +44,7 @@ __all__ = [
     "read_image",
     "read_mask",
     "read_prediction",
+    "read_sample",
     "seed_worker",
     "splits_from_config",
     "validate_samples",

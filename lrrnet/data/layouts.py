@@ -442,10 +442,17 @@ def build_splits(
     return Splits(train=train, val=val, test=test, layout=layout, val_source=source)
 
 
-def _sample_problems(sample: Sample, require_mask: bool) -> list[str]:
-    """What is wrong with one sample, as messages naming the file."""
+def read_sample(
+    sample: Sample, require_mask: bool = True
+) -> tuple[np.ndarray | None, np.ndarray | None, list[str]]:
+    """Read a sample's image and mask and check them; problems are returned, not raised.
+
+    Returns:
+        ``(image H×W float32 or None, mask H×W bool or None, problems)``; each problem is a
+        message naming the file (unreadable image or mask, no mask, sizes that differ).
+    """
     problems = []
-    image = None
+    image = mask = None
     try:
         image = read_image(sample.image)
     except DataError as error:
@@ -453,18 +460,18 @@ def _sample_problems(sample: Sample, require_mask: bool) -> list[str]:
     if sample.mask is None:
         if require_mask:
             problems.append(f"{sample.image}: no mask found for this image")
-        return problems
+        return image, None, problems
     try:
         mask = read_mask(sample.mask)
     except DataError as error:
         problems.append(str(error))
-        return problems
+        return image, None, problems
     if image is not None and mask.shape != image.shape:
         problems.append(
             f"{sample.mask}: mask size {mask.shape[1]}x{mask.shape[0]} differs from image "
             f"size {image.shape[1]}x{image.shape[0]} ({sample.image.name})"
         )
-    return problems
+    return image, mask, problems
 
 
 def validate_samples(
@@ -488,7 +495,7 @@ def validate_samples(
         raise DataError(f"{split_name} split is empty: no images listed")
     # cv2 decodes outside the GIL, so a few threads overlap the decoding of the files.
     with ThreadPoolExecutor(max_workers=4) as pool:
-        per_sample = list(pool.map(lambda s: _sample_problems(s, require_masks), samples))
+        per_sample = list(pool.map(lambda s: read_sample(s, require_masks)[2], samples))
     problems = [problem for found in per_sample for problem in found]
     if not problems:
         return

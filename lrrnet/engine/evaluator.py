@@ -7,6 +7,7 @@ images and the accumulators' counts are summed, so the numbers equal a single-pr
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import zlib
 from collections.abc import Callable, Iterator, Sequence
@@ -18,8 +19,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from lrrnet.data import Sample
-from lrrnet.data.io import read_image, read_mask
+from lrrnet.data import Sample, read_sample
 from lrrnet.data.transforms import add_gaussian_noise
 from lrrnet.engine.distributed import DistInfo, all_reduce_sum
 from lrrnet.engine.predictor import Predictor
@@ -41,18 +41,11 @@ def load_sample(
     sample: Sample, with_mask: bool, noise_sigma: float = 0.0, noise_seed: int = 0
 ) -> Loaded:
     """Read one sample; a problem is returned in ``error``, not raised (the caller decides)."""
-    try:
-        image = read_image(sample.image)
-        mask = read_mask(sample.mask) if with_mask and sample.mask is not None else None
-        if mask is not None and mask.shape != image.shape:
-            raise DataError(
-                f"{sample.mask}: mask is {mask.shape[1]}×{mask.shape[0]} but image "
-                f"{sample.image} is {image.shape[1]}×{image.shape[0]}"
-            )
-        if with_mask and sample.mask is None:
-            raise DataError(f"{sample.image}: no mask for this image")
-    except DataError as error:
-        return Loaded(sample, error=error)
+    # Inference reads no masks: it must not fail, or spend time, on them.
+    to_read = sample if with_mask else dataclasses.replace(sample, mask=None)
+    image, mask, problems = read_sample(to_read, require_mask=with_mask)
+    if problems:
+        return Loaded(sample, error=DataError("; ".join(problems)))
     if noise_sigma > 0:
         # Seeded by name, so a frame gets the same noise whatever the order or batch.
         rng = np.random.default_rng([noise_seed, zlib.crc32(sample.name.encode())])
