@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from lrrnet.baselines.ipi import build_patch_image, ipi, reconstruct_from_patches, rpca_ialm
 from lrrnet.baselines.tophat import white_tophat
-from lrrnet.data.io import list_images, read_image, write_prediction
+from lrrnet.data.io import read_image, write_prediction
 from lrrnet.errors import ConfigError, DataError
 
 __all__ = [
@@ -124,12 +124,15 @@ class BaselineRun:
 
 
 def _run_at_size(method: str, image: np.ndarray, size: int | None, params: dict) -> np.ndarray:
-    """Run on the image as it is, or resized to ``size×size`` with the map resized back."""
+    """Run on the image as it is, or resized to ``size×size`` with the map resized back.
+
+    ``params`` were checked once by the caller, not again for every image.
+    """
     if size is None:
-        return run_baseline(method, image, **params)
+        return _method(method)(image, **params)
     height, width = image.shape
     resized = cv2.resize(image, (size, size), interpolation=cv2.INTER_LINEAR)
-    target = run_baseline(method, resized, **params)
+    target = _method(method)(resized, **params)
     return cv2.resize(target, (width, height), interpolation=cv2.INTER_LINEAR)
 
 
@@ -191,11 +194,13 @@ def run_baseline_on_folder(
     params: dict[str, Any] | None = None,
     size: int | None = None,
 ) -> BaselineRun:
-    """Run a baseline on every image directly inside ``folder`` (see run_baseline_on_files)."""
-    paths = list_images(folder)
-    if not paths:
-        raise DataError(f"{folder}: no images found")
-    return run_baseline_on_files([(p.stem, p) for p in paths], method, out_dir, params, size)
+    """Run a baseline on the frames of ``folder`` as inference finds them (``folder`` layout)."""
+    from lrrnet.data import find_splits
+
+    samples = find_splits(folder, layout="folder")["test"]
+    return run_baseline_on_files(
+        [(s.name, s.image) for s in samples], method, out_dir, params, size
+    )
 
 
 def run_baseline_on_config(
