@@ -21,3 +21,10 @@ class DataError(UserError):
 
 class CheckpointError(UserError):
     """A checkpoint that cannot be read or does not fit the model."""
+
+
+def summarize(items: list[str], separator: str = "; ", limit: int = 5) -> str:
+    """The first ``limit`` items, then "and N more": keeps a long list in a one-line message."""
+    shown = separator.join(items[:limit])
+    more = len(items) - limit
+    return shown + (f"{separator}and {more} more" if more > 0 else "")

@@ -35,7 +35,7 @@ import scipy.ndimage
 from tqdm import tqdm
 
 from lrrnet.data.io import list_images, read_image, read_mask, read_prediction
-from lrrnet.errors import DataError, UserError
+from lrrnet.errors import DataError, UserError, summarize
 from lrrnet.metrics import ImageMatch, match_components
 
 logger = logging.getLogger(__name__)
@@ -495,10 +495,9 @@ def prediction_items(
     frames = {path.stem: path for path in list_images(images_dir)}
     unpaired = [name for name, _, _ in files if name not in frames]
     if unpaired:
-        listed = ", ".join(unpaired[:5]) + (
-            f" and {len(unpaired) - 5} more" if len(unpaired) > 5 else ""
+        raise DataError(
+            f"{images_dir}: no input frame for prediction(s) {summarize(unpaired, ', ')}"
         )
-        raise DataError(f"{images_dir}: no input frame for prediction(s) {listed}")
     on_error = None if report is None else _failure_recorder(report)
 
     def generate() -> Iterator[VisualItem]:

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from lrrnet.data.io import IMAGE_SUFFIXES, read_image, read_mask
-from lrrnet.errors import ConfigError, DataError
+from lrrnet.errors import ConfigError, DataError, summarize
 
 logger = logging.getLogger(__name__)
 
@@ -501,10 +501,8 @@ def validate_samples(
         return
     if len(problems) > MAX_PROBLEMS_IN_MESSAGE:
         logger.error("%s split, all problems:\n  %s", split_name, "\n  ".join(problems))
-    quoted = "; ".join(problems[:MAX_PROBLEMS_IN_MESSAGE])
-    more = len(problems) - MAX_PROBLEMS_IN_MESSAGE
-    suffix = f"; and {more} more (see the log)" if more > 0 else ""
+    see_log = " (see the log)" if len(problems) > MAX_PROBLEMS_IN_MESSAGE else ""
     raise DataError(
         f"{split_name} split: {len(problems)} problem(s) in {len(samples)} samples: "
-        f"{quoted}{suffix}"
+        f"{summarize(problems, limit=MAX_PROBLEMS_IN_MESSAGE)}{see_log}"
     )

@@ -20,13 +20,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from lrrnet.errors import CheckpointError
+from lrrnet.errors import CheckpointError, summarize
 
 logger = logging.getLogger(__name__)
 
 # Added by DistributedDataParallel / DataParallel and by torch.compile, in either order.
 WRAPPER_PREFIXES: tuple[str, ...] = ("module.", "_orig_mod.")
-_MAX_LISTED = 5
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
@@ -110,7 +109,7 @@ def extract_model_state(
     ):
         raise CheckpointError(
             f"{source} holds no state dict: expected tensors or a 'model' entry of tensors, "
-            f"found keys {_summarise(sorted(map(str, checkpoint)))}"
+            f"found keys [{summarize(sorted(map(str, checkpoint)), ', ')}]"
         )
     stripped: dict[str, torch.Tensor] = {}
     for key, value in state.items():
@@ -169,7 +168,7 @@ def check_state_fits(
         if key in state and state[key].shape != expected[key].shape
     ]
     problems = [
-        f"{label} {len(items)} key(s): {_summarise(items)}"
+        f"{label} {len(items)} key(s): [{summarize(items, ', ')}]"
         for label, items in (
             ("missing", missing),
             ("unexpected", unexpected),
@@ -179,12 +178,6 @@ def check_state_fits(
     ]
     if problems:
         raise CheckpointError(f"{source} does not fit the model: " + "; ".join(problems))
-
-
-def _summarise(items: list[str]) -> str:
-    shown = ", ".join(items[:_MAX_LISTED])
-    more = len(items) - _MAX_LISTED
-    return f"[{shown}{f', … (+{more} more)' if more > 0 else ''}]"
 
 
 def save_checkpoint(obj: dict[str, Any], path: str | os.PathLike) -> None:

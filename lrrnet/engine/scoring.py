@@ -19,7 +19,7 @@ import scipy.io
 from tqdm import tqdm
 
 from lrrnet.data.io import IMAGE_SUFFIXES, read_mask, read_prediction
-from lrrnet.errors import DataError
+from lrrnet.errors import DataError, summarize
 from lrrnet.metrics import MetricAccumulator, format_table
 
 logger = logging.getLogger(__name__)
@@ -28,7 +28,6 @@ MASK_SUFFIX = "_pixels0"  # SIRST v1 names its masks <name>_pixels0.png
 # Written next to the predictions by write_report, so never read back as predictions.
 REPORT_FILES = ("metrics.json", "metrics.txt", "roc.mat", "roc.png")
 METRIC_KEYS = ("miou", "niou", "precision", "recall", "f1", "pd", "fa", "auc")
-_MAX_LISTED = 5  # problems named in one error line before "and N more"
 
 
 @dataclass(frozen=True)
@@ -98,9 +97,7 @@ def _mask_index(masks: str | Path | Mapping[str, str | Path]) -> tuple[dict[str,
 
 
 def _one_line(problems: list[PairingProblem]) -> str:
-    listed = "; ".join(problem.message for problem in problems[:_MAX_LISTED])
-    more = len(problems) - _MAX_LISTED
-    return listed + (f"; and {more} more" if more > 0 else "")
+    return summarize([problem.message for problem in problems])
 
 
 def pair_predictions(
