@@ -392,9 +392,15 @@ def _train(cfg, tcfg, dcfg, info, device, resume_path) -> RunResult:
                     reconstruction.float(), target_logits.float(), images.float(), masks
                 )
 
-                # A non-finite loss would poison the weights; stop before the step.
-                bad_terms = [name for name, value in terms.items() if not torch.isfinite(value)]
-                if distributed.any_true(info, bool(bad_terms)):
+                # A non-finite loss would poison the weights; stop before the step. One host
+                # sync per step (the total); the terms are only looked at when it is bad. Under
+                # DDP every rank must stop together, or the others wait in the next all-reduce.
+                total_value = terms["total"].item()
+                bad = not math.isfinite(total_value)
+                if distributed.any_true(info, bad):
+                    bad_terms = (
+                        [n for n, v in terms.items() if not math.isfinite(v.item())] if bad else []
+                    )
                     where = (
                         ", ".join(f"{n}={terms[n].item()}" for n in bad_terms) or "on another rank"
                     )
@@ -412,7 +418,7 @@ def _train(cfg, tcfg, dcfg, info, device, resume_path) -> RunResult:
                 scaler.step(optimizer)
                 scaler.update()
                 state.iteration += 1
-                loss_window[0] += terms["total"].item()
+                loss_window[0] += total_value
                 loss_window[1] += 1
                 epoch_bar.update(1)
 
