@@ -19,10 +19,8 @@ import logging
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from lrrnet.errors import UserError  # noqa: E402
-from lrrnet.metrics import PROTOCOLS, format_table  # noqa: E402
+from lrrnet.errors import UserError
+from lrrnet.metrics import PROTOCOLS, format_table
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
