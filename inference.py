@@ -39,6 +39,11 @@ def main(argv=None) -> int:
     parser.add_argument("--dtype", default="fp32", choices=("fp32", "bf16", "fp16"))
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument(
+        "--cuda-graph",
+        action="store_true",
+        help="replay a captured CUDA graph per input shape (CUDA only; fastest at batch 1)",
+    )
+    parser.add_argument(
         "--save-background", action="store_true", help="also write the reconstruction D"
     )
     parser.add_argument(
@@ -85,6 +90,7 @@ def run(args) -> int:
         device=device,
         dtype=args.dtype,
         size=parse_size(size),
+        cuda_graph=args.cuda_graph,
     )
     report = predict_to_folder(
         predictor,

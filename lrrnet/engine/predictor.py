@@ -46,15 +46,19 @@ def config_eval_size(cfg: Mapping[str, Any]) -> str | int:
     return cfg["data"]["base_size"] if cfg["data"]["eval_size"] == "resize" else "native"
 
 
-def autocast_context(device: torch.device, dtype: str):
-    """Autocast for bf16/fp16; fp16 needs CUDA (the CPU has no fast fp16 kernels)."""
+def autocast_context(device: torch.device, dtype: str, cache_enabled: bool = True):
+    """Autocast for bf16/fp16; fp16 needs CUDA (the CPU has no fast fp16 kernels).
+
+    ``cache_enabled=False`` for CUDA-graph capture: autocast's cache of cast weights would
+    otherwise be captured as memory the graph does not own.
+    """
     if dtype == "fp32":
         return nullcontext()
     if dtype not in DTYPES:
         raise ConfigError(f"unknown dtype '{dtype}' (use fp32, bf16 or fp16)")
     if dtype == "fp16" and device.type != "cuda":
         raise ConfigError("dtype fp16 needs a CUDA device; use fp32 or bf16 on the CPU")
-    return torch.autocast(device_type=device.type, dtype=DTYPES[dtype])
+    return torch.autocast(device_type=device.type, dtype=DTYPES[dtype], cache_enabled=cache_enabled)
 
 
 @dataclass
@@ -75,7 +79,14 @@ class Predictor:
         size: ``"native"`` (pad to a multiple of 8 with reflection and crop the maps back) or
             N (resize to N×N bilinearly and the maps back to the input size).
         channels_last: use the channels-last memory format (faster convolutions).
+        cuda_graph: CUDA only. Capture the network's forward once per input shape (after
+            padding or resizing) and replay it: one launch instead of a few hundred small
+            kernels, which is what bounds batch-1 latency on a fast GPU. Graphs keep the
+            weights' memory, so in-place weight updates are seen; at most
+            ``MAX_CUDA_GRAPHS`` shapes are kept (the oldest is dropped).
     """
+
+    MAX_CUDA_GRAPHS = 4
 
     def __init__(
         self,
@@ -84,10 +95,15 @@ class Predictor:
         dtype: str = "fp32",
         size: str | int = "native",
         channels_last: bool = True,
+        cuda_graph: bool = False,
     ) -> None:
         self.device = device if isinstance(device, torch.device) else resolve_device(device)
         self.dtype = dtype
         autocast_context(self.device, dtype)  # reject an impossible dtype now, not mid-run
+        if cuda_graph and self.device.type != "cuda":
+            raise ConfigError(f"cuda_graph needs a CUDA device, got '{self.device}'")
+        self.cuda_graph = cuda_graph
+        self._graphs: dict[tuple[Any, ...], CapturedForward] = {}
         self.size = parse_size(size)
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.model = model.to(self.device, memory_format=self.memory_format)
@@ -135,8 +151,11 @@ class Predictor:
         was_training = self.model.training
         self.model.eval()
         try:
-            with autocast_context(self.device, self.dtype):
-                reconstruction, target_logits = self.model(batch)
+            if self.cuda_graph:
+                reconstruction, target_logits = self._graphed_forward(batch)
+            else:
+                with autocast_context(self.device, self.dtype):
+                    reconstruction, target_logits = self.model(batch)
         finally:
             self.model.train(was_training)
         target_prob = torch.sigmoid(target_logits.float())
@@ -153,8 +172,48 @@ class Predictor:
             )
         return target_prob.cpu().contiguous(), reconstruction.cpu().contiguous()
 
+    def _graphed_forward(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The model's ``(D, T)`` for ``batch`` (B×1×H×W) by replaying a captured graph."""
+        key = (tuple(batch.shape), batch.dtype, self.dtype)
+        captured = self._graphs.get(key)
+        if captured is None:
+            if len(self._graphs) >= self.MAX_CUDA_GRAPHS:
+                self._graphs.pop(next(iter(self._graphs)))
+            captured = CapturedForward(self.model, batch, self.device, self.dtype)
+            self._graphs[key] = captured
+        return captured(batch)
+
     def predict(self, image: np.ndarray) -> Prediction:
         """One ``H×W`` frame in [0, 1] → maps at ``H×W``."""
         tensor = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None, None]
         target_prob, reconstruction = self.predict_batch(tensor)
         return Prediction(target_prob[0, 0].numpy(), reconstruction[0, 0].numpy())
+
+
+class CapturedForward:
+    """One CUDA graph of the model's forward for one input shape, dtype and precision."""
+
+    WARMUP_RUNS = 2
+
+    def __init__(self, model: LRRNet, example: torch.Tensor, device: torch.device, dtype: str):
+        self.static_input = example.clone()  # keeps the example's memory format
+        # Warm up on a side stream, as graph capture requires: cuDNN picks its algorithms
+        # and the allocator settles before anything is recorded.
+        side = torch.cuda.Stream(device)
+        side.wait_stream(torch.cuda.current_stream(device))
+        with torch.cuda.stream(side), autocast_context(device, dtype, cache_enabled=False):
+            for _ in range(self.WARMUP_RUNS):
+                model(self.static_input)
+        torch.cuda.current_stream(device).wait_stream(side)
+        self.graph = torch.cuda.CUDAGraph()
+        with (
+            torch.cuda.graph(self.graph),
+            autocast_context(device, dtype, cache_enabled=False),
+        ):
+            self.static_output = model(self.static_input)
+
+    def __call__(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        self.static_input.copy_(batch)
+        self.graph.replay()
+        # Copies: the next replay overwrites the static outputs.
+        return tuple(output.clone() for output in self.static_output)

@@ -22,6 +22,7 @@ import io
 import json
 import logging
 import math
+import os
 import random
 import sys
 import time
@@ -123,6 +124,9 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
     if deterministic:
+        # cuBLAS is deterministic only with a fixed workspace; it reads this when its first
+        # handle is created, so it must be set before the first matrix product on the GPU.
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True, warn_only=True)
         torch.backends.cudnn.benchmark = False
 
@@ -441,7 +445,7 @@ def _train(cfg, tcfg, dcfg, info, device, resume_path) -> RunResult:
                 if state.iteration >= total_iters:
                     stop = True
                 eval_due = tcfg["eval_every"] and state.iteration % tcfg["eval_every"] == 0
-                if eval_due or at_epoch_end or stop:
+                if eval_due or (at_epoch_end and tcfg["eval_epoch_end"]) or stop:
                     validate_and_save()
                     last_eval_iteration = state.iteration
                     patience = tcfg["early_stop_patience"]

@@ -142,7 +142,9 @@ def benchmark(
     torch.manual_seed(seed)
     model = LRRNet()
     image = torch.rand(batch, 1, size, size)
-    gflops = count_flops(model.eval(), image) / 1e9  # on the CPU: the count is device-free
+    # The count does not depend on the device; counting where the model runs avoids a slow
+    # CPU forward of a large batch before a GPU benchmark.
+    gflops = count_flops(model.eval().to(target), image.to(target)) / 1e9
     prepared, memory_format = prepare_model(
         model,
         target,

@@ -105,7 +105,10 @@ class AttentionBlock(nn.Module):
     def _attend(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
         """Args: query, key, value: B×N×C. Returns: B×N×C."""
         scale = self.channels**-0.5
-        if self.impl == "sdpa":
+        # The fused CUDA attention kernels accumulate gradients with atomics; a run that asked
+        # for deterministic algorithms takes the explicit formula there (same function).
+        deterministic_cuda = query.is_cuda and torch.are_deterministic_algorithms_enabled()
+        if self.impl == "sdpa" and not deterministic_cuda:
             # A head axis of size 1 lets every backend (flash, memory-efficient, CPU) accept it.
             attended = F.scaled_dot_product_attention(
                 query.unsqueeze(1), key.unsqueeze(1), value.unsqueeze(1), scale=scale

@@ -1,0 +1,76 @@
+"""The CPU-side logic of tools/gpu_check.py: sizing the real run, and the summary it prints."""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from lrrnet.engine.predictor import Predictor
+from lrrnet.errors import ConfigError
+from lrrnet.models import LRRNet
+
+ROOT = Path(__file__).resolve().parents[1]
+spec = importlib.util.spec_from_file_location("gpu_check", ROOT / "tools" / "gpu_check.py")
+gpu_check = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(gpu_check)
+
+
+@pytest.mark.parametrize("step_seconds", [0.005, 0.03, 0.2, 5.0])
+@pytest.mark.parametrize("budget", [60, 200, 900])
+def test_sirst_plan_fits_the_budget_and_validates_on_epoch_boundaries(step_seconds, budget):
+    plan = gpu_check.plan_sirst_run(step_seconds, budget)
+    assert plan["iters_per_epoch"] == 32  # 256 idx_427 training frames, batch 8
+    assert 1 <= plan["epochs"] <= 400
+    assert plan["total_iters"] == plan["epochs"] * 32
+    assert plan["eval_every"] % 32 == 0 and plan["eval_every"] >= 32
+    training = plan["total_iters"] * step_seconds * gpu_check.EVAL_OVERHEAD
+    # Within the budget, unless even one epoch is longer (then one epoch is run).
+    assert training <= budget or plan["epochs"] == 1
+    # Not wastefully short: one more epoch would not have fitted, unless capped at 400.
+    if plan["epochs"] < 400:
+        assert training + 32 * step_seconds * gpu_check.EVAL_OVERHEAD > budget
+    assert plan["total_iters"] / plan["eval_every"] <= 2 * gpu_check.TARGET_EVALUATIONS
+
+
+def test_full_recipe_minutes_counts_all_400_epochs():
+    # 12,800 steps of 30 ms plus 100 validations of 1 s.
+    assert gpu_check.full_recipe_minutes(0.03, 1.0, 100) == pytest.approx((384 + 100) / 60)
+
+
+def test_summary_table_names_failures_and_survives_missing_sections():
+    results = {
+        "env": {"device_name": "GPU-X", "memory_gib": 80, "torch": "2.x", "cuda": "13"},
+        "tests": {
+            "cases": [
+                {"name": "test_a", "status": "passed", "seconds": 1, "message": ""},
+                {"name": "test_b", "status": "failure", "seconds": 1, "message": "boom"},
+            ]
+        },
+        "sirst": {"_status": "killed at its time limit"},
+        "bench": {
+            "results": [
+                {
+                    "batch": 1,
+                    "dtype": "bf16",
+                    "channels_last": True,
+                    "mode": "graph",
+                    "latency_ms": 1.5,
+                    "fps": 666.7,
+                    "peak_memory_mb": 300,
+                }
+            ],
+            "skipped": [{"batch": 32, "mode": "compile", "reason": "out of time"}],
+        },
+    }
+    table = gpu_check.summary_table(results)
+    assert "GPU-X" in table
+    assert "'passed': 1" in table and "'failure': 1" in table
+    assert "failure: test_b: boom" in table
+    assert "SIRST v1: killed at its time limit" in table
+    assert "graph" in table and "666.7 FPS" in table
+    assert "out of time" in table
+
+
+def test_cuda_graph_needs_a_cuda_device():
+    with pytest.raises(ConfigError, match="cuda_graph needs a CUDA device"):
+        Predictor(LRRNet(base_channels=8, num_groups=4), device="cpu", cuda_graph=True)

@@ -1,0 +1,554 @@
+"""One command that checks and measures everything CUDA, for a lent GPU's short lease.
+
+    python tools/gpu_check.py --out DIR --sirst PATH/TO/SIRST [--budget-s 480]
+    python tools/gpu_check.py --out DIR --sirst ../shared/datasets/SIRST --quick   # CPU dry run
+
+Sections, each in its own process with its own time limit, so that one crash or hang
+cannot take the others down (the result of each is kept even when a later one fails):
+
+1. ``env``: the card, driver, CUDA/cuDNN, torch, and two measured ceilings (a bf16 matrix
+   product's TFLOP/s and a device-to-device copy's GB/s).
+2. ``probe``: the time of one published-recipe training step (512², batch 8, bf16,
+   channels_last), which sizes the real training run below.
+3. ``sirst`` (in the background) with ``tests`` (``tests/test_cuda.py``) beside it: the
+   published SIRST v1 recipe (512 resize, batch 8, Adam 1e-4, poly, flips) for as many of
+   its 400 epochs as fit the time given, the poly decay spread over them, selecting on the
+   idx_427 val list; both the selected and the last checkpoint are scored on test.
+4. ``bench``: inference at 512×512, batch 1 and 32, fp32/bf16/fp16, channels_last on/off,
+   eager, CUDA graphs and ``torch.compile``; then ``train_speed``: training iterations/s
+   at 512², batch 8. These two run alone on the GPU, after the others.
+
+Writes to DIR: ``gpu_check.json`` (every section's results), ``gpu_check.log`` (all
+output), ``sirst_run.tar.gz`` (the run folder without checkpoints) and
+``sirst_best_model.pth`` (the selected weights, a plain state dict).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+SIRST_TRAIN_IMAGES = 256  # idx_427 train list
+RECIPE_EPOCHS = 400
+RECIPE_BATCH = 8
+# Validation, checkpoint writes and TensorBoard panels on top of the training steps.
+EVAL_OVERHEAD = 1.3
+TARGET_EVALUATIONS = 40
+
+# (batch, dtype, channels_last, mode) for the inference benchmark, cheapest first: the
+# compiles at the end are dropped when the time runs out.
+BENCH_CASES: tuple[tuple[int, str, bool, str], ...] = (
+    (1, "fp32", False, "eager"),
+    (1, "fp32", True, "eager"),
+    (1, "bf16", True, "eager"),
+    (1, "fp16", True, "eager"),
+    (1, "fp32", True, "graph"),
+    (1, "bf16", True, "graph"),
+    (1, "fp16", True, "graph"),
+    (32, "fp32", False, "eager"),
+    (32, "fp32", True, "eager"),
+    (32, "bf16", False, "eager"),
+    (32, "bf16", True, "eager"),
+    (32, "fp16", True, "eager"),
+    (32, "bf16", True, "compile"),
+    (1, "bf16", True, "compile"),
+    (32, "fp16", True, "compile"),
+)
+# (dtype, channels_last, compile) for the training-speed benchmark.
+TRAIN_CASES: tuple[tuple[str, bool, bool], ...] = (
+    ("fp32", False, False),
+    ("fp32", True, False),
+    ("bf16", True, False),
+    ("bf16", True, True),
+)
+
+
+def plan_sirst_run(step_seconds: float, budget_seconds: float) -> dict[str, int]:
+    """Epochs of the SIRST v1 recipe that fit ``budget_seconds``, and how often to validate.
+
+    Args:
+        step_seconds: measured time of one training step at 512², batch 8.
+        budget_seconds: time for training, validation included.
+
+    Returns:
+        ``epochs`` (1 to 400), ``iters_per_epoch``, ``total_iters`` and ``eval_every``
+        (a whole number of epochs, about ``TARGET_EVALUATIONS`` evaluations in all).
+    """
+    iters_per_epoch = SIRST_TRAIN_IMAGES // RECIPE_BATCH
+    epoch_seconds = iters_per_epoch * step_seconds * EVAL_OVERHEAD
+    epochs = max(1, min(RECIPE_EPOCHS, int(budget_seconds // epoch_seconds)))
+    eval_epochs = max(1, round(epochs / TARGET_EVALUATIONS))
+    return {
+        "epochs": epochs,
+        "iters_per_epoch": iters_per_epoch,
+        "total_iters": epochs * iters_per_epoch,
+        "eval_every": eval_epochs * iters_per_epoch,
+    }
+
+
+def full_recipe_minutes(step_seconds: float, eval_seconds: float, evaluations: int) -> float:
+    """Minutes for all 400 epochs at ``step_seconds`` a step plus ``evaluations`` validations."""
+    steps = RECIPE_EPOCHS * (SIRST_TRAIN_IMAGES // RECIPE_BATCH)
+    return (steps * step_seconds + evaluations * eval_seconds) / 60
+
+
+# ---------------------------------------------------------------- sections (child processes)
+
+
+def section_env(args) -> dict[str, Any]:
+    import torch
+
+    info: dict[str, Any] = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cuda_available": torch.cuda.is_available(),
+        "cpu_count": os.cpu_count(),
+        "cpu": _cpu_model(),
+    }
+    try:
+        info["nvidia_smi"] = subprocess.run(
+            ["nvidia-smi"], capture_output=True, text=True, timeout=30
+        ).stdout
+    except (OSError, subprocess.TimeoutExpired) as error:
+        info["nvidia_smi"] = f"unavailable: {error}"
+    if not torch.cuda.is_available():
+        return info
+    props = torch.cuda.get_device_properties(0)
+    info.update(
+        device_name=props.name,
+        capability=f"{props.major}.{props.minor}",
+        multiprocessors=props.multi_processor_count,
+        memory_gib=props.total_memory / 2**30,
+        cuda=torch.version.cuda,
+        cudnn=torch.backends.cudnn.version(),
+        tf32_conv_default=torch.backends.cudnn.allow_tf32,
+        tf32_matmul_default=torch.backends.cuda.matmul.allow_tf32,
+    )
+    # Ceilings measured on this card (METHOD.md): random data, events, warm-up first.
+    a = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
+    b = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
+    info["bf16_matmul_tflops"] = 2 * 8192**3 / _cuda_time(lambda: a @ b, 3, 10) / 1e12
+    source = torch.randn(2**30 // 4, device="cuda")  # 1 GiB
+    target = torch.empty_like(source)
+    seconds = _cuda_time(lambda: target.copy_(source), 3, 10)
+    info["copy_gb_per_s"] = 2 * source.numel() * 4 / seconds / 1e9  # read + write
+    return info
+
+
+def section_probe(args) -> dict[str, Any]:
+    from benchmark import benchmark_training
+
+    return benchmark_training(
+        size=args.size,
+        batch=RECIPE_BATCH,
+        device=args.device,
+        dtype=args.train_dtype,
+        channels_last=True,
+        warmup=_count(args, 3),
+        iters=_count(args, 10),
+    )
+
+
+def section_bench(args) -> dict[str, Any]:
+    from benchmark import benchmark, benchmark_cuda_graph
+
+    deadline = time.time() + args.section_budget
+    results, skipped = [], []
+    cases = BENCH_CASES if args.device == "cuda" else BENCH_CASES[:2]
+    for batch, dtype, channels_last, mode in cases:
+        if args.device != "cuda" and (dtype == "fp16" or mode == "graph"):
+            continue
+        case = {"batch": batch, "dtype": dtype, "channels_last": channels_last, "mode": mode}
+        # A compile takes about a minute: only start one with that much time left.
+        needed = 75 if mode == "compile" else 10
+        if time.time() + needed > deadline:
+            skipped.append({**case, "reason": "out of time"})
+            continue
+        batch = min(batch, args.max_batch)
+        iters = _count(args, 100 if batch == 1 else 20)
+        print(f"bench {case}", flush=True)
+        try:
+            if mode == "graph":
+                result = benchmark_cuda_graph(
+                    size=args.size,
+                    batch=batch,
+                    dtype=dtype,
+                    channels_last=channels_last,
+                    warmup=_count(args, 10),
+                    iters=iters,
+                )
+            else:
+                result = benchmark(
+                    size=args.size,
+                    batch=batch,
+                    device=args.device,
+                    dtype=dtype,
+                    compile_model=mode == "compile",
+                    channels_last=channels_last,
+                    warmup=_count(args, 10 if batch == 1 else 3),
+                    iters=iters,
+                )
+            results.append({**case, **result})
+        except Exception as error:  # one failing configuration must not lose the others
+            skipped.append({**case, "reason": f"{type(error).__name__}: {error}"})
+        _reset_cuda()
+    return {"results": results, "skipped": skipped}
+
+
+def section_train_speed(args) -> dict[str, Any]:
+    from benchmark import benchmark_training
+
+    deadline = time.time() + args.section_budget
+    results, skipped = [], []
+    for dtype, channels_last, compile_model in TRAIN_CASES:
+        case = {"dtype": dtype, "channels_last": channels_last, "compile": compile_model}
+        if args.device != "cuda" and compile_model:
+            continue
+        needed = 100 if compile_model else 15
+        if time.time() + needed > deadline:
+            skipped.append({**case, "reason": "out of time"})
+            continue
+        print(f"train_speed {case}", flush=True)
+        try:
+            result = benchmark_training(
+                size=args.size,
+                batch=RECIPE_BATCH,
+                device=args.device,
+                dtype=dtype,
+                channels_last=channels_last,
+                compile_model=compile_model,
+                warmup=_count(args, 5),
+                iters=_count(args, 20),
+            )
+            results.append({**case, **result})
+        except Exception as error:
+            skipped.append({**case, "reason": f"{type(error).__name__}: {error}"})
+        _reset_cuda()
+    return {"results": results, "skipped": skipped}
+
+
+def section_sirst(args) -> dict[str, Any]:
+    """The published recipe on SIRST v1 through the real command line, sized to the budget."""
+    probe = json.loads((args.work / "probe.json").read_text())
+    step_seconds = probe["step_ms"] / 1e3
+    plan = plan_sirst_run(step_seconds, args.sirst_budget_s)
+    checkpoints = args.work / "checkpoints"
+    overrides = {
+        "data.root": str(args.sirst),
+        "data.base_size": args.size,
+        "data.num_workers": min(8, os.cpu_count() or 1),
+        "train.epochs": plan["epochs"],
+        "train.eval_every": plan["eval_every"],
+        "train.eval_epoch_end": False,
+        "train.amp": args.train_dtype if args.device == "cuda" else "off",
+        "train.device": args.device,
+        "train.num_log_images": 2,
+        "paths.checkpoints": str(checkpoints),
+    }
+    if args.quick:
+        overrides["train.max_iters"] = 4
+    command = [sys.executable, str(ROOT / "run_configs.py"), "sirst"]
+    for key, value in overrides.items():
+        command += ["--set", f"{key}={value}"]
+    print(" ".join(command), flush=True)
+    started = time.time()
+    completed = subprocess.run(command, cwd=ROOT, text=True)
+    wall = time.time() - started
+    result: dict[str, Any] = {
+        "plan": plan,
+        "probe_step_ms": probe["step_ms"],
+        "command": command,
+        "returncode": completed.returncode,
+        "wall_s": wall,
+    }
+    runs = sorted(checkpoints.glob("sirst/*"))
+    if not runs:
+        return result
+    run_dir = runs[-1]
+    result["run_dir"] = str(run_dir)
+    summary = run_dir / "test_metrics.json"
+    if summary.is_file():
+        result["test_metrics"] = json.loads(summary.read_text())
+    log = (run_dir / "log.txt").read_text() if (run_dir / "log.txt").is_file() else ""
+    result["log_tail"] = log.splitlines()[-30:]
+    for line in log.splitlines():
+        if "trained " in line and " iterations in " in line:
+            result["trained_line"] = line
+    with tarfile.open(args.out / "sirst_run.tar.gz", "w:gz") as archive:
+        for path in run_dir.iterdir():
+            if path.suffix != ".pth":
+                archive.add(path, arcname=f"{run_dir.name}/{path.name}")
+    best = run_dir / "best.pth"
+    if best.is_file():
+        import torch
+
+        weights = torch.load(best, map_location="cpu", weights_only=True)["model"]
+        torch.save(weights, args.out / "sirst_best_model.pth")
+    return result
+
+
+def section_tests(args) -> dict[str, Any]:
+    junit = args.work / "pytest_cuda.xml"
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "tests/test_cuda.py",
+        "-v",
+        "-rA",
+        "-p",
+        "no:cacheprovider",
+        f"--junitxml={junit}",
+    ]
+    completed = subprocess.run(command, cwd=ROOT, text=True, capture_output=True)
+    print(completed.stdout[-20000:], completed.stderr[-5000:], flush=True)
+    outcome = {"returncode": completed.returncode, "cases": []}
+    if junit.is_file():
+        import xml.etree.ElementTree as ElementTree
+
+        for case in ElementTree.parse(junit).getroot().iter("testcase"):
+            status, message = "passed", ""
+            for tag in ("failure", "error", "skipped"):
+                element = case.find(tag)
+                if element is not None:
+                    status, message = tag, (element.get("message") or "")[:500]
+            outcome["cases"].append(
+                {
+                    "name": case.get("name"),
+                    "status": status,
+                    "seconds": float(case.get("time", 0)),
+                    "message": message,
+                }
+            )
+    return outcome
+
+
+SECTIONS = {
+    "env": section_env,
+    "probe": section_probe,
+    "sirst": section_sirst,
+    "tests": section_tests,
+    "bench": section_bench,
+    "train_speed": section_train_speed,
+}
+
+
+# ---------------------------------------------------------------- orchestration
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, required=True, help="folder for everything written")
+    parser.add_argument("--sirst", type=Path, help="SIRST v1 as released (skip its run if absent)")
+    parser.add_argument("--budget-s", type=float, default=480, help="whole run, seconds")
+    parser.add_argument("--sirst-budget-s", type=float, default=200, help="SIRST training")
+    parser.add_argument("--quick", action="store_true", help="CPU dry run of the plumbing")
+    parser.add_argument("--section", choices=sorted(SECTIONS), help=argparse.SUPPRESS)
+    parser.add_argument("--section-budget", type=float, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    args.out = args.out.resolve()
+    args.work = (args.work or args.out / "work").resolve()
+    args.device = "cpu" if args.quick else "cuda"
+    args.size = 64 if args.quick else 512
+    args.max_batch = 2 if args.quick else 32
+    args.train_dtype = "fp32" if args.quick else "bf16"
+    if args.section:
+        return _run_section(args)
+    return _orchestrate(args, argv or sys.argv[1:])
+
+
+def _run_section(args) -> int:
+    sys.path.insert(0, str(ROOT / "tools"))
+    result = SECTIONS[args.section](args)
+    (args.work / f"{args.section}.json").write_text(json.dumps(result, indent=2, default=str))
+    return 0
+
+
+def _orchestrate(args, argv: list[str]) -> int:
+    args.out.mkdir(parents=True, exist_ok=True)
+    args.work.mkdir(parents=True, exist_ok=True)
+    log = (args.out / "gpu_check.log").open("a")
+    deadline = time.time() + args.budget_s
+    results: dict[str, Any] = {"started": time.strftime("%Y-%m-%d %H:%M:%S"), "argv": argv}
+
+    def launch(name: str, budget: float) -> tuple[subprocess.Popen, float]:
+        command = [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            *argv,
+            "--section",
+            name,
+            "--section-budget",
+            str(budget),
+            "--work",
+            str(args.work),
+        ]
+        _say(log, f"== {name} (limit {budget:.0f} s)")
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "CUBLAS_WORKSPACE_CONFIG": ":4096:8"}
+        process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
+        return process, time.time() + budget
+
+    def finish(name: str, process: subprocess.Popen, limit: float) -> None:
+        try:
+            process.wait(timeout=max(1.0, limit - time.time()))
+            status = f"exit {process.returncode}"
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            status = "killed at its time limit"
+        path = args.work / f"{name}.json"
+        results[name] = json.loads(path.read_text()) if path.is_file() else {"error": status}
+        results[name]["_status"] = status
+        _say(log, f"== {name}: {status}")
+        (args.out / "gpu_check.json").write_text(json.dumps(results, indent=2, default=str))
+
+    def run(name: str, budget: float) -> None:
+        budget = min(budget, deadline - time.time())
+        if budget < 5:
+            results[name] = {"_status": "not run: out of time"}
+            return
+        finish(name, *launch(name, budget))
+
+    run("env", 60)
+    run("probe", 600 if args.quick else 60)
+    sirst = None
+    if args.sirst and (args.work / "probe.json").is_file():
+        # Startup, the final test of two checkpoints and the archive come on top of training.
+        sirst = launch("sirst", min(args.sirst_budget_s + 60, deadline - time.time()))
+    else:
+        results["sirst"] = {"_status": "not run: no --sirst folder or no probe result"}
+    run("tests", 240)
+    if sirst is not None:
+        finish("sirst", *sirst)
+    remaining = deadline - time.time()
+    run("bench", remaining * 0.55)
+    run("train_speed", deadline - time.time())
+    results["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
+    (args.out / "gpu_check.json").write_text(json.dumps(results, indent=2, default=str))
+    table = summary_table(results)
+    _say(log, table)
+    log.close()
+    return 0
+
+
+def summary_table(results: dict[str, Any]) -> str:
+    """The lines worth reading first: tests, the SIRST run, inference and training speed."""
+    lines = []
+    env = results.get("env", {})
+    lines.append(
+        f"device {env.get('device_name', '?')} ({env.get('memory_gib', 0):.0f} GiB), torch "
+        f"{env.get('torch', '?')}, CUDA {env.get('cuda', '?')}; bf16 matmul "
+        f"{env.get('bf16_matmul_tflops', math.nan):.0f} TFLOP/s, copy "
+        f"{env.get('copy_gb_per_s', math.nan):.0f} GB/s"
+    )
+    cases = results.get("tests", {}).get("cases", [])
+    counts: dict[str, int] = {}
+    for case in cases:
+        counts[case["status"]] = counts.get(case["status"], 0) + 1
+    lines.append(f"tests/test_cuda.py: {counts or results.get('tests', {}).get('_status')}")
+    for case in cases:
+        if case["status"] not in ("passed", "skipped"):
+            lines.append(f"  {case['status']}: {case['name']}: {case['message'][:200]}")
+    sirst = results.get("sirst", {})
+    if "test_metrics" in sirst:
+        metrics = sirst["test_metrics"]
+        plan = sirst["plan"]
+        lines.append(
+            f"SIRST v1: {plan['epochs']} epochs ({plan['total_iters']} iterations), "
+            f"wall {sirst['wall_s']:.0f} s; {sirst.get('trained_line', '').split(': ')[-1]}"
+        )
+        for which in ("best", "last"):
+            test = metrics[which]["test"]
+            lines.append(
+                f"  {which:4s} (iter {metrics[which]['iteration']}): test IoU "
+                f"{100 * test['miou']:.2f} nIoU {100 * test['niou']:.2f} Pd "
+                f"{100 * test['pd']:.2f} Fa {1e6 * test['fa']:.2f}e-6"
+            )
+        val = metrics["best"].get("val", {})
+        if val:
+            lines.append(f"  selected on val: IoU {100 * val.get('miou', math.nan):.2f}")
+    else:
+        lines.append(f"SIRST v1: {sirst.get('_status', 'not run')}")
+    for item in results.get("bench", {}).get("results", []):
+        lines.append(
+            f"infer b{item['batch']:<3d} {item['dtype']} cl={int(item['channels_last'])} "
+            f"{item['mode']:8s} {item['latency_ms']:8.3f} ms  {item['fps']:9.1f} FPS  "
+            f"{item.get('peak_memory_mb', 0):7.0f} MiB"
+        )
+    for item in results.get("bench", {}).get("skipped", []):
+        lines.append(f"infer skipped {item}")
+    for item in results.get("train_speed", {}).get("results", []):
+        lines.append(
+            f"train b8 {item['dtype']} cl={int(item['channels_last'])} "
+            f"compile={int(item['compile'])}: {item['step_ms']:.1f} ms/step "
+            f"{item['iters_per_s']:.2f} it/s (first {item['first_step_ms']:.0f} ms), "
+            f"{item['peak_memory_mb']:.0f} MiB"
+        )
+    for item in results.get("train_speed", {}).get("skipped", []):
+        lines.append(f"train skipped {item}")
+    return "\n".join(lines)
+
+
+def _count(args, n: int) -> int:
+    """``n`` warm-up or timed runs, cut to one in a ``--quick`` dry run."""
+    return 1 if args.quick else n
+
+
+def _say(log, text: str) -> None:
+    print(text, flush=True)
+    log.write(text + "\n")
+    log.flush()
+
+
+def _cuda_time(fn, warmup: int, iters: int) -> float:
+    """Median seconds of ``fn`` timed with CUDA events."""
+    import statistics
+
+    import torch
+
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(iters):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn()
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end) / 1e3)
+    return statistics.median(times)
+
+
+def _reset_cuda() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
