@@ -3,6 +3,7 @@
     python cal_from_mask.py CONFIG [--set KEY=VALUE ...] [--pred DIR] [--protocol ...]
     python cal_from_mask.py --pred DIR --masks DIR [--threshold 0.5]
                             [--protocol standard|lrrnet] [--json FILE] [--allow-missing]
+                            [--strict-sizes]
 
 With a CONFIG, scores ``results/<name>/`` against the config's test masks, with the
 config's ``eval.threshold`` and ``eval.protocol`` unless given here. ``DIR`` may be a results
@@ -10,6 +11,11 @@ folder of ``inference.py`` (``mat/`` and ``img/``), a folder of ``.mat`` files (
 ``T``), or a folder of ``.png`` maps (value / 255); masks are ``<name>.png`` or
 ``<name>_pixels0.png``. Prints the table and writes ``metrics.json``, ``metrics.txt``,
 ``roc.mat`` and ``roc.png`` next to the predictions (or where ``--json`` says).
+
+Each map is scored at its mask's resolution: a prediction of another size than its mask (the
+mask drawn on a larger copy of the frame, as SIRST v1 ``Misc_111``) is resized to the mask,
+bilinearly, with a warning naming it; ``--strict-sizes`` (or a CONFIG's
+``data.strict_sizes``) makes that an error.
 """
 
 from __future__ import annotations
@@ -37,6 +43,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="skip and count unpaired files and size mismatches instead of failing",
     )
+    parser.add_argument(
+        "--strict-sizes",
+        action="store_true",
+        help="a prediction of another size than its mask is an error (default: resized to it)",
+    )
     args = parser.parse_args(argv)
     if args.config is None and not (args.pred and args.masks):
         parser.error("give a CONFIG, or both --pred DIR and --masks DIR")
@@ -53,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
 
         pred, masks = args.pred, args.masks
         threshold, protocol = args.threshold, args.protocol
+        strict_sizes = args.strict_sizes
         if args.config is not None:
             from lrrnet.config import load_config
             from lrrnet.data import splits_from_config
@@ -64,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
                 masks = {s.name: s.mask for s in splits.test if s.mask is not None}
             threshold = cfg["eval"]["threshold"] if threshold is None else threshold
             protocol = protocol or cfg["eval"]["protocol"]
+            strict_sizes = strict_sizes or cfg["data"]["strict_sizes"]
         results = score_folder(
             pred,
             masks,
@@ -71,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
             protocol=protocol or "standard",
             allow_missing=args.allow_missing,
             json_path=args.json,
+            strict_sizes=strict_sizes,
         )
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -25,6 +25,11 @@ config = {
         "layout": "auto",
         # BasicIRSTD split-file suffix (img_idx/train_<NAME>.txt); None: the only one present.
         "dataset_name": None,
+        # A mask of another size than its image (SIRST v1 Misc_111: image 325×220, mask
+        # 592×400) is named once in a warning; training resizes the mask to the image
+        # (nearest), standard scoring resizes the prediction to the mask (bilinear). True:
+        # such a mask is an error, as any other bad file.
+        "strict_sizes": False,
         # Where checkpoint selection happens: "holdout" (val_fraction of the training split,
         # fixed seed), "val" (the dataset's own val list, SIRST v1), or "test" (the original
         # code's best-on-test selection; optimistic, logged as such).

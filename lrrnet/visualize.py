@@ -35,6 +35,8 @@ import scipy.ndimage
 from tqdm import tqdm
 
 from lrrnet.data.io import list_images, read_image, read_mask, read_prediction
+from lrrnet.data.layouts import warn_size_mismatch
+from lrrnet.data.transforms import resize_mask
 from lrrnet.errors import DataError, UserError, summarize
 from lrrnet.metrics import ImageMatch, match_components
 
@@ -452,9 +454,9 @@ def config_items(
             with_mask=all(sample.mask is not None for sample in samples),
             on_error=on_error,
         ):
-            yield VisualItem(
-                loaded.sample.name, loaded.image, target_prob, reconstruction, loaded.mask
-            )
+            # Panels are drawn at the frame's size; a mask drawn at another size is fitted.
+            mask = None if loaded.mask is None else resize_mask(loaded.mask, loaded.image.shape)
+            yield VisualItem(loaded.sample.name, loaded.image, target_prob, reconstruction, mask)
 
     return generate(), len(samples)
 
@@ -526,6 +528,9 @@ def _load_saved(
     image = read_image(frame)
     target_prob = read_prediction(prediction)
     mask = read_mask(mask_path) if mask_path is not None else None
+    if mask is not None and mask.shape != image.shape:
+        warn_size_mismatch(mask_path, mask.shape, f"frame {frame}", image.shape)
+        mask = resize_mask(mask, image.shape)
     background_png = pred_dir / "background" / f"{name}.png"
     reconstruction = None
     if background_png.is_file():
@@ -536,7 +541,6 @@ def _load_saved(
             reconstruction = np.asarray(content["D"], dtype=np.float32)
     for what, path, array in (
         ("prediction", prediction, target_prob),
-        ("mask", mask_path, mask),
         ("background", background_png, reconstruction),
     ):
         if array is not None and array.shape != image.shape:

@@ -76,6 +76,18 @@ def test_unpaired_files_exit_2_with_one_line(tmp_path):
     assert "1 masks without a prediction" in allowed.stdout
 
 
+def test_mask_of_another_size_scores_unless_strict_sizes(tmp_path):
+    masks, results = tmp_path / "masks", tmp_path / "results"
+    write_pair(masks, results, "a", (2, 2), found=True)
+    cv2.imwrite(str(masks / "a.png"), cv2.resize(cv2.imread(str(masks / "a.png")), (12, 12)))
+    done = run("--pred", results, "--masks", masks)
+    assert done.returncode == 0, done.stderr
+    assert f"{masks / 'a.png'}: mask is 12x12" in done.stderr
+    strict = run("--pred", results, "--masks", masks, "--strict-sizes")
+    assert strict.returncode == 2 and strict.stderr.count("\n") == 1
+    assert "size mismatch" in strict.stderr and str(masks / "a.png") in strict.stderr
+
+
 def test_missing_folder_and_bad_usage(tmp_path):
     done = run("--pred", tmp_path / "nothing", "--masks", tmp_path)
     assert done.returncode == 2 and done.stderr.count("\n") == 1

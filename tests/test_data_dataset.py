@@ -36,6 +36,26 @@ def samples(tmp_path: Path) -> list[Sample]:
     return [_write_sample(tmp_path, f"f{i}", h, w, i) for i, (h, w) in enumerate(sizes)]
 
 
+@pytest.mark.parametrize("mode", ["resize", "crop"])
+def test_mask_of_another_size_is_resized_to_its_frame(tmp_path: Path, mode):
+    # A 12×16 frame whose mask was drawn at 24×32 (as SIRST v1 Misc_111): the target's 2×2
+    # block becomes 1×1 at the frame's size, then follows the frame through resize or crop.
+    image = np.full((12, 16), 50, np.uint8)
+    image[6, 8] = 250
+    mask = np.zeros((24, 32), np.uint8)
+    mask[12:14, 16:18] = 255
+    (tmp_path / "images").mkdir()
+    (tmp_path / "masks").mkdir()
+    cv2.imwrite(str(tmp_path / "images" / "a.png"), image)
+    cv2.imwrite(str(tmp_path / "masks" / "a.png"), mask)
+    sample = Sample("a", tmp_path / "images" / "a.png", tmp_path / "masks" / "a.png")
+    item = TrainDataset([sample], mode=mode, base_size=16, crop_size=16, pos_prob=1.0)[0]
+    assert item["image"].shape == item["mask"].shape == (1, 16, 16)
+    target = torch.nonzero(item["mask"][0]).tolist()
+    brightest = divmod(int(item["image"][0].argmax()), 16)
+    assert len(target) == (1 if mode == "crop" else 2) and list(brightest) in target
+
+
 def _epoch(dataset: TrainDataset, num_workers: int) -> list[dict]:
     loader = DataLoader(
         dataset, batch_size=2, shuffle=False, num_workers=num_workers, worker_init_fn=seed_worker

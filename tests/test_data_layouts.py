@@ -78,6 +78,8 @@ def sirst_v1(tmp_path: Path) -> Path:
     names = _names(IDX_427 / "trainval.txt") + _names(IDX_427 / "test.txt")
     _write_files(tmp_path / "images", [f"{n}.png" for n in names], IMAGE_BYTES)
     _write_files(tmp_path / "masks", [f"{n}_pixels0.png" for n in names], MASK_BYTES)
+    # The official release keeps a box annotation beside every mask: not an image, not a problem.
+    _write_files(tmp_path / "masks", [f"{n}.xml" for n in names], b"<annotation/>")
     shutil.copytree(IDX_427, tmp_path / "idx_427")
     return tmp_path
 
@@ -268,13 +270,31 @@ def test_validation_collects_every_problem(split_folders: Path):
     corrupt.image.write_bytes(b"\x89PNG\r\n\x1a\n this is not a png")
     mismatched.mask.write_bytes(_png(16, 255))
     with pytest.raises(DataError) as error:
-        validate_samples(test, "test")
+        validate_samples(test, "test", strict_sizes=True)
     message = str(error.value)
     assert "\n" not in message
     assert message.startswith("test split: 3 problem(s) in 201 samples")
     assert f"{missing_mask.mask}: file not found" in message
     assert f"{corrupt.image}: cannot decode image" in message
     assert f"{mismatched.mask}: mask size 16x16 differs from image size 8x8" in message
+    assert "data.strict_sizes" in message
+
+
+def test_mask_of_another_size_is_named_once_unless_strict(sirst_v1: Path, caplog):
+    """SIRST v1 Misc_111: the mask was drawn on a larger copy of the 325×220 frame."""
+    test = find_splits(sirst_v1)["test"]
+    misc_111 = next(s for s in test if s.name == "Misc_111")
+    cv2.imwrite(str(misc_111.image), np.full((22, 32), 90, np.uint8))
+    cv2.imwrite(str(misc_111.mask), np.zeros((40, 59), np.uint8))
+    with caplog.at_level(logging.WARNING, logger="lrrnet.data.layouts"):
+        validate_samples(test, "test")
+        validate_samples(test, "test")  # read again: not named again
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert warnings[0].startswith(f"{misc_111.mask}: mask is 59x40 but image {misc_111.image}")
+    assert "data.strict_sizes=True" in warnings[0]
+    with pytest.raises(DataError, match=r"1 problem\(s\).*Misc_111_pixels0.png: mask size 59x40"):
+        validate_samples(test, "test", strict_sizes=True)
 
 
 def test_validation_missing_images_are_counted_beyond_the_message(sirst_v1: Path):

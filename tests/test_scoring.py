@@ -115,11 +115,31 @@ def test_missing_mask_and_missing_prediction_name_every_file(dataset):
     assert "c.mat" in message and "d.png" in message and "e.png" in message
 
 
-def test_size_mismatch_names_both_files(dataset):
+def test_prediction_is_resized_to_a_mask_of_another_size(dataset, caplog):
+    """The mask's resolution is authoritative (SIRST v1 Misc_111's mask is 592×400 for a
+    325×220 frame): the prediction is resized to it bilinearly and the mask named once."""
+    masks, results = dataset
+    write_mask(masks, "b.png", [(10, 14), (10, 15), (11, 14), (11, 15)], shape=(16, 20))
+    write_prediction(results, "b", prob_map([(5, 7)]))  # the target, at the frame's size
+    with caplog.at_level("WARNING"):
+        outcome = score_folder(results, masks, progress=False)
+        score_folder(results, masks, progress=False)
+    expected = MetricAccumulator()
+    expected.update(prob_map([(2, 2)]), prob_map([(2, 2)]) > 0)
+    resized = cv2.resize(prob_map([(5, 7)]), (20, 16), interpolation=cv2.INTER_LINEAR)
+    expected.update(resized, cv2.imread(str(masks / "b.png"), cv2.IMREAD_UNCHANGED) > 0)
+    for key in METRIC_KEYS:
+        assert outcome[key] == pytest.approx(expected.compute()[key], abs=1e-12), key
+    assert outcome["pd"] == 1.0 and outcome["n_size_mismatch"] == 0
+    named = [r.getMessage() for r in caplog.records if "b.png: mask is 20x16" in r.getMessage()]
+    assert len(named) == 1 and "b.mat is 10x8" in named[0]
+
+
+def test_size_mismatch_names_both_files_when_strict(dataset):
     masks, results = dataset
     write_mask(masks, "b.png", [(5, 7)], shape=(9, 10))
     with pytest.raises(DataError) as error:
-        score_folder(results, masks, progress=False)
+        score_folder(results, masks, progress=False, strict_sizes=True)
     message = str(error.value)
     assert "\n" not in message and "b.mat" in message and "b.png" in message
     assert "10×8" in message and "10×9" in message
@@ -131,7 +151,9 @@ def test_allow_missing_reports_and_counts(dataset, caplog):
     write_mask(masks, "d.png", [(1, 1)])
     write_mask(masks, "b.png", [(5, 7)], shape=(9, 10))
     with caplog.at_level("WARNING"):
-        outcome = score_folder(results, masks, allow_missing=True, progress=False)
+        outcome = score_folder(
+            results, masks, allow_missing=True, progress=False, strict_sizes=True
+        )
     assert (outcome["n_missing_mask"], outcome["n_missing_prediction"]) == (1, 1)
     assert outcome["n_size_mismatch"] == 1
     assert outcome["n_images"] == 1 and outcome["pd"] == 1.0  # only a is scored

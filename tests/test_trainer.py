@@ -367,3 +367,26 @@ def test_two_process_run_resumes_to_identical_weights(tiny_dataset, tmp_path):
         expected = torch.load(reference / f"rank{rank}.pt", weights_only=True)["weights"]
         actual = torch.load(resumed / f"rank{rank}.pt", weights_only=True)["weights"]
         assert all(torch.equal(expected[k], actual[k]) for k in expected), rank
+
+
+def test_strict_sizes_refuses_a_mask_of_another_size(tmp_path):
+    import cv2
+
+    from lrrnet.engine.distributed import init_distributed
+    from lrrnet.errors import DataError
+
+    root = tmp_path / "SIRST-Synth"
+    generate_dataset(root, num_train=4, num_test=2, size=32, seed=3, progress=False)
+    mask_path = sorted((root / "test" / "masks").iterdir())[0]
+    cv2.imwrite(str(mask_path), cv2.resize(cv2.imread(str(mask_path)), (64, 64)))
+    cfg = load_config("synthetic", tiny_overrides(root, tmp_path / "c"))
+    info = init_distributed("cpu")
+    splits = trainer.prepare_dataset(cfg, info)  # the default: named in a warning, accepted
+    assert len(splits.test) == 2
+    strict = load_config(
+        "synthetic", tiny_overrides(root, tmp_path / "c", **{"data.strict_sizes": True})
+    )
+    with pytest.raises(
+        DataError, match=f"{mask_path}: mask size 64x64 differs from image size 32x32"
+    ):
+        trainer.prepare_dataset(strict, info)

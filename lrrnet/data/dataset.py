@@ -22,6 +22,7 @@ from lrrnet.data.transforms import (
     add_gaussian_noise,
     random_crop_pair,
     random_flip_transpose,
+    resize_mask,
     resize_pair,
 )
 from lrrnet.errors import ConfigError, DataError
@@ -112,7 +113,8 @@ class TrainDataset(Dataset):
         sample = self.samples[index]
         rng = np.random.default_rng([self.seed, epoch, index])
         image = read_image(sample.image)
-        mask = read_mask(sample.mask)
+        # A mask drawn at another size (SIRST v1 Misc_111) is fitted to its frame first.
+        mask = resize_mask(read_mask(sample.mask), image.shape)
         if self.mode == "resize":
             image, mask = resize_pair(image, mask, self.base_size)
         else:

@@ -15,6 +15,33 @@ def _as_hw(size: int | tuple[int, int]) -> tuple[int, int]:
     return (size, size) if isinstance(size, int | np.integer) else (int(size[0]), int(size[1]))
 
 
+def resize_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Resize a mask by nearest neighbour, so it stays binary and keeps its dtype.
+
+    Args:
+        mask: ``H×W`` mask.
+        shape: ``(height, width)`` of the output.
+    """
+    if mask.shape == tuple(shape):
+        return mask
+    # cv2.resize has no bool support; uint8 round-trips a bool mask exactly.
+    source = mask.astype(np.uint8) if mask.dtype == bool else mask
+    resized = cv2.resize(source, (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST)
+    return resized.astype(mask.dtype, copy=False)
+
+
+def resize_map(prob: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Resize a probability map (or image) bilinearly to ``shape`` = ``(height, width)``.
+
+    Returns:
+        ``shape`` float32 array.
+    """
+    prob = np.asarray(prob, dtype=np.float32)
+    if prob.shape == tuple(shape):
+        return prob
+    return cv2.resize(prob, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
+
+
 def resize_pair(
     image: np.ndarray, mask: np.ndarray, size: int | tuple[int, int]
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -22,21 +49,14 @@ def resize_pair(
 
     Args:
         image: ``H×W`` image.
-        mask: ``H×W`` mask.
+        mask: ``H×W`` mask, of the image's size or not (it is resized to ``size`` either way).
         size: output side, or ``(height, width)``.
 
     Returns:
         ``(image, mask)`` of the new size.
     """
-    height, width = _as_hw(size)
-    if image.shape == (height, width):
-        return image, mask
-    resized_image = cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
-    # cv2.resize has no bool support; uint8 round-trips any binary mask exactly.
-    resized_mask = cv2.resize(
-        mask.astype(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST
-    ).astype(mask.dtype)
-    return resized_image, resized_mask
+    shape = _as_hw(size)
+    return resize_map(image, shape), resize_mask(mask, shape)
 
 
 def pad_to_size(

@@ -20,7 +20,7 @@ import torch
 from tqdm import tqdm
 
 from lrrnet.data import Sample, read_sample
-from lrrnet.data.transforms import add_gaussian_noise
+from lrrnet.data.transforms import add_gaussian_noise, resize_map
 from lrrnet.engine.distributed import DistInfo, all_reduce_sum
 from lrrnet.engine.predictor import Predictor
 from lrrnet.errors import DataError
@@ -110,13 +110,17 @@ def evaluate(
     progress: bool = False,
     desc: str = "eval",
 ) -> dict[str, Any]:
-    """IoU, nIoU, P, R, F1, Pd, Fa, AUC of ``predictor`` on ``samples`` (masks required)."""
+    """IoU, nIoU, P, R, F1, Pd, Fa, AUC of ``predictor`` on ``samples`` (masks required).
+
+    Each map is scored at its mask's resolution: a mask of another size than its frame
+    (named once in a warning when it is read) gets the prediction resized to it, bilinearly.
+    """
     accumulator = MetricAccumulator(threshold=threshold, protocol=protocol)
     shard = samples if dist_info is None else samples[dist_info.rank :: dist_info.world_size]
     for item, prob, _ in iterate_predictions(
         predictor, shard, batch_size, progress=progress, desc=desc
     ):
-        accumulator.update(prob, item.mask)
+        accumulator.update(resize_map(prob, item.mask.shape), item.mask)
     if dist_info is not None and dist_info.enabled:
         accumulator = MetricAccumulator.from_state(
             all_reduce_sum(dist_info, accumulator.state()), threshold=threshold, protocol=protocol

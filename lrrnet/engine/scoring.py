@@ -19,6 +19,8 @@ import scipy.io
 from tqdm import tqdm
 
 from lrrnet.data.io import IMAGE_SUFFIXES, read_mask, read_prediction
+from lrrnet.data.layouts import warn_size_mismatch
+from lrrnet.data.transforms import resize_map
 from lrrnet.errors import DataError, summarize
 from lrrnet.metrics import MetricAccumulator, format_table
 
@@ -152,12 +154,15 @@ def score_pairs(
     protocol: str = "standard",
     progress: bool = True,
     allow_missing: bool = False,
+    strict_sizes: bool = False,
 ) -> dict:
     """Score every pair with one :class:`MetricAccumulator`.
 
-    A prediction whose size differs from its mask's is an error naming both files (all such
-    pairs in one message, after the others are scored), or, with ``allow_missing``, is
-    skipped and counted in ``n_size_mismatch``.
+    The mask's resolution is authoritative: a prediction of another size (made at its
+    frame's size when the mask was drawn larger, as SIRST v1 ``Misc_111``) is resized to the
+    mask bilinearly and the mask named once in a warning. With ``strict_sizes`` such a pair
+    is an error naming both files (all of them in one message, after the others are
+    scored), or, with ``allow_missing`` too, is skipped and counted in ``n_size_mismatch``.
 
     Returns:
         The metrics of :meth:`MetricAccumulator.compute` plus ``n_size_mismatch``.
@@ -167,6 +172,9 @@ def score_pairs(
     for pair in tqdm(pairs, desc="scoring", unit="img", disable=None if progress else True):
         prob = read_prediction(pair.prediction)
         mask = read_mask(pair.mask)
+        if prob.shape != mask.shape and not strict_sizes:
+            warn_size_mismatch(pair.mask, mask.shape, f"prediction {pair.prediction}", prob.shape)
+            prob = resize_map(prob, mask.shape)
         if prob.shape != mask.shape:
             mismatches.append(
                 PairingProblem(
@@ -255,6 +263,7 @@ def score_folder(
     out_dir: str | Path | None = None,
     json_path: str | Path | None = None,
     progress: bool = True,
+    strict_sizes: bool = False,
 ) -> dict:
     """Pair, score and write the report: everything ``cal_from_mask.py`` does.
 
@@ -267,6 +276,8 @@ def score_folder(
         out_dir: folder for the report; default ``pred_dir``.
         json_path: the JSON's path (the other files go beside it); overrides ``out_dir``.
         progress: show a progress bar (on a terminal).
+        strict_sizes: a prediction of another size than its mask is an error (see
+            :func:`score_pairs`).
 
     Returns:
         The metrics, the ROC arrays, ``n_missing_mask``, ``n_missing_prediction``,
@@ -282,6 +293,7 @@ def score_folder(
         protocol=protocol,
         progress=progress,
         allow_missing=allow_missing,
+        strict_sizes=strict_sizes,
     )
     for kind in ("missing_mask", "missing_prediction"):
         results[f"n_{kind}"] = sum(problem.kind == kind for problem in problems)

@@ -137,10 +137,11 @@ def prepare_dataset(cfg: Mapping[str, Any], info: distributed.DistInfo) -> Split
         ensure_dataset(cfg)
     distributed.barrier(info)
     splits = splits_from_config(cfg, generate=False)
-    validate_samples(splits.train, "train")
-    validate_samples(splits.test, "test")
+    strict = cfg["data"]["strict_sizes"]
+    validate_samples(splits.train, "train", strict_sizes=strict)
+    validate_samples(splits.test, "test", strict_sizes=strict)
     if splits.val:
-        validate_samples(splits.val, "val")
+        validate_samples(splits.val, "val", strict_sizes=strict)
     return splits
 
 
@@ -622,6 +623,7 @@ def _summary_writer(run_dir: Path, iteration: int):
 def _log_images(writer, predictor: Predictor, samples, iteration: int, threshold: float) -> None:
     """TensorBoard panels: input, background D, probability, detection, marked ground truth."""
     from lrrnet.data.io import read_image, read_mask
+    from lrrnet.data.transforms import resize_mask
     from lrrnet.visualize import detection_panel
 
     for index, sample in enumerate(samples):
@@ -631,7 +633,7 @@ def _log_images(writer, predictor: Predictor, samples, iteration: int, threshold
             image,
             prediction.reconstruction,
             prediction.target_prob,
-            read_mask(sample.mask),
+            resize_mask(read_mask(sample.mask), image.shape),
             threshold=threshold,
             name=sample.name,
         )
