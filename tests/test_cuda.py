@@ -164,56 +164,6 @@ def test_amp_training_runs_finite_with_pinned_persistent_loader(dataset, tmp_pat
     assert "device cuda" in log
 
 
-def test_compiled_forward_equals_eager(no_tf32):
-    model = trained_model(**TINY_MODEL).cuda()
-    compiled = torch.compile(model)
-    images = structured_frames(2, 64, 64, seed=3).cuda()
-    with torch.inference_mode():
-        eager = model(images)
-        fused = compiled(images)
-    for name, a, b in zip(("D", "T"), eager, fused, strict=True):
-        difference = (a - b).abs().max().item()
-        assert difference < 1e-4, f"{name}: max |compiled − eager| = {difference:.2e}"
-
-
-def test_compiled_training_follows_eager_losses(no_tf32):
-    """Three Adam steps without dropout: compile must not change what is learnt."""
-    images = structured_frames(4, 64, 64, seed=4).cuda()
-    masks = (images > 0.85).float()
-    losses = {}
-    for compile_model in (False, True):
-        torch.manual_seed(0)
-        model = LRRNet(**TINY_MODEL, dropout=0.0).cuda().train()
-        step_model = torch.compile(model) if compile_model else model
-        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-        criterion = LRRNetLoss()
-        values = []
-        for _ in range(3):
-            reconstruction, target_logits = step_model(images)
-            loss, _ = criterion(reconstruction, target_logits, images, masks)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            values.append(loss.item())
-        losses[compile_model] = values
-    np.testing.assert_allclose(losses[True], losses[False], rtol=1e-3)
-
-
-def test_trainer_runs_with_compile(dataset, tmp_path):
-    cfg = load_config(
-        "synthetic",
-        overrides(
-            dataset,
-            tmp_path,
-            **{"train.compile": True, "train.amp": "bf16", "train.max_iters": 3},
-        ),
-    )
-    result = trainer.train(cfg)
-    latest = load_checkpoint(result.run_dir / "latest.pth")
-    assert latest["iteration"] == 3
-    assert not any(key.startswith("_orig_mod.") for key in latest["model"])
-
-
 def test_predictor_on_cuda_writes_the_cpu_maps(dataset, tmp_path, no_tf32):
     samples = folder_samples(dataset / "test" / "images")
     model = trained_model()
@@ -276,3 +226,54 @@ def test_resume_on_cuda_is_exact_when_deterministic(dataset, tmp_path, monkeypat
     differences = {key: (expected[key] - actual[key]).abs().max().item() for key in expected}
     worst = max(differences, key=differences.get)
     assert differences[worst] == 0.0, f"largest difference {differences[worst]:.2e} in {worst}"
+
+
+# Compiles last: they are the slowest, and a time limit should cut them, not the others.
+def test_compiled_forward_equals_eager(no_tf32):
+    model = trained_model(**TINY_MODEL).cuda()
+    compiled = torch.compile(model)
+    images = structured_frames(2, 64, 64, seed=3).cuda()
+    with torch.inference_mode():
+        eager = model(images)
+        fused = compiled(images)
+    for name, a, b in zip(("D", "T"), eager, fused, strict=True):
+        difference = (a - b).abs().max().item()
+        assert difference < 1e-4, f"{name}: max |compiled − eager| = {difference:.2e}"
+
+
+def test_compiled_training_follows_eager_losses(no_tf32):
+    """Three Adam steps without dropout: compile must not change what is learnt."""
+    images = structured_frames(4, 64, 64, seed=4).cuda()
+    masks = (images > 0.85).float()
+    losses = {}
+    for compile_model in (False, True):
+        torch.manual_seed(0)
+        model = LRRNet(**TINY_MODEL, dropout=0.0).cuda().train()
+        step_model = torch.compile(model) if compile_model else model
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+        criterion = LRRNetLoss()
+        values = []
+        for _ in range(3):
+            reconstruction, target_logits = step_model(images)
+            loss, _ = criterion(reconstruction, target_logits, images, masks)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            values.append(loss.item())
+        losses[compile_model] = values
+    np.testing.assert_allclose(losses[True], losses[False], rtol=1e-3)
+
+
+def test_trainer_runs_with_compile(dataset, tmp_path):
+    cfg = load_config(
+        "synthetic",
+        overrides(
+            dataset,
+            tmp_path,
+            **{"train.compile": True, "train.amp": "bf16", "train.max_iters": 3},
+        ),
+    )
+    result = trainer.train(cfg)
+    latest = load_checkpoint(result.run_dir / "latest.pth")
+    assert latest["iteration"] == 3
+    assert not any(key.startswith("_orig_mod.") for key in latest["model"])

@@ -33,6 +33,7 @@ import platform
 import subprocess
 import sys
 import tarfile
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -261,7 +262,8 @@ def section_sirst(args) -> dict[str, Any]:
         overrides["train.max_iters"] = 4
     command = [sys.executable, str(ROOT / "run_configs.py"), "sirst"]
     for key, value in overrides.items():
-        command += ["--set", f"{key}={value}"]
+        # Strings quoted: a bare `off` or `2024` would be read as a YAML bool or number.
+        command += ["--set", f"{key}={value!r}" if isinstance(value, str) else f"{key}={value}"]
     print(" ".join(command), flush=True)
     started = time.time()
     completed = subprocess.run(command, cwd=ROOT, text=True)
@@ -274,10 +276,15 @@ def section_sirst(args) -> dict[str, Any]:
         "wall_s": wall,
     }
     runs = sorted(checkpoints.glob("sirst/*"))
-    if not runs:
-        return result
-    run_dir = runs[-1]
-    result["run_dir"] = str(run_dir)
+    if runs:
+        result.update(collect_run(runs[-1], args.out))
+    return result
+
+
+def collect_run(run_dir: Path, out: Path) -> dict[str, Any]:
+    """A training run's results: its test metrics and log tail; archives the folder without
+    checkpoints as ``out/sirst_run.tar.gz`` and the selected weights as a plain state dict."""
+    result: dict[str, Any] = {"run_dir": str(run_dir)}
     summary = run_dir / "test_metrics.json"
     if summary.is_file():
         result["test_metrics"] = json.loads(summary.read_text())
@@ -286,7 +293,7 @@ def section_sirst(args) -> dict[str, Any]:
     for line in log.splitlines():
         if "trained " in line and " iterations in " in line:
             result["trained_line"] = line
-    with tarfile.open(args.out / "sirst_run.tar.gz", "w:gz") as archive:
+    with tarfile.open(out / "sirst_run.tar.gz", "w:gz") as archive:
         for path in run_dir.iterdir():
             if path.suffix != ".pth":
                 archive.add(path, arcname=f"{run_dir.name}/{path.name}")
@@ -295,7 +302,7 @@ def section_sirst(args) -> dict[str, Any]:
         import torch
 
         weights = torch.load(best, map_location="cpu", weights_only=True)["model"]
-        torch.save(weights, args.out / "sirst_best_model.pth")
+        torch.save(weights, out / "sirst_best_model.pth")
     return result
 
 
@@ -360,7 +367,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     args.out = args.out.resolve()
-    args.work = (args.work or args.out / "work").resolve()
+    # Scratch (checkpoints, per-section JSON) outside OUT, which keeps only what is worth
+    # fetching from a lent machine.
+    args.work = (args.work or Path(tempfile.gettempdir()) / "lrrnet_gpu_check").resolve()
     args.device = "cpu" if args.quick else "cuda"
     args.size = 64 if args.quick else 512
     args.max_batch = 2 if args.quick else 32
@@ -430,7 +439,7 @@ def _orchestrate(args, argv: list[str]) -> int:
         sirst = launch("sirst", min(args.sirst_budget_s + 60, deadline - time.time()))
     else:
         results["sirst"] = {"_status": "not run: no --sirst folder or no probe result"}
-    run("tests", 240)
+    run("tests", 300)
     if sirst is not None:
         finish("sirst", *sirst)
     remaining = deadline - time.time()
