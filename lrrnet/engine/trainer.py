@@ -600,7 +600,8 @@ def _restore(
     rng = rng_states[info.rank if len(rng_states) == info.world_size else 0]
     random.setstate(_tuples(rng["python"]))
     name, keys, *rest = rng["numpy"]
-    np.random.set_state((name, keys.numpy(), *rest))
+    # The checkpoint was loaded onto the training device; RNG states live on the host.
+    np.random.set_state((name, keys.cpu().numpy(), *rest))
     torch.set_rng_state(rng["torch"].cpu())
     if rng["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all([s.cpu() for s in rng["cuda"]])
