@@ -12,6 +12,8 @@ import logging
 import sys
 from pathlib import Path
 
+import torch
+
 from lrrnet.config import load_config
 from lrrnet.data import splits_from_config
 from lrrnet.engine.inference import folder_samples, newest_run_checkpoint, predict_to_folder
@@ -92,6 +94,9 @@ def run(args) -> int:
         size=parse_size(size),
         cuda_graph=args.cuda_graph,
     )
+    if predictor.device.type == "cuda":
+        # Frames of one size repeat: let cuDNN pick its fastest algorithms for each shape.
+        torch.backends.cudnn.benchmark = True
     report = predict_to_folder(
         predictor,
         samples,

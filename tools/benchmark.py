@@ -116,6 +116,8 @@ def benchmark_training(
         compile shows up there), ``peak_memory_mb``, ``final_loss`` and the settings.
     """
     target = resolve_device(device)
+    if target.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # as the trainer does
     torch.manual_seed(seed)
     model = LRRNet().to(target).train()
     memory_format = torch.channels_last if channels_last else torch.contiguous_format

@@ -109,7 +109,13 @@ def prepare_model(
     channels_last: bool = False,
     compile_model: bool = False,
 ) -> tuple[nn.Module, torch.memory_format]:
-    """A copy of ``model`` in eval mode, set up for one benchmark configuration."""
+    """A copy of ``model`` in eval mode, set up for one benchmark configuration.
+
+    On CUDA, cuDNN autotunes its convolution algorithms per shape (as the trainer and
+    ``inference.py`` do); the first calls pay for it, the timed ones come after warm-up.
+    """
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
     prepared = copy.deepcopy(model).to(device).eval().set_attention_impl(attention)
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     prepared = prepared.to(memory_format=memory_format)
