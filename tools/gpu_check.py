@@ -8,15 +8,19 @@ cannot take the others down (the result of each is kept even when a later one fa
 
 1. ``env``: the card, driver, CUDA/cuDNN, torch, and two measured ceilings (a bf16 matrix
    product's TFLOP/s and a device-to-device copy's GB/s).
-2. ``probe``: the time of one published-recipe training step (512², batch 8, bf16,
+2. ``tests``: ``tests/test_cuda.py``, streamed into the log.
+3. ``probe``: the time of one published-recipe training step (512², batch 8, bf16,
    channels_last), which sizes the real training run below.
-3. ``sirst`` (in the background) with ``tests`` (``tests/test_cuda.py``) beside it: the
-   published SIRST v1 recipe (512 resize, batch 8, Adam 1e-4, poly, flips) for as many of
-   its 400 epochs as fit the time given, the poly decay spread over them, selecting on the
-   idx_427 val list; both the selected and the last checkpoint are scored on test.
-4. ``bench``: inference at 512×512, batch 1 and 32, fp32/bf16/fp16, channels_last on/off,
+4. ``sirst``: the published SIRST v1 recipe (512 resize, batch 8, Adam 1e-4, poly, flips)
+   for as many of its 400 epochs as fit the time given, the poly decay spread over them,
+   selecting on the idx_427 val list; the selected and the last checkpoint scored on test.
+5. ``profile``: the CUDA kernels that take a forward's time (torch.profiler tables).
+6. ``bench``: inference at 512×512, batch 1 and 32, fp32/bf16/fp16, channels_last on/off,
    eager, CUDA graphs and ``torch.compile``; then ``train_speed``: training iterations/s
-   at 512², batch 8. These two run alone on the GPU, after the others.
+   at 512², batch 8.
+
+Sections run one after another: on 2026-11-26 the tests next to the SIRST run needed over
+300 s (cold compiles on a shared CPU) where alone they took 35 s.
 
 Writes to DIR: ``gpu_check.json`` (every section's results), ``gpu_check.log`` (all
 output), ``sirst_run.tar.gz`` (the run folder without checkpoints) and
@@ -44,9 +48,12 @@ sys.path.insert(0, str(ROOT))
 SIRST_TRAIN_IMAGES = 256  # idx_427 train list
 RECIPE_EPOCHS = 400
 RECIPE_BATCH = 8
-# Validation, checkpoint writes and TensorBoard panels on top of the training steps.
-EVAL_OVERHEAD = 1.3
-TARGET_EVALUATIONS = 40
+# Measured on an H200 (2026-11-26, SIRST v1, 40 epochs, 10 validations): 0.104 s per
+# bf16 step in the probe, 157.6 s for 1280 steps with the validations, so about 2.4 s per
+# validation (85 frames, checkpoint writes, TensorBoard panels) and 5 % loader slack.
+STEP_SLACK = 1.05
+EVAL_SECONDS = 3.0
+TARGET_EVALUATIONS = 10
 
 # (batch, dtype, channels_last, mode) for the inference benchmark, cheapest first: the
 # compiles at the end are dropped when the time runs out.
@@ -85,11 +92,12 @@ def plan_sirst_run(step_seconds: float, budget_seconds: float) -> dict[str, int]
 
     Returns:
         ``epochs`` (1 to 400), ``iters_per_epoch``, ``total_iters`` and ``eval_every``
-        (a whole number of epochs, about ``TARGET_EVALUATIONS`` evaluations in all).
+        (a whole number of epochs, about ``TARGET_EVALUATIONS`` validations in all).
     """
     iters_per_epoch = SIRST_TRAIN_IMAGES // RECIPE_BATCH
-    epoch_seconds = iters_per_epoch * step_seconds * EVAL_OVERHEAD
-    epochs = max(1, min(RECIPE_EPOCHS, int(budget_seconds // epoch_seconds)))
+    epoch_seconds = iters_per_epoch * step_seconds * STEP_SLACK
+    training_seconds = budget_seconds - TARGET_EVALUATIONS * EVAL_SECONDS
+    epochs = max(1, min(RECIPE_EPOCHS, int(training_seconds // epoch_seconds)))
     eval_epochs = max(1, round(epochs / TARGET_EVALUATIONS))
     return {
         "epochs": epochs,
@@ -97,12 +105,6 @@ def plan_sirst_run(step_seconds: float, budget_seconds: float) -> dict[str, int]
         "total_iters": epochs * iters_per_epoch,
         "eval_every": eval_epochs * iters_per_epoch,
     }
-
-
-def full_recipe_minutes(step_seconds: float, eval_seconds: float, evaluations: int) -> float:
-    """Minutes for all 400 epochs at ``step_seconds`` a step plus ``evaluations`` validations."""
-    steps = RECIPE_EPOCHS * (SIRST_TRAIN_IMAGES // RECIPE_BATCH)
-    return (steps * step_seconds + evaluations * eval_seconds) / 60
 
 
 # ---------------------------------------------------------------- sections (child processes)
@@ -317,11 +319,13 @@ def section_tests(args) -> dict[str, Any]:
         "-rA",
         "-p",
         "no:cacheprovider",
+        "-o",
+        "log_level=WARNING",
         f"--junitxml={junit}",
     ]
-    completed = subprocess.run(command, cwd=ROOT, text=True, capture_output=True)
-    print(completed.stdout[-20000:], completed.stderr[-5000:], flush=True)
-    outcome = {"returncode": completed.returncode, "cases": []}
+    # Streamed into the log, so a run cut at its time limit still shows what passed.
+    completed = subprocess.run(command, cwd=ROOT, text=True)
+    outcome: dict[str, Any] = {"returncode": completed.returncode, "cases": []}
     if junit.is_file():
         import xml.etree.ElementTree as ElementTree
 
@@ -342,6 +346,54 @@ def section_tests(args) -> dict[str, Any]:
     return outcome
 
 
+def section_profile(args) -> dict[str, Any]:
+    """The CUDA kernels that take the time of one forward (batch 32, bf16, channels_last)."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    from lrrnet.engine.predictor import autocast_context
+    from lrrnet.models import LRRNet
+    from lrrnet.models.benchmark import prepare_model
+
+    device = torch.device(args.device)
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if args.device == "cuda" else [])
+    tables = {}
+    for batch, dtype in ((min(32, args.max_batch), args.train_dtype), (1, "fp32")):
+        model, memory_format = prepare_model(LRRNet(), device, channels_last=True)
+        image = torch.rand(batch, 1, args.size, args.size, device=device)
+        image = image.contiguous(memory_format=memory_format)
+        with torch.inference_mode(), autocast_context(device, dtype):
+            for _ in range(3):
+                model(image)
+            if args.device == "cuda":
+                torch.cuda.synchronize()
+            with profile(activities=activities) as profiler:
+                model(image)
+                if args.device == "cuda":
+                    torch.cuda.synchronize()
+        sort_by = "cuda_time_total" if args.device == "cuda" else "cpu_time_total"
+        events = sorted(
+            profiler.key_averages(),
+            key=lambda event: getattr(event, "device_time_total", 0) or event.cpu_time_total,
+            reverse=True,
+        )
+        tables[f"b{batch}_{dtype}"] = {
+            "table": profiler.key_averages().table(sort_by=sort_by, row_limit=25),
+            "top": [
+                {
+                    "name": event.key,
+                    "count": event.count,
+                    "device_us": getattr(event, "device_time_total", 0),
+                    "cpu_us": event.cpu_time_total,
+                }
+                for event in events[:25]
+            ],
+        }
+        print(tables[f"b{batch}_{dtype}"]["table"], flush=True)
+        _reset_cuda()
+    return tables
+
+
 SECTIONS = {
     "env": section_env,
     "probe": section_probe,
@@ -349,6 +401,7 @@ SECTIONS = {
     "tests": section_tests,
     "bench": section_bench,
     "train_speed": section_train_speed,
+    "profile": section_profile,
 }
 
 
@@ -359,8 +412,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True, help="folder for everything written")
     parser.add_argument("--sirst", type=Path, help="SIRST v1 as released (skip its run if absent)")
-    parser.add_argument("--budget-s", type=float, default=480, help="whole run, seconds")
-    parser.add_argument("--sirst-budget-s", type=float, default=200, help="SIRST training")
+    parser.add_argument("--budget-s", type=float, default=540, help="whole run, seconds")
+    parser.add_argument("--sirst-budget-s", type=float, default=150, help="SIRST training")
     parser.add_argument("--quick", action="store_true", help="CPU dry run of the plumbing")
     parser.add_argument("--section", choices=sorted(SECTIONS), help=argparse.SUPPRESS)
     parser.add_argument("--section-budget", type=float, default=0, help=argparse.SUPPRESS)
@@ -432,18 +485,15 @@ def _orchestrate(args, argv: list[str]) -> int:
         finish(name, *launch(name, budget))
 
     run("env", 60)
+    run("tests", 240)  # alone: cold torch.compile runs are slow next to other work
     run("probe", 600 if args.quick else 60)
-    sirst = None
     if args.sirst and (args.work / "probe.json").is_file():
         # Startup, the final test of two checkpoints and the archive come on top of training.
-        sirst = launch("sirst", min(args.sirst_budget_s + 60, deadline - time.time()))
+        run("sirst", args.sirst_budget_s + 60)
     else:
         results["sirst"] = {"_status": "not run: no --sirst folder or no probe result"}
-    run("tests", 300)
-    if sirst is not None:
-        finish("sirst", *sirst)
-    remaining = deadline - time.time()
-    run("bench", remaining * 0.55)
+    run("profile", 60)
+    run("bench", (deadline - time.time()) * 0.55)
     run("train_speed", deadline - time.time())
     results["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
     (args.out / "gpu_check.json").write_text(json.dumps(results, indent=2, default=str))
