@@ -108,3 +108,14 @@ def test_seed_worker_seeds_numpy_from_torch():
     torch.manual_seed(123)
     seed_worker(0)
     assert np.random.random() == first
+
+
+def test_sizes_follow_the_models_multiple(samples):
+    TrainDataset(samples, mode="resize", base_size=40)  # a multiple of 8: fine for 4 levels
+    with pytest.raises(ConfigError, match="data.base_size: 40 must be a positive multiple of 16"):
+        TrainDataset(samples, mode="resize", base_size=40, size_multiple=16)
+    assert TrainDataset(samples, mode="crop", crop_size=48, size_multiple=16)[0]["image"].shape == (
+        1,
+        48,
+        48,
+    )

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 
 from lrrnet.data.io import read_image
 from lrrnet.engine.predictor import Predictor
+from lrrnet.errors import ConfigError
 from lrrnet.models import LRRNet
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -207,3 +208,13 @@ def test_missing_checkpoint_is_a_one_line_error(frames, tmp_path):
     )
     assert result.returncode == 2
     assert "nope.pth" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_native_size_pads_to_the_models_own_multiple():
+    # Five levels halve four times: 40×40 (a multiple of 8, not of 16) must be padded to 48.
+    model = LRRNet(base_channels=8, num_groups=4, channel_mults=(1, 1, 1, 1, 1), num_res_blocks=1)
+    predictor = Predictor(model, device="cpu", size="native")
+    prediction = predictor.predict(np.random.default_rng(0).random((40, 36), dtype=np.float32))
+    assert prediction.target_prob.shape == (40, 36)
+    with pytest.raises(ConfigError, match="size 40 must be a positive multiple of 16"):
+        Predictor(model, device="cpu", size=40)

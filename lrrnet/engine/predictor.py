@@ -28,16 +28,16 @@ logger = logging.getLogger(__name__)
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-def parse_size(value: str | int) -> str | int:
-    """``"native"`` or a positive multiple of 8 (``"512"`` → 512)."""
+def parse_size(value: str | int, multiple: int = 8) -> str | int:
+    """``"native"`` or a positive multiple of ``multiple`` (``"512"`` → 512)."""
     if value == "native":
         return "native"
     try:
         size = int(value)
     except (TypeError, ValueError):
         raise ConfigError(f"size must be 'native' or a number, got {value!r}") from None
-    if size <= 0 or size % 8:
-        raise ConfigError(f"size {size} must be a positive multiple of 8")
+    if size <= 0 or size % multiple:
+        raise ConfigError(f"size {size} must be a positive multiple of {multiple}")
     return size
 
 
@@ -72,8 +72,8 @@ class Predictor:
         model: the network (any device; moved to ``device``).
         device: ``auto``, ``cpu``, ``cuda`` or a ``torch.device``.
         dtype: ``fp32``, ``bf16`` or ``fp16`` (autocast; maps are returned as float32).
-        size: ``"native"`` (pad to a multiple of 8 with reflection and crop the maps back) or
-            N (resize to N×N bilinearly and the maps back to the input size).
+        size: ``"native"`` (pad to the model's size multiple, 8 for the published network,
+            with reflection and crop the maps back) or N (resize to N×N bilinearly and the maps back to the input size).
         channels_last: use the channels-last memory format (faster convolutions).
     """
 
@@ -88,7 +88,9 @@ class Predictor:
         self.device = device if isinstance(device, torch.device) else resolve_device(device)
         self.dtype = dtype
         autocast_context(self.device, dtype)  # reject an impossible dtype now, not mid-run
-        self.size = parse_size(size)
+        # The model's own multiple: 2 ** (levels − 1), 8 for the published network.
+        self.size_multiple = getattr(model, "size_multiple", 8)
+        self.size = parse_size(size, self.size_multiple)
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.model = model.to(self.device, memory_format=self.memory_format)
 
@@ -124,7 +126,7 @@ class Predictor:
         height, width = images.shape[-2:]
         batch = images.to(self.device, non_blocking=True).float()
         if self.size == "native":
-            batch, _ = pad_to_multiple(batch, 8)
+            batch, _ = pad_to_multiple(batch, self.size_multiple)
         else:
             batch = F.interpolate(
                 batch, size=(self.size, self.size), mode="bilinear", align_corners=False

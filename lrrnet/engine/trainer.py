@@ -251,6 +251,7 @@ def _train(cfg, tcfg, dcfg, info, device, resume_path) -> RunResult:
             augment=dcfg["augment"],
             noise_sigma=dcfg["noise_sigma"],
             seed=cfg["seed"],
+            size_multiple=unwrap_model(model).size_multiple,
         )
         batch_size = tcfg["batch_size"]
         sampler = EpochSampler(len(dataset), batch_size, cfg["seed"], info.rank, info.world_size)
