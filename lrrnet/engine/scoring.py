@@ -155,9 +155,11 @@ def score_pairs(
 ) -> dict:
     """Score every pair with one :class:`MetricAccumulator`.
 
-    A prediction whose size differs from its mask's is an error naming both files (all such
-    pairs in one message, after the others are scored), or, with ``allow_missing``, is
-    skipped and counted in ``n_size_mismatch``.
+    In the standard protocol a prediction whose size differs from its mask's is an error
+    naming both files (all such pairs in one message, after the others are scored), or, with
+    ``allow_missing``, is skipped and counted in ``n_size_mismatch``. The ``lrrnet`` protocol
+    resizes both to 512×512 first, so any sizes score (the original writes 512×512 maps for
+    256×256 masks).
 
     Returns:
         The metrics of :meth:`MetricAccumulator.compute` plus ``n_size_mismatch``.
@@ -167,7 +169,8 @@ def score_pairs(
     for pair in tqdm(pairs, desc="scoring", unit="img", disable=None if progress else True):
         prob = read_prediction(pair.prediction)
         mask = read_mask(pair.mask)
-        if prob.shape != mask.shape:
+        # The lrrnet protocol brings both to 512×512 on its own, as the original does.
+        if protocol != "lrrnet" and prob.shape != mask.shape:
             mismatches.append(
                 PairingProblem(
                     "size_mismatch",
