@@ -34,6 +34,13 @@ def main(argv=None) -> int:
         "--size", help="'native' (pad to a multiple of 8) or N (resize to N×N); default: config"
     )
     parser.add_argument(
+        "--save-at",
+        choices=("input", "network"),
+        default="input",
+        help="write maps at each input's size (default) or at the network's N×N (--size N), "
+        "as the original repository does; score those with --protocol lrrnet",
+    )
+    parser.add_argument(
         "--device", default=None, help="auto | cpu | cuda (default: config's train.device)"
     )
     parser.add_argument("--dtype", default="fp32", choices=("fp32", "bf16", "fp16"))
@@ -85,6 +92,7 @@ def run(args) -> int:
         device=device,
         dtype=args.dtype,
         size=parse_size(size),
+        keep_network_size=args.save_at == "network",
     )
     report = predict_to_folder(
         predictor,

@@ -218,3 +218,26 @@ def test_native_size_pads_to_the_models_own_multiple():
     assert prediction.target_prob.shape == (40, 36)
     with pytest.raises(ConfigError, match="size 40 must be a positive multiple of 16"):
         Predictor(model, device="cpu", size=40)
+
+
+def test_save_at_network_writes_maps_at_the_working_resolution(frames, checkpoints, tmp_path):
+    path, model = checkpoints["tiny"]
+    out = tmp_path / "out"
+    result = run_script(
+        "inference.py", "--checkpoint", path, "--images", frames, "--out", out,
+        "--size", "64", "--save-at", "network", "--device", "cpu",
+    )
+    assert result.returncode == 0, result.stderr
+    for name in ("odd", "wide", "deep"):
+        prob = scipy.io.loadmat(out / "mat" / f"{name}.mat")["T"]
+        assert prob.shape == (64, 64)  # not the frame's own size
+        image = torch.from_numpy(read_image(frames / f"{name}.png"))[None, None]
+        x = F.interpolate(image, size=(64, 64), mode="bilinear", align_corners=False)
+        with torch.no_grad():
+            expected = torch.sigmoid(model(x)[1])[0, 0].numpy()
+        np.testing.assert_allclose(prob, expected, atol=1e-5)
+    native = run_script(
+        "inference.py", "--checkpoint", path, "--images", frames, "--out", tmp_path / "n",
+        "--size", "native", "--save-at", "network",
+    )
+    assert native.returncode != 0 and "need a size N" in native.stderr.strip().splitlines()[-1]

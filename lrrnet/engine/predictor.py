@@ -75,6 +75,8 @@ class Predictor:
         size: ``"native"`` (pad to the model's size multiple, 8 for the published network,
             with reflection and crop the maps back) or N (resize to N×N bilinearly and the maps back to the input size).
         channels_last: use the channels-last memory format (faster convolutions).
+        keep_network_size: with ``size`` N, return the maps at N×N instead of resizing them
+            back (what the original repository saves: 512×512 maps for every dataset).
     """
 
     def __init__(
@@ -84,6 +86,7 @@ class Predictor:
         dtype: str = "fp32",
         size: str | int = "native",
         channels_last: bool = True,
+        keep_network_size: bool = False,
     ) -> None:
         self.device = device if isinstance(device, torch.device) else resolve_device(device)
         self.dtype = dtype
@@ -91,6 +94,9 @@ class Predictor:
         # The model's own multiple: 2 ** (levels − 1), 8 for the published network.
         self.size_multiple = getattr(model, "size_multiple", 8)
         self.size = parse_size(size, self.size_multiple)
+        if keep_network_size and self.size == "native":
+            raise ConfigError("maps at the network's size need a size N (resize), not 'native'")
+        self.keep_network_size = keep_network_size
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.model = model.to(self.device, memory_format=self.memory_format)
 
@@ -121,7 +127,8 @@ class Predictor:
             images: ``B×1×H×W`` intensities in [0, 1], any H and W.
 
         Returns:
-            ``(target_prob, reconstruction)``, each ``B×1×H×W`` float32 on the CPU.
+            ``(target_prob, reconstruction)``, each ``B×1×H×W`` float32 on the CPU
+            (``B×1×N×N`` with ``keep_network_size``).
         """
         height, width = images.shape[-2:]
         batch = images.to(self.device, non_blocking=True).float()
@@ -146,7 +153,7 @@ class Predictor:
         if self.size == "native":
             target_prob = crop_to(target_prob, (height, width))
             reconstruction = crop_to(reconstruction, (height, width))
-        else:
+        elif not self.keep_network_size:
             target_prob = F.interpolate(
                 target_prob, size=(height, width), mode="bilinear", align_corners=False
             )
