@@ -39,10 +39,25 @@ def _to_gray(array: np.ndarray, path: str | Path) -> np.ndarray:
     raise DataError(f"{path}: unsupported image shape {array.shape}")
 
 
+def _check_unit_range(array: np.ndarray, path: str | Path, what: str) -> np.ndarray:
+    """``array`` when it is finite and within [0, 1]; else a DataError naming the file."""
+    if array.size:
+        low, high = float(np.min(array)), float(np.max(array))
+        if not (np.isfinite(low) and np.isfinite(high)):
+            raise DataError(f"{path}: {what} holds NaN or infinite values")
+        if low < 0.0 or high > 1.0:
+            raise DataError(
+                f"{path}: {what} values lie in [{low:.4g}, {high:.4g}], outside [0, 1] "
+                "(a 0–255 map or logits? save probabilities in [0, 1])"
+            )
+    return array
+
+
 def read_image(path: str | Path) -> np.ndarray:
     """Read an infrared frame as one channel scaled to [0, 1].
 
-    8-bit images are divided by 255, 16-bit by 65535, float images are taken as they are.
+    8-bit images are divided by 255, 16-bit by 65535; float images (TIFF) must already lie
+    in [0, 1] (there is no scale to guess from a float file), else a DataError names the file.
 
     Returns:
         ``H×W`` float32 array.
@@ -53,7 +68,7 @@ def read_image(path: str | Path) -> np.ndarray:
     if array.dtype == np.uint16:
         return array.astype(np.float32) / 65535.0
     if np.issubdtype(array.dtype, np.floating):
-        return array.astype(np.float32)
+        return _check_unit_range(array.astype(np.float32), path, "float image")
     raise DataError(f"{path}: unsupported pixel type {array.dtype}")
 
 
@@ -75,6 +90,10 @@ def read_mask(path: str | Path) -> np.ndarray:
 def read_prediction(path: str | Path) -> np.ndarray:
     """Read a saved probability map: ``.mat`` (variable ``T``) or ``.png`` (value / 255).
 
+    A ``.mat`` or float image map with values outside [0, 1] (a 0–255 map, or logits from
+    another framework) is refused with a DataError naming the file: scoring it would be
+    garbage. 8-bit maps are divided by 255, 16-bit by 65535.
+
     Returns:
         ``H×W`` float32 array in [0, 1].
     """
@@ -91,10 +110,12 @@ def read_prediction(path: str | Path) -> np.ndarray:
         prob = np.asarray(content["T"], dtype=np.float32)
         if prob.ndim != 2:
             raise DataError(f"{path}: variable 'T' has shape {prob.shape}, expected H×W")
-        return prob
+        return _check_unit_range(prob, path, "variable 'T'")
     array = _to_gray(_decode(path), path)
     if array.dtype == np.uint16:
         return array.astype(np.float32) / 65535.0
+    if np.issubdtype(array.dtype, np.floating):
+        return _check_unit_range(array.astype(np.float32), path, "float map")
     return array.astype(np.float32) / 255.0
 
 
