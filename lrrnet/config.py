@@ -30,6 +30,7 @@ from typing import Any
 import yaml
 
 from lrrnet.errors import ConfigError
+from lrrnet.files import write_text_atomic
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DIR = PROJECT_ROOT / "configs"
@@ -267,7 +268,7 @@ def to_dict(config: Mapping[str, Any]) -> dict:
 
 def dump_yaml(config: Mapping[str, Any], path: str | Path) -> None:
     """Write the resolved config as YAML (tuples as lists); ``load_config`` reads it back."""
-    Path(path).write_text(yaml.safe_dump(_lists(to_dict(config)), sort_keys=False))
+    write_text_atomic(path, yaml.safe_dump(_lists(to_dict(config)), sort_keys=False))
 
 
 def _resolve_path(name_or_path: str | Path) -> Path:

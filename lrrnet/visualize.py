@@ -36,6 +36,7 @@ from tqdm import tqdm
 
 from lrrnet.data.io import list_images, read_image, read_mask, read_prediction
 from lrrnet.errors import DataError, UserError, summarize
+from lrrnet.files import atomic_path
 from lrrnet.metrics import ImageMatch, match_components
 
 logger = logging.getLogger(__name__)
@@ -340,8 +341,8 @@ def roc_plot(
     axes.legend(loc="lower right", fontsize=8)
     figure.tight_layout()
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path)
+    with atomic_path(path) as temp:
+        figure.savefig(temp, format=path.suffix.lstrip(".") or None)
     return path
 
 

@@ -224,8 +224,19 @@ def test_save_at_network_writes_maps_at_the_working_resolution(frames, checkpoin
     path, model = checkpoints["tiny"]
     out = tmp_path / "out"
     result = run_script(
-        "inference.py", "--checkpoint", path, "--images", frames, "--out", out,
-        "--size", "64", "--save-at", "network", "--device", "cpu",
+        "inference.py",
+        "--checkpoint",
+        path,
+        "--images",
+        frames,
+        "--out",
+        out,
+        "--size",
+        "64",
+        "--save-at",
+        "network",
+        "--device",
+        "cpu",
     )
     assert result.returncode == 0, result.stderr
     for name in ("odd", "wide", "deep"):
@@ -237,7 +248,16 @@ def test_save_at_network_writes_maps_at_the_working_resolution(frames, checkpoin
             expected = torch.sigmoid(model(x)[1])[0, 0].numpy()
         np.testing.assert_allclose(prob, expected, atol=1e-5)
     native = run_script(
-        "inference.py", "--checkpoint", path, "--images", frames, "--out", tmp_path / "n",
-        "--size", "native", "--save-at", "network",
+        "inference.py",
+        "--checkpoint",
+        path,
+        "--images",
+        frames,
+        "--out",
+        tmp_path / "n",
+        "--size",
+        "native",
+        "--save-at",
+        "network",
     )
     assert native.returncode != 0 and "need a size N" in native.stderr.strip().splitlines()[-1]

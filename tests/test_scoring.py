@@ -182,7 +182,9 @@ def test_write_report_json_path_puts_files_beside_it(tmp_path):
 def test_lrrnet_protocol_scores_512_maps_against_256_masks(tmp_path):
     # What the original inference writes: 512×512 maps for 256×256 NUDT-SIRST masks.
     masks = tmp_path / "masks"
-    write_mask(masks, "000001.png", [(r, c) for r in range(100, 104) for c in range(50, 54)], (256, 256))
+    write_mask(
+        masks, "000001.png", [(r, c) for r in range(100, 104) for c in range(50, 54)], (256, 256)
+    )
     results = tmp_path / "results"
     prob = np.zeros((512, 512), np.float32)
     prob[200:208, 100:108] = 0.9  # the same target at twice the scale

@@ -367,3 +367,12 @@ def test_two_process_run_resumes_to_identical_weights(tiny_dataset, tmp_path):
         expected = torch.load(reference / f"rank{rank}.pt", weights_only=True)["weights"]
         actual = torch.load(resumed / f"rank{rank}.pt", weights_only=True)["weights"]
         assert all(torch.equal(expected[k], actual[k]) for k in expected), rank
+
+
+def test_truncate_csv_drops_later_rows_and_a_row_cut_by_a_kill(tmp_path):
+    path = tmp_path / "metrics.csv"
+    path.write_text("iteration,epoch,lr\n2,0,0.1\n4,0,0.1\n6,1,0.1\n8,1")  # 8: cut mid-append
+    trainer._truncate_csv(path, 6)
+    assert path.read_text().splitlines() == ["iteration,epoch,lr", "2,0,0.1", "4,0,0.1", "6,1,0.1"]
+    trainer._truncate_csv(path, 2)
+    assert [row["iteration"] for row in read_csv(path)] == ["2"]

@@ -12,12 +12,12 @@ speed ratio and the largest output difference.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from lrrnet.files import write_json_atomic  # noqa: E402
 from lrrnet.models.benchmark import DTYPES, benchmark, compare_paths  # noqa: E402
 
 
@@ -106,8 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"FPS           {result['fps']:.2f}")
         print(f"peak memory   {result['peak_memory_mb']:.0f} MiB")
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+        write_json_atomic(args.json, result)
     return 0
 
 

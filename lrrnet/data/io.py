@@ -13,6 +13,7 @@ import numpy as np
 import scipy.io
 
 from lrrnet.errors import DataError
+from lrrnet.files import atomic_path
 
 IMAGE_SUFFIXES = (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff")
 
@@ -135,20 +136,21 @@ def write_prediction(
             ``OUT/background/<name>.png`` and into the ``.mat`` file as ``D``.
     """
     out_dir = Path(out_dir)
-    (out_dir / "img").mkdir(parents=True, exist_ok=True)
-    (out_dir / "mat").mkdir(parents=True, exist_ok=True)
     prob = np.asarray(prob, dtype=np.float32)
-    png = np.round(np.clip(prob, 0.0, 1.0) * 255.0).astype(np.uint8)
-    if not cv2.imwrite(str(out_dir / "img" / f"{name}.png"), png):
-        raise DataError(f"{out_dir / 'img' / name}.png: cannot write file")
     variables = {"T": prob}
+    pngs = {"img": prob}
     if background is not None:
-        background = np.asarray(background, dtype=np.float32)
-        variables["D"] = background
-        (out_dir / "background").mkdir(parents=True, exist_ok=True)
-        bg_png = np.round(np.clip(background, 0.0, 1.0) * 255.0).astype(np.uint8)
-        cv2.imwrite(str(out_dir / "background" / f"{name}.png"), bg_png)
-    scipy.io.savemat(str(out_dir / "mat" / f"{name}.mat"), variables, do_compression=True)
+        variables["D"] = pngs["background"] = np.asarray(background, dtype=np.float32)
+    # Each file through a temporary name and a rename: a kill never leaves half a map.
+    for folder, values in pngs.items():
+        path = out_dir / folder / f"{name}.png"
+        with atomic_path(path) as temp:
+            if not cv2.imwrite(
+                str(temp), np.round(np.clip(values, 0.0, 1.0) * 255.0).astype(np.uint8)
+            ):
+                raise DataError(f"{path}: cannot write file")
+    with atomic_path(out_dir / "mat" / f"{name}.mat") as temp:
+        scipy.io.savemat(str(temp), variables, do_compression=True)
 
 
 def list_images(folder: str | Path) -> list[Path]:

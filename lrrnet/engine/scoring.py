@@ -7,9 +7,7 @@ What ``cal_from_mask.py`` runs. Predictions may come from this project's ``infer
 
 from __future__ import annotations
 
-import json
 import logging
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +18,7 @@ from tqdm import tqdm
 
 from lrrnet.data.io import IMAGE_SUFFIXES, read_mask, read_prediction
 from lrrnet.errors import DataError, summarize
+from lrrnet.files import atomic_path, write_json_atomic, write_text_atomic
 from lrrnet.metrics import MetricAccumulator, format_table
 
 logger = logging.getLogger(__name__)
@@ -194,14 +193,6 @@ def score_pairs(
     return results
 
 
-def _json_value(value):
-    if isinstance(value, float) and math.isnan(value):
-        return None  # JSON has no NaN
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
 def write_report(
     results: dict, out_dir: str | Path, json_path: str | Path | None = None
 ) -> dict[str, Path]:
@@ -225,22 +216,19 @@ def write_report(
         "roc_mat": folder / "roc.mat",
         "roc_png": folder / "roc.png",
     }
-    scalars = {
-        key: _json_value(value)
-        for key, value in results.items()
-        if not isinstance(value, np.ndarray)
-    }
-    paths["json"].write_text(json.dumps(scalars, indent=2) + "\n")
-    paths["txt"].write_text(format_table(results) + "\n")
-    scipy.io.savemat(
-        str(paths["roc_mat"]),
-        {
-            "fpr": results["roc_fpr"],
-            "tpr": results["roc_tpr"],
-            "thresholds": results["roc_thresholds"],
-            "auc": results["auc"],
-        },
-    )
+    scalars = {key: value for key, value in results.items() if not isinstance(value, np.ndarray)}
+    write_json_atomic(paths["json"], scalars)
+    write_text_atomic(paths["txt"], format_table(results) + "\n")
+    with atomic_path(paths["roc_mat"]) as temp:
+        scipy.io.savemat(
+            str(temp),
+            {
+                "fpr": results["roc_fpr"],
+                "tpr": results["roc_tpr"],
+                "thresholds": results["roc_thresholds"],
+                "auc": results["auc"],
+            },
+        )
     # One ROC plotter for the project: the same figure as `tools/visualize.py --roc`.
     from lrrnet.visualize import roc_plot
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import logging
 import math
 import random
@@ -52,6 +51,7 @@ from lrrnet.engine.evaluator import evaluate
 from lrrnet.engine.predictor import Predictor, autocast_context, config_eval_size
 from lrrnet.engine.schedule import lr_at
 from lrrnet.errors import CheckpointError, UserError
+from lrrnet.files import atomic_path, write_json_atomic
 from lrrnet.losses import LRRNetLoss
 from lrrnet.models import build_model
 
@@ -488,7 +488,7 @@ def _train(cfg, tcfg, dcfg, info, device, resume_path) -> RunResult:
             "last": {"iteration": state.iteration, "test": last_metrics},
         }
         if info.is_main:
-            (run_dir / "test_metrics.json").write_text(json.dumps(_jsonable(result), indent=2))
+            write_json_atomic(run_dir / "test_metrics.json", result)
             logger.info("checkpoint selected on %s by %s", selection["split"], selection["metric"])
             for which in ("best", "last"):
                 metrics = result[which]["test"]
@@ -659,20 +659,22 @@ def _append_csv(
 
 
 def _truncate_csv(path: Path, iteration: int) -> None:
-    """On resume, drop rows an interrupted run wrote after the checkpoint it resumes from."""
+    """On resume, drop rows an interrupted run wrote after the checkpoint it resumes from.
+
+    A row cut short by a kill during its append (fewer fields than the header) goes too.
+    The rewrite is atomic: a kill during it leaves the old file.
+    """
     if not path.exists():
         return
-    rows = list(csv.reader(path.open()))
-    kept = [rows[0]] + [row for row in rows[1:] if row and int(row[0]) <= iteration]
-    with path.open("w", newline="") as handle:
+    with path.open(newline="") as handle:
+        rows = list(csv.reader(handle))
+    if not rows:
+        return
+    header = rows[0]
+    kept = [header] + [
+        row
+        for row in rows[1:]
+        if len(row) == len(header) and row[0].isdigit() and int(row[0]) <= iteration
+    ]
+    with atomic_path(path) as temp, temp.open("w", newline="") as handle:
         csv.writer(handle).writerows(kept)
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (np.generic, torch.Tensor)):
-        return value.item()
-    return value
