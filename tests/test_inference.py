@@ -131,17 +131,21 @@ def test_corrupt_image_is_reported_and_the_others_are_written(frames, checkpoint
         (folder / path.name).write_bytes(path.read_bytes())
     (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
     out = tmp_path / "out"
-    (out / "img").mkdir(parents=True)
-    (out / "img" / "untouched.png").write_bytes(
-        b"kept"
-    )  # outputs of other images stay as they were
+    # An earlier run's maps: the one of the frame that now fails must not survive to be
+    # scored as new, nor the map of a frame no longer in the folder. Other files stay.
+    for sub, name in (("img", "broken.png"), ("mat", "broken.mat"), ("mat", "gone.mat")):
+        (out / sub).mkdir(parents=True, exist_ok=True)
+        (out / sub / name).write_bytes(b"stale")
+    (out / "notes.txt").write_text("mine")
     result = run_script(
         "inference.py", "--checkpoint", checkpoints["tiny"][0], "--images", folder, "--out", out
     )
     assert result.returncode != 0
     assert "broken.png" in result.stderr and "Traceback" not in result.stderr
-    assert len(list((out / "mat").iterdir())) == len(SIZES) + 2
-    assert (out / "img" / "untouched.png").read_bytes() == b"kept"
+    written = {p.stem for p in (out / "mat").iterdir()}
+    assert written == {*SIZES, "deep", "colour"}  # no broken.mat, no gone.mat
+    assert not (out / "img" / "broken.png").exists()
+    assert (out / "notes.txt").read_text() == "mine"
 
 
 def test_noise_is_seeded_and_changes_the_input(frames, checkpoints, tmp_path):

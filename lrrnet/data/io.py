@@ -153,6 +153,29 @@ def write_prediction(
         scipy.io.savemat(str(temp), variables, do_compression=True)
 
 
+# What write_prediction writes, by subfolder of OUT.
+PREDICTION_FILES = {"img": ".png", "mat": ".mat", "background": ".png"}
+
+
+def clear_predictions(out_dir: str | Path) -> int:
+    """Remove the maps an earlier run wrote into ``out_dir``; returns how many.
+
+    Only what :func:`write_prediction` writes is removed (``img/*.png``, ``mat/*.mat``,
+    ``background/*.png``), nothing else in ``out_dir``. Called before a run writes its own
+    maps, so a frame that fails this time cannot leave an older map to be scored as new.
+    """
+    removed = 0
+    for folder, suffix in PREDICTION_FILES.items():
+        directory = Path(out_dir) / folder
+        if not directory.is_dir():
+            continue
+        for path in directory.iterdir():
+            if path.is_file() and path.suffix.lower() == suffix:
+                path.unlink()
+                removed += 1
+    return removed
+
+
 def list_images(folder: str | Path) -> list[Path]:
     """Image files directly inside ``folder``, sorted by name."""
     folder = Path(folder)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from lrrnet.data import Sample, find_splits
-from lrrnet.data.io import write_prediction
+from lrrnet.data.io import clear_predictions, write_prediction
 from lrrnet.engine.evaluator import iterate_predictions
 from lrrnet.engine.predictor import Predictor
 from lrrnet.errors import CheckpointError, DataError
@@ -56,9 +56,13 @@ def predict_to_folder(
     """Write ``OUT/img/<name>.png`` and ``OUT/mat/<name>.mat`` for every readable sample.
 
     An unreadable image is logged by name and recorded in the report; the others are still
-    written. Only the files of processed images are (over)written.
+    written. The maps of an earlier run in ``out_dir`` are removed first, so every map there
+    belongs to this run and a failed frame has none (scoring then reports it missing).
     """
     report = InferenceReport()
+    removed = clear_predictions(out_dir)
+    if removed:
+        logger.info("removed %d maps of an earlier run from %s", removed, out_dir)
 
     def record_failure(sample: Sample, error: DataError) -> None:
         logger.error("%s", error)
