@@ -14,7 +14,12 @@ from pathlib import Path
 
 from lrrnet.config import load_config
 from lrrnet.data import splits_from_config
-from lrrnet.engine.inference import folder_samples, newest_run_checkpoint, predict_to_folder
+from lrrnet.engine.inference import (
+    checkpoint_default_size,
+    folder_samples,
+    newest_run_checkpoint,
+    predict_to_folder,
+)
 from lrrnet.engine.predictor import Predictor, config_eval_size, parse_size
 from lrrnet.errors import UserError
 
@@ -31,7 +36,9 @@ def main(argv=None) -> int:
     parser.add_argument("--images", help="folder of frames to run instead of a config's test split")
     parser.add_argument("--out", help="output folder (default: results/<config name>)")
     parser.add_argument(
-        "--size", help="'native' (pad to a multiple of 8) or N (resize to N×N); default: config"
+        "--size",
+        help="'native' (pad to the model's multiple) or N (resize to N×N); default: the "
+        "config's (with --images: the checkpoint's stored config, else 512, the recipe's)",
     )
     parser.add_argument(
         "--save-at",
@@ -67,11 +74,11 @@ def run(args) -> int:
             raise UserError("--images needs --checkpoint and --out")
         samples = folder_samples(args.images)
         checkpoint, model_config, out_dir = Path(args.checkpoint), None, Path(args.out)
-        size, device, batch_size = (
-            args.size or "native",
-            args.device or "auto",
-            args.batch_size or 8,
-        )
+        size = args.size
+        if size is None:
+            size, why = checkpoint_default_size(checkpoint)
+            logger.info("size %s: %s", size, why)
+        device, batch_size = args.device or "auto", args.batch_size or 8
     elif args.config:
         cfg = load_config(args.config, args.overrides)
         splits = splits_from_config(cfg)

@@ -265,3 +265,18 @@ def test_save_at_network_writes_maps_at_the_working_resolution(frames, checkpoin
         "network",
     )
     assert native.returncode != 0 and "need a size N" in native.stderr.strip().splitlines()[-1]
+
+
+def test_images_mode_default_size_comes_from_the_checkpoint(checkpoints, tmp_path):
+    from lrrnet.config import load_config, to_dict
+    from lrrnet.engine.inference import checkpoint_default_size
+
+    size, why = checkpoint_default_size(checkpoints["released"][0])
+    assert size == 512 and "bare state dict" in why and "--size native" in why
+    _, tiny = checkpoints["tiny"]
+    for overrides, expected in ((["data.base_size=256"], 256), (["data.eval_size=native"], "native")):
+        path = tmp_path / f"{expected}.pth"
+        config = to_dict(load_config("nudt", overrides))
+        torch.save({"model": tiny.state_dict(), "config": config}, path)
+        size, why = checkpoint_default_size(path)
+        assert size == expected and "data.eval_size" in why
