@@ -192,6 +192,7 @@ def test_config_mode_uses_the_newest_best_and_cal_from_mask_scores_it(tmp_path, 
         "model.num_groups=4",
         "model.channel_mults=(1, 2)",
         "model.num_res_blocks=1",
+        "data.synthetic={'num_train': 4, 'num_test': 3, 'size': 32}",  # as generated above
     ]
     args = [x for item in sets for x in ("--set", item)]
     result = run_script("inference.py", "synthetic", *args)
@@ -274,7 +275,10 @@ def test_images_mode_default_size_comes_from_the_checkpoint(checkpoints, tmp_pat
     size, why = checkpoint_default_size(checkpoints["released"][0])
     assert size == 512 and "bare state dict" in why and "--size native" in why
     _, tiny = checkpoints["tiny"]
-    for overrides, expected in ((["data.base_size=256"], 256), (["data.eval_size=native"], "native")):
+    for overrides, expected in (
+        (["data.base_size=256"], 256),
+        (["data.eval_size=native"], "native"),
+    ):
         path = tmp_path / f"{expected}.pth"
         config = to_dict(load_config("nudt", overrides))
         torch.save({"model": tiny.state_dict(), "config": config}, path)

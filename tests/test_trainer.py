@@ -40,6 +40,7 @@ def tiny_overrides(root, checkpoints, **extra):
         "data.eval_size": "native",
         "data.num_workers": 0,
         "data.augment": True,
+        "data.generate": False,  # generated above with its own seed and size
         "train.epochs": 2,
         "train.batch_size": 4,
         "train.lr": 2e-3,
