@@ -18,6 +18,7 @@ from lrrnet.data.synthetic import generate_dataset
 from lrrnet.engine import trainer
 from lrrnet.engine.checkpoint import load_checkpoint
 from lrrnet.engine.trainer import NonFiniteLossError, train
+from lrrnet.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -377,3 +378,38 @@ def test_truncate_csv_drops_later_rows_and_a_row_cut_by_a_kill(tmp_path):
     assert path.read_text().splitlines() == ["iteration,epoch,lr", "2,0,0.1", "4,0,0.1", "6,1,0.1"]
     trainer._truncate_csv(path, 2)
     assert [row["iteration"] for row in read_csv(path)] == ["2"]
+
+
+def test_resume_refuses_another_batch_size_or_split_and_logs_config_changes(
+    tiny_dataset, tmp_path, caplog
+):
+    def config(**extra):
+        values = {"train.max_iters": 2, "train.eval_every": 2, **extra}
+        return load_config("synthetic", tiny_overrides(tiny_dataset, tmp_path / "c", **values))
+
+    run_dir = train(config()).run_dir
+    latest = run_dir / "latest.pth"
+    before = {name: (run_dir / name).read_bytes() for name in ("config.yaml", "metrics.csv")}
+
+    # Another batch size: the stored iteration counts batches of 4; refused, nothing written.
+    with pytest.raises(
+        UserError,
+        match=r"train.batch_size=4 × 1 process\(es\), resuming with "
+        r"train.batch_size=2 × 1",
+    ) as error:
+        train(config(**{"train.batch_size": 2}), resume=str(latest))
+    assert "\n" not in str(error.value)
+    # Another training split (a bigger holdout): iterations per epoch differ; refused.
+    with pytest.raises(UserError, match=r"6 iterations per epoch when saved, 4 now"):
+        train(config(**{"data.val_fraction": 0.4}), resume=str(latest))
+    assert {name: (run_dir / name).read_bytes() for name in before} == before
+
+    # A changed learning rate is allowed: logged, and the old config.yaml is kept.
+    caplog.set_level("WARNING", logger="lrrnet")
+    resumed = train(config(**{"train.lr": 1e-3, "train.max_iters": 4}), resume=str(latest))
+    assert resumed.run_dir == run_dir
+    assert "train.lr: 0.002 -> 0.001" in caplog.text
+    assert "train.max_iters: 2 -> 4" in caplog.text
+    assert (run_dir / "config.until-iter2.yaml").read_bytes() == before["config.yaml"]
+    assert load_config(run_dir / "config.yaml")["train"]["lr"] == 1e-3
+    assert load_checkpoint(latest)["iteration"] == 4

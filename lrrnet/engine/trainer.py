@@ -177,6 +177,8 @@ def _train(cfg, tcfg, dcfg, info, device, resume_path) -> RunResult:
         logger.warning("train.amp=%s ignored on the CPU", tcfg["amp"])
     amp = tcfg["amp"] if use_cuda else "fp32"
     amp = "fp32" if amp == "off" else amp
+    # A resume is checked against the checkpoint before anything is written or validated.
+    resumed = _load_for_resume(resume_path, cfg, info, device) if resume_path else None
 
     # ---- run folder and logging (rank 0 writes every file) ----
     run_dir = (
@@ -192,7 +194,6 @@ def _train(cfg, tcfg, dcfg, info, device, resume_path) -> RunResult:
     previous_level = package_logger.level
     if info.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
-        dump_yaml(cfg, run_dir / "config.yaml")
         file_handler = logging.FileHandler(run_dir / "log.txt")
         file_handler.setFormatter(
             logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -226,8 +227,8 @@ def _train(cfg, tcfg, dcfg, info, device, resume_path) -> RunResult:
         scaler = torch.amp.GradScaler("cuda", enabled=amp == "fp16")
         criterion = LRRNetLoss(**cfg["loss"])
         state = TrainState()
-        if resume_path:
-            state = _restore(resume_path, model, optimizer, scaler, device, info)
+        if resumed is not None:
+            state = _restore(resumed, model, optimizer, scaler, info)
             logger.info(
                 "resumed from %s at iteration %d (epoch %d)",
                 resume_path,
@@ -274,6 +275,17 @@ def _train(cfg, tcfg, dcfg, info, device, resume_path) -> RunResult:
             drop_last=True,
         )
         iters_per_epoch = sampler.batches_per_epoch
+        stored_per_epoch = resumed.get("iters_per_epoch") if resumed is not None else None
+        if stored_per_epoch is not None and stored_per_epoch != iters_per_epoch:
+            # The position inside the epoch would be wrong (past its end, or negative).
+            raise UserError(
+                f"{resume_path}: {stored_per_epoch} iterations per epoch when saved, "
+                f"{iters_per_epoch} now ({len(dataset)} training images, batch "
+                f"{batch_size} × {info.world_size} process(es)); the training split changed, "
+                "so the run cannot continue where it stopped"
+            )
+        if info.is_main:  # only now: a refused resume leaves the run folder as it was
+            _write_config(cfg, run_dir, resumed)
         total_iters = tcfg["epochs"] * iters_per_epoch
         if tcfg["max_iters"] is not None:
             total_iters = min(total_iters, tcfg["max_iters"])
@@ -319,6 +331,7 @@ def _train(cfg, tcfg, dcfg, info, device, resume_path) -> RunResult:
             rng_states = _gather_rng_states(info)
             if info.is_main:
                 checkpoint = _checkpoint(model, optimizer, scaler, state, cfg, metrics, rng_states)
+                checkpoint.update(iters_per_epoch=iters_per_epoch, world_size=info.world_size)
                 save_checkpoint(checkpoint, run_dir / "latest.pth")
                 if improved:
                     save_checkpoint(checkpoint, run_dir / "best.pth")
@@ -571,29 +584,80 @@ def _checkpoint(
     }
 
 
-def _restore(
-    path: Path, model, optimizer, scaler, device, info: distributed.DistInfo
-) -> TrainState:
+def _load_for_resume(
+    path: Path, cfg: Mapping[str, Any], info: distributed.DistInfo, device: torch.device
+) -> dict[str, Any]:
+    """The checkpoint to resume from, refused when the run cannot continue exactly.
+
+    The position inside an epoch is counted in batches of ``train.batch_size`` per process,
+    so another batch size or process count would start at the wrong sample (or past the end
+    of the epoch): refused with both values. Other config changes are allowed and logged.
+    """
     checkpoint = load_checkpoint(path, map_location=device)
     for key in ("model", "optimizer", "iteration", "epoch", "rng"):
         if key not in checkpoint:
             raise CheckpointError(
                 f"{path}: not a training checkpoint (no '{key}' entry); cannot resume"
             )
+    stored = checkpoint.get("config") or {}
+    old_batch = stored.get("train", {}).get("batch_size", cfg["train"]["batch_size"])
+    old_world = checkpoint.get("world_size", len(checkpoint["rng"]))
+    new_batch, new_world = cfg["train"]["batch_size"], info.world_size
+    if (old_batch, old_world) != (new_batch, new_world):
+        raise UserError(
+            f"{path}: saved with train.batch_size={old_batch} × {old_world} process(es), resuming "
+            f"with train.batch_size={new_batch} × {new_world}; resume with the same values "
+            "(the iteration counts batches of that size)"
+        )
+    changes = config_changes(stored, to_dict(cfg)) if stored else []
+    if changes:
+        logger.warning("resuming %s with a changed config: %s", path, "; ".join(changes))
+    checkpoint["config_changes"] = changes
+    return checkpoint
+
+
+def config_changes(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """``key: old -> new`` for every dotted key whose value differs (tuples equal lists)."""
+    changes = []
+    for key in sorted(set(old) | set(new), key=str):
+        dotted = f"{prefix}{key}"
+        before, after = old.get(key, "<absent>"), new.get(key, "<absent>")
+        if isinstance(before, Mapping) and isinstance(after, Mapping):
+            changes += config_changes(before, after, f"{dotted}.")
+        elif _plain(before) != _plain(after):
+            changes.append(f"{dotted}: {before!r} -> {after!r}")
+    return changes
+
+
+def _plain(value: Any) -> Any:
+    return [_plain(v) for v in value] if isinstance(value, (list, tuple)) else value
+
+
+def _write_config(cfg: Mapping[str, Any], run_dir: Path, resumed: dict[str, Any] | None) -> None:
+    """Write ``config.yaml``; on a resume with changes, keep the one it replaces.
+
+    The replaced file becomes ``config.until-iter<N>.yaml`` (N: the iteration resumed from),
+    so the run folder holds every config the run was trained with, in order.
+    """
+    path = run_dir / "config.yaml"
+    if resumed is not None and path.exists():
+        if not resumed["config_changes"]:
+            return
+        kept = run_dir / f"config.until-iter{resumed['iteration']}.yaml"
+        path.replace(kept)
+        logger.info("config changed on resume: the previous one is kept as %s", kept.name)
+    dump_yaml(cfg, path)
+
+
+def _restore(
+    checkpoint: dict[str, Any], model, optimizer, scaler, info: distributed.DistInfo
+) -> TrainState:
     model.load_state_dict(checkpoint["model"])
     optimizer.load_state_dict(checkpoint["optimizer"])
     if checkpoint.get("scaler"):
         scaler.load_state_dict(checkpoint["scaler"])
-    rng_states = checkpoint["rng"]
-    if len(rng_states) != info.world_size:
-        logger.warning(
-            "%s holds RNG states of %d process(es) but %d are resuming: every rank continues "
-            "rank 0's stream, so the result will not equal an uninterrupted run",
-            path,
-            len(rng_states),
-            info.world_size,
-        )
-    rng = rng_states[info.rank if len(rng_states) == info.world_size else 0]
+    # _load_for_resume refused another process count, so every rank has its own state.
+    rng = checkpoint["rng"][info.rank]
     random.setstate(_tuples(rng["python"]))
     name, keys, *rest = rng["numpy"]
     np.random.set_state((name, keys.numpy(), *rest))
