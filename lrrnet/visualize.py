@@ -34,7 +34,7 @@ import scipy.io
 import scipy.ndimage
 from tqdm import tqdm
 
-from lrrnet.data.io import list_images, read_image, read_mask, read_prediction
+from lrrnet.data.io import list_images, named_file, read_image, read_mask, read_prediction
 from lrrnet.errors import DataError, UserError, summarize
 from lrrnet.files import atomic_path
 from lrrnet.metrics import ImageMatch, match_components
@@ -397,7 +397,7 @@ def write_panels(
         panel = detection_panel(
             item.image, item.reconstruction, item.target_prob, item.mask, threshold, name=item.name
         )
-        save_png(out_dir / f"{item.name}.png", panel)
+        save_png(named_file(out_dir, item.name, ".png"), panel)
         report.written += 1
         if item.mask is not None and num_worst > 0:
             entries.append(
@@ -527,7 +527,7 @@ def _load_saved(
     image = read_image(frame)
     target_prob = read_prediction(prediction)
     mask = read_mask(mask_path) if mask_path is not None else None
-    background_png = pred_dir / "background" / f"{name}.png"
+    background_png = named_file(pred_dir / "background", name, ".png")
     reconstruction = None
     if background_png.is_file():
         reconstruction = read_image(background_png)

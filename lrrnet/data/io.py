@@ -18,6 +18,22 @@ from lrrnet.files import atomic_path
 IMAGE_SUFFIXES = (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff")
 
 
+def is_plain_name(name: str) -> bool:
+    """True for a bare file name: no path separator, not empty, not ``.`` or ``..``.
+
+    Names come from split lists downloaded with the datasets; one like ``../evil`` would
+    read and write files outside the dataset and results folders.
+    """
+    return bool(name) and name not in (".", "..") and not any(c in name for c in "/\\\0")
+
+
+def named_file(folder: str | Path, name: str, suffix: str) -> Path:
+    """``folder / (name + suffix)``, or a DataError when ``name`` is not a plain file name."""
+    if not is_plain_name(name):
+        raise DataError(f"{name!r}: not a plain file name (path separators and '..' are refused)")
+    return Path(folder) / f"{name}{suffix}"
+
+
 def _decode(path: str | Path) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
@@ -143,13 +159,13 @@ def write_prediction(
         variables["D"] = pngs["background"] = np.asarray(background, dtype=np.float32)
     # Each file through a temporary name and a rename: a kill never leaves half a map.
     for folder, values in pngs.items():
-        path = out_dir / folder / f"{name}.png"
+        path = named_file(out_dir / folder, name, ".png")
         with atomic_path(path) as temp:
             if not cv2.imwrite(
                 str(temp), np.round(np.clip(values, 0.0, 1.0) * 255.0).astype(np.uint8)
             ):
                 raise DataError(f"{path}: cannot write file")
-    with atomic_path(out_dir / "mat" / f"{name}.mat") as temp:
+    with atomic_path(named_file(out_dir / "mat", name, ".mat")) as temp:
         scipy.io.savemat(str(temp), variables, do_compression=True)
 
 
