@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from lrrnet.data.io import read_image, read_mask
+from lrrnet.data.io import image_to_unit, read_image_gray, read_mask_levels
 from lrrnet.data.layouts import Sample
 from lrrnet.data.transforms import (
     add_gaussian_noise,
@@ -106,17 +106,21 @@ class TrainDataset(Dataset):
         """One augmented sample; ``index`` is a position or an ``(epoch, position)`` pair.
 
         Returns:
-            ``image``: ``1×S×S`` float32 in [0, 1]; ``mask``: ``1×S×S`` float32 in {0, 1};
+            ``image``: ``1×S×S`` float32 in [0, 1]; ``mask``: ``1×S×S`` float32 in [0, 1]
+            (the mask divided by its maximum: {0, 1} for a binary mask);
             ``name``: the sample's name.
         """
         epoch, index = index if isinstance(index, tuple) else (self.epoch, index)
         sample = self.samples[index]
         rng = np.random.default_rng([self.seed, epoch, index])
-        image = read_image(sample.image)
-        mask = read_mask(sample.mask)
+        # As the published recipe: the frame resized in its own type (uint8 for 8-bit files)
+        # and then divided by 255 (65535 for 16-bit), the mask divided by its maximum.
+        image = read_image_gray(sample.image)
+        mask = read_mask_levels(sample.mask)
         if self.mode == "resize":
             image, mask = resize_pair(image, mask, self.base_size)
-        else:
+        image = image_to_unit(image, sample.image)
+        if self.mode == "crop":
             image, mask = random_crop_pair(image, mask, self.crop_size, self.pos_prob, rng)
         if self.augment:
             image, mask = random_flip_transpose(image, mask, rng)

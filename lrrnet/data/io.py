@@ -79,7 +79,19 @@ def read_image(path: str | Path) -> np.ndarray:
     Returns:
         ``H×W`` float32 array.
     """
-    array = _to_gray(_decode(path), path)
+    return image_to_unit(read_image_gray(path), path)
+
+
+def read_image_gray(path: str | Path) -> np.ndarray:
+    """A frame as one channel in its file's own type (uint8, uint16 or float), unscaled.
+
+    For resizing before the scale to [0, 1], as the original training code resizes uint8.
+    """
+    return _to_gray(_decode(path), path)
+
+
+def image_to_unit(array: np.ndarray, path: str | Path) -> np.ndarray:
+    """``H×W`` grey levels of :func:`read_image_gray` as float32 in [0, 1] (see :func:`read_image`)."""
     if array.dtype == np.uint8:
         return array.astype(np.float32) / 255.0
     if array.dtype == np.uint16:
@@ -102,6 +114,23 @@ def read_mask(path: str | Path) -> np.ndarray:
     if array.ndim == 3:
         return np.any(array > 0, axis=2)
     return array > 0
+
+
+def read_mask_levels(path: str | Path) -> np.ndarray:
+    """A ground-truth mask divided by its maximum, as the published recipe trains on (SPEC §3).
+
+    A binary mask becomes {0, 1}; a mask with several grey levels keeps them as fractions of
+    its maximum; an empty mask is all 0. RGB masks take the largest channel.
+
+    Returns:
+        ``H×W`` float32 array in [0, 1].
+    """
+    array = _decode(path)
+    if array.ndim == 3:
+        array = array.max(axis=2)
+    levels = array.astype(np.float32)
+    peak = levels.max()
+    return levels / peak if peak > 0 else np.zeros_like(levels)
 
 
 def read_prediction(path: str | Path) -> np.ndarray:

@@ -20,8 +20,11 @@ def resize_pair(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Resize an image bilinearly and its mask by nearest neighbour (the published recipe).
 
+    The image is resized in its own type: an 8-bit frame as uint8, as the original does
+    (OpenCV rounds each interpolated value to a grey level), before any scale to [0, 1].
+
     Args:
-        image: ``H×W`` image.
+        image: ``H×W`` image (uint8, uint16 or float).
         mask: ``H×W`` mask.
         size: output side, or ``(height, width)``.
 
@@ -32,11 +35,11 @@ def resize_pair(
     if image.shape == (height, width):
         return image, mask
     resized_image = cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
-    # cv2.resize has no bool support; uint8 round-trips any binary mask exactly.
-    resized_mask = cv2.resize(
-        mask.astype(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST
-    ).astype(mask.dtype)
-    return resized_image, resized_mask
+    # Nearest neighbour copies values, so a mask keeps its levels in its own dtype; cv2 has
+    # no bool support, and uint8 round-trips a binary mask exactly.
+    source = mask.view(np.uint8) if mask.dtype == bool else mask
+    resized_mask = cv2.resize(source, (width, height), interpolation=cv2.INTER_NEAREST)
+    return resized_image, resized_mask.astype(mask.dtype, copy=False)
 
 
 def pad_to_size(
