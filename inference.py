@@ -26,6 +26,22 @@ from lrrnet.errors import UserError
 logger = logging.getLogger("lrrnet.inference")
 
 
+def positive_int(text: str) -> int:
+    """argparse type: an int > 0 (a batch of 0 or fewer frames would write nothing)."""
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    """argparse type: a float >= 0 (a negative noise level would be silently ignored)."""
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -51,12 +67,15 @@ def main(argv=None) -> int:
         "--device", default=None, help="auto | cpu | cuda (default: config's train.device)"
     )
     parser.add_argument("--dtype", default="fp32", choices=("fp32", "bf16", "fp16"))
-    parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--batch-size", type=positive_int, default=None)
     parser.add_argument(
         "--save-background", action="store_true", help="also write the reconstruction D"
     )
     parser.add_argument(
-        "--noise-sigma", type=float, default=0.0, help="Gaussian input noise, grey levels"
+        "--noise-sigma",
+        type=non_negative_float,
+        default=0.0,
+        help="Gaussian input noise, grey levels",
     )
     parser.add_argument("--noise-seed", type=int, default=0)
     args = parser.parse_args(argv)

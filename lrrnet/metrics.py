@@ -284,6 +284,18 @@ def _at_or_above(histogram: np.ndarray) -> np.ndarray:
     return np.cumsum(histogram[::-1])[::-1][1:]
 
 
+def check_threshold(threshold: float) -> float:
+    """``threshold`` as a float when it is in (0, 1); a ConfigError otherwise.
+
+    At 0 every non-zero pixel is a detection, at 1 no probability can pass: neither is an
+    operating point, and a value such as 50 (a percentage) is a typo that would score garbage.
+    """
+    value = float(threshold)
+    if not 0.0 < value < 1.0:
+        raise ConfigError(f"threshold {threshold!r} must be in (0, 1)")
+    return value
+
+
 def _ratio(numerator: float, denominator: float, if_empty: float) -> float:
     return numerator / denominator if denominator else if_empty
 
@@ -308,7 +320,7 @@ class MetricAccumulator:
             raise ConfigError(
                 f"unknown metrics protocol {protocol!r}; expected one of: {', '.join(PROTOCOLS)}"
             )
-        self.threshold = float(threshold)
+        self.threshold = check_threshold(threshold)
         self.protocol = protocol
         self._state = np.zeros(_STATE_LEN, dtype=np.float64)
 

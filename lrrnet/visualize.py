@@ -37,7 +37,7 @@ from tqdm import tqdm
 from lrrnet.data.io import list_images, named_file, read_image, read_mask, read_prediction
 from lrrnet.errors import DataError, UserError, summarize
 from lrrnet.files import atomic_path
-from lrrnet.metrics import ImageMatch, match_components
+from lrrnet.metrics import ImageMatch, check_threshold, match_components
 
 logger = logging.getLogger(__name__)
 
@@ -388,6 +388,7 @@ def write_panels(
     Returns:
         The report: panels written, failures, the worst entries and the sheet's path.
     """
+    check_threshold(threshold)  # before any panel is drawn
     report = report if report is not None else VisualReport()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

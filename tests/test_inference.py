@@ -284,3 +284,23 @@ def test_images_mode_default_size_comes_from_the_checkpoint(checkpoints, tmp_pat
         torch.save({"model": tiny.state_dict(), "config": config}, path)
         size, why = checkpoint_default_size(path)
         assert size == expected and "data.eval_size" in why
+
+
+@pytest.mark.parametrize(("option", "value"), [("--batch-size", "0"), ("--noise-sigma", "-1")])
+def test_impossible_options_are_refused_before_any_work(
+    frames, checkpoints, tmp_path, option, value
+):
+    out = tmp_path / "out"
+    result = run_script(
+        "inference.py",
+        "--checkpoint",
+        checkpoints["tiny"][0],
+        "--images",
+        frames,
+        "--out",
+        out,
+        option,
+        value,
+    )
+    assert result.returncode == 2 and option in result.stderr
+    assert not out.exists()

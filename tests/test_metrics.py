@@ -557,3 +557,9 @@ def test_lrrnet_empty_mask_is_one_target_standard_has_none():
     found = score([(centred, empty)], "lrrnet")
     assert found["pd"] == 1.0 and found["fa"] == 0.0
     assert found["miou"] == 0.0  # pixel metrics see the empty mask as it is: FP = 4
+
+
+@pytest.mark.parametrize("threshold", [0.0, 1.0, 50, -0.1])
+def test_threshold_outside_the_open_unit_interval_is_refused(threshold):
+    with pytest.raises(ConfigError, match=f"threshold {threshold!r} must be in \\(0, 1\\)"):
+        MetricAccumulator(threshold=threshold)
