@@ -517,8 +517,9 @@ def prediction_items(
 def save_png(path: str | Path, rgb: np.ndarray) -> Path:
     """Write an ``H×W×3`` uint8 RGB array as a PNG; a failure names the file."""
     path = Path(path)
-    if not cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
-        raise DataError(f"{path}: cannot write image")
+    with atomic_path(path) as temp:
+        if not cv2.imwrite(str(temp), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
+            raise DataError(f"{path}: cannot write image")
     return path
 
 
