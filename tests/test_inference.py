@@ -28,6 +28,13 @@ def run_script(*args, cwd=None):
     )
 
 
+def run_inference(checkpoint, images, out, *options):
+    """``inference.py --checkpoint C --images DIR --out DIR [options]``."""
+    return run_script(
+        "inference.py", "--checkpoint", checkpoint, "--images", images, "--out", out, *options
+    )
+
+
 @pytest.fixture(scope="module")
 def frames(tmp_path_factory):
     folder = tmp_path_factory.mktemp("frames")
@@ -228,20 +235,8 @@ def test_native_size_pads_to_the_models_own_multiple():
 def test_save_at_network_writes_maps_at_the_working_resolution(frames, checkpoints, tmp_path):
     path, model = checkpoints["tiny"]
     out = tmp_path / "out"
-    result = run_script(
-        "inference.py",
-        "--checkpoint",
-        path,
-        "--images",
-        frames,
-        "--out",
-        out,
-        "--size",
-        "64",
-        "--save-at",
-        "network",
-        "--device",
-        "cpu",
+    result = run_inference(
+        path, frames, out, "--size", "64", "--save-at", "network", "--device", "cpu"
     )
     assert result.returncode == 0, result.stderr
     for name in ("odd", "wide", "deep"):
@@ -252,19 +247,7 @@ def test_save_at_network_writes_maps_at_the_working_resolution(frames, checkpoin
         with torch.no_grad():
             expected = torch.sigmoid(model(x)[1])[0, 0].numpy()
         np.testing.assert_allclose(prob, expected, atol=1e-5)
-    native = run_script(
-        "inference.py",
-        "--checkpoint",
-        path,
-        "--images",
-        frames,
-        "--out",
-        tmp_path / "n",
-        "--size",
-        "native",
-        "--save-at",
-        "network",
-    )
+    native = run_inference(path, frames, tmp_path / "n", "--size", "native", "--save-at", "network")
     assert native.returncode != 0 and "need a size N" in native.stderr.strip().splitlines()[-1]
 
 
@@ -291,16 +274,6 @@ def test_impossible_options_are_refused_before_any_work(
     frames, checkpoints, tmp_path, option, value
 ):
     out = tmp_path / "out"
-    result = run_script(
-        "inference.py",
-        "--checkpoint",
-        checkpoints["tiny"][0],
-        "--images",
-        frames,
-        "--out",
-        out,
-        option,
-        value,
-    )
+    result = run_inference(checkpoints["tiny"][0], frames, out, option, value)
     assert result.returncode == 2 and option in result.stderr
     assert not out.exists()
