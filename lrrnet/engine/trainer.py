@@ -377,9 +377,15 @@ def _train(cfg, tcfg, dcfg, info, device, resume_path) -> RunResult:
         started, start_iteration = time.time(), state.iteration
         loss_window = [0.0, 0]  # sum and count of training losses since the last evaluation
         while not stop and state.epoch < tcfg["epochs"]:
-            sampler.set_epoch(
-                state.epoch, start_batch=state.iteration - state.epoch * iters_per_epoch
-            )
+            start_batch = state.iteration - state.epoch * iters_per_epoch
+            if not 0 <= start_batch < iters_per_epoch:
+                # A checkpoint from before iters_per_epoch was stored, with another split.
+                raise UserError(
+                    f"{resume_path}: iteration {state.iteration} is not in epoch {state.epoch} "
+                    f"at {iters_per_epoch} iterations per epoch; the training split or batch "
+                    "changed since it was saved"
+                )
+            sampler.set_epoch(state.epoch, start_batch=start_batch)
             for batch in loader:
                 lr = lr_at(
                     state.iteration,
