@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from lrrnet.data.io import read_image
 from lrrnet.engine.predictor import Predictor
 from lrrnet.errors import ConfigError
-from lrrnet.models import LRRNet
+from lrrnet.models import Downsample, LRRNet
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = {"base_channels": 8, "num_groups": 4, "channel_mults": (1, 2), "num_res_blocks": 1}
@@ -67,10 +67,14 @@ def checkpoints(tmp_path_factory):
 
 
 def expected_native(model, image):
-    """The definition of --size native: reflect-pad to a multiple of 8, run, crop back."""
+    """The definition of --size native: reflect-pad to the model's multiple, run, crop back.
+
+    The multiple is 2 ** (levels − 1): 8 for the published network, 2 for the tiny one.
+    """
     height, width = image.shape
     x = torch.from_numpy(image)[None, None]
-    padded = F.pad(x, (0, -width % 8, 0, -height % 8), mode="reflect")
+    multiple = 2 ** sum(isinstance(module, Downsample) for module in model.downs)
+    padded = F.pad(x, (0, -width % multiple, 0, -height % multiple), mode="reflect")
     with torch.no_grad():
         _, target_logits = model(padded)
     return torch.sigmoid(target_logits)[0, 0, :height, :width].numpy()
@@ -144,9 +148,8 @@ def test_corrupt_image_is_reported_and_the_others_are_written(frames, checkpoint
         (out / sub).mkdir(parents=True, exist_ok=True)
         (out / sub / name).write_bytes(b"stale")
     (out / "notes.txt").write_text("mine")
-    result = run_script(
-        "inference.py", "--checkpoint", checkpoints["tiny"][0], "--images", folder, "--out", out
-    )
+    # At the frames' own size: this test is about the failure, not the geometry.
+    result = run_inference(checkpoints["tiny"][0], folder, out, "--size", "native")
     assert result.returncode != 0
     assert "broken.png" in result.stderr and "Traceback" not in result.stderr
     written = {p.stem for p in (out / "mat").iterdir()}
@@ -173,6 +176,8 @@ def test_noise_is_seeded_and_changes_the_input(frames, checkpoints, tmp_path):
             "--noise-seed",
             str(seed),
             "--save-background",
+            "--size",
+            "native",
         )
         assert result.returncode == 0, result.stderr
         runs.append(scipy.io.loadmat(str(out / "mat" / "odd.mat")))
