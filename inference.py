@@ -16,11 +16,32 @@ import torch
 
 from lrrnet.config import load_config
 from lrrnet.data import splits_from_config
-from lrrnet.engine.inference import folder_samples, newest_run_checkpoint, predict_to_folder
+from lrrnet.engine.inference import (
+    checkpoint_default_size,
+    folder_samples,
+    newest_run_checkpoint,
+    predict_to_folder,
+)
 from lrrnet.engine.predictor import Predictor, config_eval_size, parse_size
 from lrrnet.errors import UserError
 
 logger = logging.getLogger("lrrnet.inference")
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an int > 0 (a batch of 0 or fewer frames would write nothing)."""
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    """argparse type: a float >= 0 (a negative noise level would be silently ignored)."""
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
 
 
 def main(argv=None) -> int:
@@ -33,13 +54,22 @@ def main(argv=None) -> int:
     parser.add_argument("--images", help="folder of frames to run instead of a config's test split")
     parser.add_argument("--out", help="output folder (default: results/<config name>)")
     parser.add_argument(
-        "--size", help="'native' (pad to a multiple of 8) or N (resize to N×N); default: config"
+        "--size",
+        help="'native' (pad to the model's multiple) or N (resize to N×N); default: the "
+        "config's (with --images: the checkpoint's stored config, else 512, the recipe's)",
+    )
+    parser.add_argument(
+        "--save-at",
+        choices=("input", "network"),
+        default="input",
+        help="write maps at each input's size (default) or at the network's N×N (--size N), "
+        "as the original repository does; score those with --protocol lrrnet",
     )
     parser.add_argument(
         "--device", default=None, help="auto | cpu | cuda (default: config's train.device)"
     )
     parser.add_argument("--dtype", default="fp32", choices=("fp32", "bf16", "fp16"))
-    parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--batch-size", type=positive_int, default=None)
     parser.add_argument(
         "--cuda-graph",
         action="store_true",
@@ -49,7 +79,10 @@ def main(argv=None) -> int:
         "--save-background", action="store_true", help="also write the reconstruction D"
     )
     parser.add_argument(
-        "--noise-sigma", type=float, default=0.0, help="Gaussian input noise, grey levels"
+        "--noise-sigma",
+        type=non_negative_float,
+        default=0.0,
+        help="Gaussian input noise, grey levels",
     )
     parser.add_argument("--noise-seed", type=int, default=0)
     args = parser.parse_args(argv)
@@ -67,11 +100,11 @@ def run(args) -> int:
             raise UserError("--images needs --checkpoint and --out")
         samples = folder_samples(args.images)
         checkpoint, model_config, out_dir = Path(args.checkpoint), None, Path(args.out)
-        size, device, batch_size = (
-            args.size or "native",
-            args.device or "auto",
-            args.batch_size or 8,
-        )
+        size = args.size
+        if size is None:
+            size, why = checkpoint_default_size(checkpoint)
+            logger.info("size %s: %s", size, why)
+        device, batch_size = args.device or "auto", args.batch_size or 8
     elif args.config:
         cfg = load_config(args.config, args.overrides)
         splits = splits_from_config(cfg)
@@ -93,6 +126,7 @@ def run(args) -> int:
         dtype=args.dtype,
         size=parse_size(size),
         cuda_graph=args.cuda_graph,
+        keep_network_size=args.save_at == "network",
     )
     if predictor.device.type == "cuda":
         # Frames of one size repeat: let cuDNN pick its fastest algorithms for each shape.

@@ -13,10 +13,13 @@ config = {
         # Constructor arguments of lrrnet.models.LRRNet; defaults match the released weights.
         "in_channels": 1,
         "base_channels": 16,
+        # Width multipliers per level; H and W must be multiples of 2 ** (len - 1).
         "channel_mults": (1, 2, 4, 8),
         "num_res_blocks": 2,
         "dropout": 0.2,
-        "num_groups": 16,
+        "num_groups": 16,  # GroupNorm groups; must divide every width
+        # Attention kernel: "sdpa" (fused) or "naive" (the original formula); same numbers.
+        "attention_impl": "sdpa",
     },
     "data": {
         # Dataset folder. Layout is detected ("auto") or one of: split_folders, basicirstd,

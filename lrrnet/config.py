@@ -30,6 +30,7 @@ from typing import Any
 import yaml
 
 from lrrnet.errors import ConfigError
+from lrrnet.files import write_text_atomic
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DIR = PROJECT_ROOT / "configs"
@@ -62,6 +63,7 @@ CHOICES: dict[str, tuple[Any, ...]] = {
     "train.schedule": ("poly", "cosine", "step", "constant"),
     "train.select_metric": ("miou", "niou", "f1", "pd", "auc"),
     "train.amp": ("off", "bf16", "fp16"),
+    "model.attention_impl": ("sdpa", "naive"),
     "eval.protocol": ("standard", "lrrnet"),
 }
 
@@ -100,29 +102,62 @@ def load_config(name_or_path: str | Path, overrides: Iterable[str] = ()) -> Mapp
     """
     # Merged onto the base: a file may set only some keys, and its unknown keys are named.
     config = override(base_config(), _read_config_file(_resolve_path(name_or_path)))
+    text_keys = _text_keys()
     for item in overrides:
-        key, value = parse_override(item)
+        key, value = parse_override(item, text_keys=text_keys)
         config = override(config, _nest(key.split("."), value))
     validate(config)
     return freeze(config)
 
 
-def parse_override(item: str) -> tuple[str, Any]:
-    """Split ``a.b=value`` and parse the value (``1e-4``, ``None``, ``(1, 2)``, ``true``, ``cpu``)."""
+def parse_override(item: str, text_keys: Iterable[str] = ()) -> tuple[str, Any]:
+    """Split ``a.b=value`` and parse the value (``1e-4``, ``None``, ``(1, 2)``, ``true``, ``cpu``).
+
+    Args:
+        item: ``KEY=VALUE``.
+        text_keys: keys whose value is text (their default is a string): a value that parses
+            to something else keeps its text, so ``train.amp=off`` stays ``"off"`` (YAML reads
+            False) and ``data.root=2024`` stays ``"2024"``. ``None``/``null`` still mean None
+            for the keys that allow it.
+    """
     if "=" not in item:
         raise ConfigError(f"override '{item}' is not of the form KEY=VALUE")
     key, text = item.split("=", 1)
     key = key.strip()
     if not key:
         raise ConfigError(f"override '{item}' has an empty key")
+    value = _parse_literal(text)
+    if key in set(text_keys) and not isinstance(value, str):
+        if value is None and key in NULLABLE_TYPES:
+            return key, None
+        return key, text
+    return key, value
+
+
+def _parse_literal(text: str) -> Any:
     try:
-        return key, ast.literal_eval(text)
+        return ast.literal_eval(text)
     except (ValueError, SyntaxError):
         pass
     try:
-        return key, yaml.safe_load(text)
+        return yaml.safe_load(text)
     except yaml.YAMLError:
-        return key, text
+        return text
+
+
+def _text_keys() -> set[str]:
+    """Dotted keys whose values are text: a string default, or None that allows only str."""
+    keys = {dotted for dotted, types in NULLABLE_TYPES.items() if types == (str,)}
+
+    def walk(node: Mapping[str, Any], prefix: str) -> None:
+        for key, value in node.items():
+            if isinstance(value, Mapping):
+                walk(value, f"{prefix}{key}.")
+            elif isinstance(value, str):
+                keys.add(f"{prefix}{key}")
+
+    walk(base_config(), "")
+    return keys
 
 
 def validate(config: Mapping[str, Any]) -> None:
@@ -134,17 +169,69 @@ def validate(config: Mapping[str, Any]) -> None:
             raise ConfigError(
                 f"config key '{dotted}' = {value!r} is not one of: {', '.join(map(str, choices))}"
             )
+    mults = get(config, "model.channel_mults")
+    if not mults or any(not _is_instance(m, (int,)) or m <= 0 for m in mults):
+        raise ConfigError(
+            f"config key 'model.channel_mults' = {mults!r} must be one or more positive ints"
+        )
+    multiple = size_multiple(config)
     for dotted in ("data.base_size", "data.crop_size"):
-        if get(config, dotted) % 8:
+        if get(config, dotted) % multiple:
             raise ConfigError(
-                f"config key '{dotted}' = {get(config, dotted)} must be a multiple of 8"
+                f"config key '{dotted}' = {get(config, dotted)} must be a multiple of {multiple} "
+                f"(the network halves it {len(mults) - 1} times: model.channel_mults={mults!r})"
             )
-    positive = ("train.epochs", "train.batch_size", "eval.batch_size", "data.base_size")
+    positive = (
+        "train.epochs",
+        "train.batch_size",
+        "train.log_every",
+        "train.eval_every",
+        "train.early_stop_patience",
+        "eval.batch_size",
+        "data.base_size",
+        "data.crop_size",
+        "model.base_channels",
+        "model.in_channels",
+        "model.num_groups",
+    )
     for dotted in positive:
-        if get(config, dotted) <= 0:
-            raise ConfigError(f"config key '{dotted}' must be positive, got {get(config, dotted)}")
+        value = get(config, dotted)
+        if value is not None and value <= 0:
+            raise ConfigError(f"config key '{dotted}' must be positive, got {value}")
+    not_negative = (
+        "train.lr",
+        "train.weight_decay",
+        "train.min_lr",
+        "train.warmup_iters",
+        "train.num_log_images",
+        "data.num_workers",
+        "data.noise_sigma",
+        "model.num_res_blocks",
+    )
+    for dotted in not_negative:
+        if get(config, dotted) < 0:
+            raise ConfigError(f"config key '{dotted}' must be >= 0, got {get(config, dotted)}")
+    if not 0.0 < get(config, "eval.threshold") < 1.0:
+        raise ConfigError(
+            f"config key 'eval.threshold' = {get(config, 'eval.threshold')} must be in (0, 1)"
+        )
+    for dotted in ("data.pos_prob", "model.dropout"):
+        if not 0.0 <= get(config, dotted) <= 1.0:
+            raise ConfigError(f"config key '{dotted}' = {get(config, dotted)} must be in [0, 1]")
+    groups = get(config, "model.num_groups")
+    widths = sorted({get(config, "model.base_channels") * m for m in mults})
+    if any(width % groups for width in widths):
+        raise ConfigError(
+            f"config key 'model.num_groups' = {groups} must divide every width {widths} "
+            "(model.base_channels × model.channel_mults)"
+        )
     if not 0.0 <= get(config, "data.val_fraction") < 1.0:
         raise ConfigError("config key 'data.val_fraction' must be in [0, 1)")
+
+
+def size_multiple(config: Mapping[str, Any]) -> int:
+    """What H and W must be multiples of: the network halves them ``len(channel_mults) − 1`` times."""
+    return 2 ** (len(get(config, "model.channel_mults")) - 1)
 
 
 def base_config() -> dict:
@@ -181,7 +268,7 @@ def to_dict(config: Mapping[str, Any]) -> dict:
 
 def dump_yaml(config: Mapping[str, Any], path: str | Path) -> None:
     """Write the resolved config as YAML (tuples as lists); ``load_config`` reads it back."""
-    Path(path).write_text(yaml.safe_dump(_lists(to_dict(config)), sort_keys=False))
+    write_text_atomic(path, yaml.safe_dump(_lists(to_dict(config)), sort_keys=False))
 
 
 def _resolve_path(name_or_path: str | Path) -> Path:

@@ -32,15 +32,24 @@ positive for the binary metrics and is positive at the ROC threshold 0.5.
 The ``lrrnet`` protocol reproduces the original repository's evaluation (its numbers are
 what the paper reports); it differs from the standard one in four ways:
 
-1. masks and predictions are resized to 512×512 (masks nearest-neighbour, predictions
-   bilinear as float32), so every image weighs the same whatever its size;
+1. masks and predictions are each resized to 512×512 on their own (masks nearest-neighbour,
+   predictions bilinear as float32), so every image weighs the same whatever its size, and a
+   512×512 map written by the original inference scores against a 256×256 mask: the sizes
+   are only compared after the resize, as the original does;
 2. each prediction is divided by its own maximum before the threshold and the ROC, so any
    map with a positive maximum detects at least its brightest pixel. A map whose maximum is
    0 (or negative) is left as it is: the original divides 0 by 0 and gets NaN; we keep a
    map of zeros, which is positive at t = 0 and nowhere else;
 3. an unmatched component counts as a false alarm only when no *matched* component of the
    same image has the same pixel area (the original filters false alarms by area value);
-4. images without targets are left out of the ROC.
+4. images without targets are left out of the ROC;
+5. an image without targets counts one target for Pd: the original divides the empty mask
+   by its maximum (0/0 = NaN) and casts to int64, which makes every pixel non-zero, so the
+   whole image is one target centred on the image centre. It is matched by the centroid
+   rule like any target (a detection within 3 px of the centre finds it), so Pd's
+   denominator and ``n_targets`` grow by one per empty image. Kept because this protocol
+   exists only to reproduce the original's numbers; the standard protocol has no such
+   target. IoU, nIoU, P, R and F1 see the empty mask as it is.
 
 The normalised map is float32 and, as NumPy does in the original code, compared with the
 thresholds rounded to float32. Masks arrive binarised (non-zero is target), like in the
@@ -275,6 +284,18 @@ def _at_or_above(histogram: np.ndarray) -> np.ndarray:
     return np.cumsum(histogram[::-1])[::-1][1:]
 
 
+def check_threshold(threshold: float) -> float:
+    """``threshold`` as a float when it is in (0, 1); a ConfigError otherwise.
+
+    At 0 every non-zero pixel is a detection, at 1 no probability can pass: neither is an
+    operating point, and a value such as 50 (a percentage) is a typo that would score garbage.
+    """
+    value = float(threshold)
+    if not 0.0 < value < 1.0:
+        raise ConfigError(f"threshold {threshold!r} must be in (0, 1)")
+    return value
+
+
 def _ratio(numerator: float, denominator: float, if_empty: float) -> float:
     return numerator / denominator if denominator else if_empty
 
@@ -299,7 +320,7 @@ class MetricAccumulator:
             raise ConfigError(
                 f"unknown metrics protocol {protocol!r}; expected one of: {', '.join(PROTOCOLS)}"
             )
-        self.threshold = float(threshold)
+        self.threshold = check_threshold(threshold)
         self.protocol = protocol
         self._state = np.zeros(_STATE_LEN, dtype=np.float64)
 
@@ -343,7 +364,8 @@ class MetricAccumulator:
 
         Args:
             prob: ``H×W`` target probabilities in [0, 1].
-            mask: ``H×W`` ground truth; non-zero is target.
+            mask: ``H×W`` ground truth; non-zero is target. Of the same size as ``prob`` in
+                the standard protocol; of any size in ``lrrnet`` (both go to 512×512).
 
         Returns:
             The image's matching (at the protocol's resolution), for logging or drawing.
@@ -354,13 +376,22 @@ class MetricAccumulator:
         """
         prob = np.asarray(prob)
         mask = np.asarray(mask)
-        if prob.ndim != 2 or prob.shape != mask.shape:
+        # The lrrnet protocol resizes each to 512×512 first; only the standard one needs equal sizes.
+        same_size = self.protocol == "lrrnet" or prob.shape == mask.shape
+        if prob.ndim != 2 or mask.ndim != 2 or not same_size:
             raise ValueError(f"prediction shape {prob.shape} != mask shape {mask.shape}")
         if prob.size and not (np.isfinite(prob.min()) and np.isfinite(prob.max())):
             raise ValueError("prediction contains NaN or infinite values")
         prob, mask, threshold, roc_thresholds = self._prepare(prob, np.ascontiguousarray(mask != 0))
 
-        match = match_components(prob > threshold, mask, area_rule=self.protocol == "lrrnet")
+        lrrnet = self.protocol == "lrrnet"
+        binary = prob > threshold
+        if lrrnet and not mask.any():
+            # The original's empty mask is one whole-image target (see the module docstring).
+            match = match_components(binary, np.ones_like(mask), area_rule=True)
+            match.tp, match.fp, match.fn = 0, int(np.count_nonzero(binary)), 0
+        else:
+            match = match_components(binary, mask, area_rule=lrrnet)
         for name, value in (
             ("tp", match.tp),
             ("fp", match.fp),
@@ -374,7 +405,7 @@ class MetricAccumulator:
         ):
             self._add(name, value)
 
-        if self.protocol == "lrrnet" and match.targets.count == 0:
+        if lrrnet and not mask.any():
             return match  # the original code leaves images without targets out of the ROC
         target_pixels = np.flatnonzero(mask)
         target_values = prob.ravel()[target_pixels]

@@ -34,11 +34,12 @@ import scipy.io
 import scipy.ndimage
 from tqdm import tqdm
 
-from lrrnet.data.io import list_images, read_image, read_mask, read_prediction
+from lrrnet.data.io import list_images, named_file, read_image, read_mask, read_prediction
 from lrrnet.data.layouts import warn_size_mismatch
 from lrrnet.data.transforms import resize_mask
 from lrrnet.errors import DataError, UserError, summarize
-from lrrnet.metrics import ImageMatch, match_components
+from lrrnet.files import atomic_path
+from lrrnet.metrics import ImageMatch, check_threshold, match_components
 
 logger = logging.getLogger(__name__)
 
@@ -342,8 +343,8 @@ def roc_plot(
     axes.legend(loc="lower right", fontsize=8)
     figure.tight_layout()
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path)
+    with atomic_path(path) as temp:
+        figure.savefig(temp, format=path.suffix.lstrip(".") or None)
     return path
 
 
@@ -389,6 +390,7 @@ def write_panels(
     Returns:
         The report: panels written, failures, the worst entries and the sheet's path.
     """
+    check_threshold(threshold)  # before any panel is drawn
     report = report if report is not None else VisualReport()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -398,7 +400,7 @@ def write_panels(
         panel = detection_panel(
             item.image, item.reconstruction, item.target_prob, item.mask, threshold, name=item.name
         )
-        save_png(out_dir / f"{item.name}.png", panel)
+        save_png(named_file(out_dir, item.name, ".png"), panel)
         report.written += 1
         if item.mask is not None and num_worst > 0:
             entries.append(
@@ -517,8 +519,9 @@ def prediction_items(
 def save_png(path: str | Path, rgb: np.ndarray) -> Path:
     """Write an ``H×W×3`` uint8 RGB array as a PNG; a failure names the file."""
     path = Path(path)
-    if not cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
-        raise DataError(f"{path}: cannot write image")
+    with atomic_path(path) as temp:
+        if not cv2.imwrite(str(temp), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
+            raise DataError(f"{path}: cannot write image")
     return path
 
 
@@ -531,7 +534,7 @@ def _load_saved(
     if mask is not None and mask.shape != image.shape:
         warn_size_mismatch(mask_path, mask.shape, f"frame {frame}", image.shape)
         mask = resize_mask(mask, image.shape)
-    background_png = pred_dir / "background" / f"{name}.png"
+    background_png = named_file(pred_dir / "background", name, ".png")
     reconstruction = None
     if background_png.is_file():
         reconstruction = read_image(background_png)

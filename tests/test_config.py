@@ -127,3 +127,53 @@ def test_config_file_that_does_not_inherit_names_its_own_bad_key(tmp_path):
     path.write_text("config = {'name': 'mine', 'train': {'epochs': 2}}\n")
     cfg = load_config(path)  # the rest comes from the base
     assert cfg["train"]["epochs"] == 2 and cfg["train"]["lr"] == 1e-4
+
+
+@pytest.mark.parametrize(
+    ("item", "key", "value"),
+    [
+        ("train.amp=off", "amp", "off"),  # YAML alone reads False
+        ("data.root=2024", "root", "2024"),  # a folder named by a year, not an int
+        ("data.root='my data'", "root", "my data"),  # quotes still strip
+        ("data.dataset_name=None", "dataset_name", None),  # nullable text keeps None
+        ("data.dataset_name=1024", "dataset_name", "1024"),
+        ("train.device=cpu", "device", "cpu"),
+    ],
+)
+def test_set_keeps_the_text_where_the_default_is_a_string(item, key, value):
+    cfg = load_config("irstd1k", [item])
+    section = item.split(".")[0]
+    assert cfg[section][key] == value
+
+
+@pytest.mark.parametrize(
+    ("item", "pattern"),
+    [
+        ("train.log_every=0", "'train.log_every' must be positive"),
+        ("model.num_groups=12", "'model.num_groups' = 12 must divide every width"),
+        ("train.lr=-1e-4", "'train.lr' must be >= 0"),
+        ("data.num_workers=-1", "'data.num_workers' must be >= 0"),
+        ("eval.threshold=1.0", "'eval.threshold' = 1.0 must be in \\(0, 1\\)"),
+        ("eval.threshold=0", "'eval.threshold' = 0 must be in \\(0, 1\\)"),
+        ("train.eval_every=0", "'train.eval_every' must be positive"),
+        ("train.eval_every=-5", "'train.eval_every' must be positive"),
+        ("model.attention_impl=fast", "'model.attention_impl' = 'fast' is not one of"),
+        ("model.channel_mults=()", "'model.channel_mults'"),
+        # five levels: four halvings, so 8 is no longer enough
+        ("model.channel_mults=(1,2,4,8,8)", "'data.base_size' = 264 must be a multiple of 16"),
+    ],
+)
+def test_values_are_checked_before_any_work(item, pattern):
+    overrides = [item]
+    if "channel_mults=(1,2,4,8,8)" in item:
+        overrides.append("data.base_size=264")
+    with pytest.raises(ConfigError, match=pattern) as error:
+        load_config("irstd1k", overrides)
+    assert "\n" not in str(error.value)
+
+
+def test_attention_impl_is_a_config_key_the_model_takes():
+    from lrrnet.models import build_model
+
+    cfg = load_config("irstd1k", ["model.attention_impl=naive"])
+    assert build_model(cfg).attention_impl == "naive"

@@ -128,3 +128,55 @@ def test_seed_worker_seeds_numpy_from_torch():
     torch.manual_seed(123)
     seed_worker(0)
     assert np.random.random() == first
+
+
+def test_sizes_follow_the_models_multiple(samples):
+    TrainDataset(samples, mode="resize", base_size=40)  # a multiple of 8: fine for 4 levels
+    with pytest.raises(ConfigError, match="data.base_size: 40 must be a positive multiple of 16"):
+        TrainDataset(samples, mode="resize", base_size=40, size_multiple=16)
+    assert TrainDataset(samples, mode="crop", crop_size=48, size_multiple=16)[0]["image"].shape == (
+        1,
+        48,
+        48,
+    )
+
+
+def _one_sample(folder: Path, image: np.ndarray, mask: np.ndarray) -> Sample:
+    folder.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(folder / "image.png"), image)
+    cv2.imwrite(str(folder / "mask.png"), mask)
+    return Sample("x", folder / "image.png", folder / "mask.png")
+
+
+def test_uint8_pixel_v_becomes_exactly_v_over_255(tmp_path):
+    values = np.arange(256, dtype=np.uint8).reshape(16, 16)
+    mask = np.zeros((16, 16), np.uint8)
+    mask[3, 4] = 255
+    sample = _one_sample(tmp_path, values, mask)
+    item = TrainDataset([sample], mode="resize", base_size=16)[0]  # no resize
+    np.testing.assert_array_equal(item["image"][0].numpy(), values.astype(np.float32) / 255)
+    # Resized as uint8, as the original does: every value is a grey level / 255.
+    resized = TrainDataset([sample], mode="resize", base_size=24)[0]["image"][0].numpy()
+    expected = cv2.resize(values, (24, 24), interpolation=cv2.INTER_LINEAR)
+    np.testing.assert_array_equal(resized, expected.astype(np.float32) / 255)
+
+
+def test_uint16_pixel_v_becomes_v_over_65535(tmp_path):
+    values = (np.arange(64, dtype=np.uint32).reshape(8, 8) * 1031 % 65536).astype(np.uint16)
+    values[0, 0], values[0, 1] = 0, 65535
+    sample = _one_sample(tmp_path, values, np.full((8, 8), 255, np.uint8))
+    item = TrainDataset([sample], mode="resize", base_size=8)[0]
+    np.testing.assert_array_equal(item["image"][0].numpy(), values.astype(np.float32) / 65535)
+    resized = TrainDataset([sample], mode="resize", base_size=16)[0]["image"][0].numpy()
+    expected = cv2.resize(values, (16, 16), interpolation=cv2.INTER_LINEAR)
+    np.testing.assert_array_equal(resized, expected.astype(np.float32) / 65535)
+
+
+def test_masks_are_divided_by_their_maximum(tmp_path):
+    mask = np.zeros((16, 16), np.uint8)
+    mask[2:4, 2:4] = 200
+    mask[9:11, 9:11] = 100  # a second grey level: half of the maximum
+    sample = _one_sample(tmp_path, np.zeros((16, 16), np.uint8), mask)
+    for mode, extra in (("resize", {"base_size": 16}), ("crop", {"crop_size": 16})):
+        target = TrainDataset([sample], mode=mode, **extra)[0]["mask"][0].numpy()
+        np.testing.assert_array_equal(target, mask.astype(np.float32) / 200)

@@ -345,3 +345,25 @@ def test_two_files_with_one_stem_are_reported_not_silently_dropped(tmp_path, cap
         samples = find_splits(tmp_path, layout="folder")["test"]
     assert [s.image.name for s in samples] == ["a.png"]
     assert "a.bmp: ignored, a.png has the same name" in caplog.text
+
+
+@pytest.mark.parametrize("bad", ["../evil", "..", "sub/000002", "..\\\\evil", "/etc/passwd"])
+def test_split_names_with_a_path_are_refused_by_name(tmp_path: Path, bad: str):
+    _write_files(tmp_path / "images", ["000001.png", "000002.png"], IMAGE_BYTES)
+    _write_files(tmp_path / "masks", ["000001.png", "000002.png"], MASK_BYTES)
+    (tmp_path / "50_50").mkdir()
+    (tmp_path / "50_50" / "train.txt").write_text("000001\n")
+    (tmp_path / "50_50" / "test.txt").write_text(f"000001\n{bad}\n")
+    with pytest.raises(DataError) as error:
+        find_splits(tmp_path)
+    message = str(error.value)
+    assert "test.txt" in message and f"line 2: {bad!r}" in message and "\n" not in message
+
+
+def test_written_names_must_be_plain(tmp_path: Path):
+    from lrrnet.data.io import write_prediction
+
+    out = tmp_path / "out"
+    with pytest.raises(DataError, match="'../evil': not a plain file name"):
+        write_prediction(out, "../evil", np.zeros((8, 8), np.float32))
+    assert not (tmp_path / "evil.png").exists() and not (out / "evil.mat").exists()

@@ -89,3 +89,17 @@ def test_gaussian_noise_level_and_range():
     assert add_gaussian_noise(image, 0.0, np.random.default_rng(0)) is image
     clipped = add_gaussian_noise(np.ones((50, 50), np.float32), 30.0, np.random.default_rng(0))
     assert clipped.max() <= 1.0 and clipped.min() < 1.0
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32, bool])
+def test_mask_resize_is_nearest_neighbour_by_value(dtype):
+    # Every source pixel has its own value (for bool: a checkerboard), so each output pixel
+    # names the source pixel it came from: nearest neighbour takes floor(i·H/H') (OpenCV).
+    source = np.arange(5 * 7).reshape(5, 7) + 1
+    mask = (source % 2 == 0) if dtype is bool else source.astype(dtype)
+    image = np.zeros((5, 7), np.float32)
+    _, resized = resize_pair(image, mask, (11, 13))
+    rows = np.floor(np.arange(11) * 5 / 11).astype(int)
+    cols = np.floor(np.arange(13) * 7 / 13).astype(int)
+    assert resized.dtype == mask.dtype
+    np.testing.assert_array_equal(resized, mask[np.ix_(rows, cols)])

@@ -14,7 +14,8 @@ import torch.nn.functional as F
 
 from lrrnet.data.io import read_image
 from lrrnet.engine.predictor import Predictor
-from lrrnet.models import LRRNet
+from lrrnet.errors import ConfigError
+from lrrnet.models import Downsample, LRRNet
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = {"base_channels": 8, "num_groups": 4, "channel_mults": (1, 2), "num_res_blocks": 1}
@@ -24,6 +25,13 @@ SIZES = {"odd": (37, 53), "square": (40, 40), "wide": (21, 64)}
 def run_script(*args, cwd=None):
     return subprocess.run(
         [sys.executable, *map(str, args)], capture_output=True, text=True, cwd=cwd or ROOT
+    )
+
+
+def run_inference(checkpoint, images, out, *options):
+    """``inference.py --checkpoint C --images DIR --out DIR [options]``."""
+    return run_script(
+        "inference.py", "--checkpoint", checkpoint, "--images", images, "--out", out, *options
     )
 
 
@@ -59,10 +67,14 @@ def checkpoints(tmp_path_factory):
 
 
 def expected_native(model, image):
-    """The definition of --size native: reflect-pad to a multiple of 8, run, crop back."""
+    """The definition of --size native: reflect-pad to the model's multiple, run, crop back.
+
+    The multiple is 2 ** (levels − 1): 8 for the published network, 2 for the tiny one.
+    """
     height, width = image.shape
     x = torch.from_numpy(image)[None, None]
-    padded = F.pad(x, (0, -width % 8, 0, -height % 8), mode="reflect")
+    multiple = 2 ** sum(isinstance(module, Downsample) for module in model.downs)
+    padded = F.pad(x, (0, -width % multiple, 0, -height % multiple), mode="reflect")
     with torch.no_grad():
         _, target_logits = model(padded)
     return torch.sigmoid(target_logits)[0, 0, :height, :width].numpy()
@@ -130,17 +142,20 @@ def test_corrupt_image_is_reported_and_the_others_are_written(frames, checkpoint
         (folder / path.name).write_bytes(path.read_bytes())
     (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
     out = tmp_path / "out"
-    (out / "img").mkdir(parents=True)
-    (out / "img" / "untouched.png").write_bytes(
-        b"kept"
-    )  # outputs of other images stay as they were
-    result = run_script(
-        "inference.py", "--checkpoint", checkpoints["tiny"][0], "--images", folder, "--out", out
-    )
+    # An earlier run's maps: the one of the frame that now fails must not survive to be
+    # scored as new, nor the map of a frame no longer in the folder. Other files stay.
+    for sub, name in (("img", "broken.png"), ("mat", "broken.mat"), ("mat", "gone.mat")):
+        (out / sub).mkdir(parents=True, exist_ok=True)
+        (out / sub / name).write_bytes(b"stale")
+    (out / "notes.txt").write_text("mine")
+    # At the frames' own size: this test is about the failure, not the geometry.
+    result = run_inference(checkpoints["tiny"][0], folder, out, "--size", "native")
     assert result.returncode != 0
     assert "broken.png" in result.stderr and "Traceback" not in result.stderr
-    assert len(list((out / "mat").iterdir())) == len(SIZES) + 2
-    assert (out / "img" / "untouched.png").read_bytes() == b"kept"
+    written = {p.stem for p in (out / "mat").iterdir()}
+    assert written == {*SIZES, "deep", "colour"}  # no broken.mat, no gone.mat
+    assert not (out / "img" / "broken.png").exists()
+    assert (out / "notes.txt").read_text() == "mine"
 
 
 def test_noise_is_seeded_and_changes_the_input(frames, checkpoints, tmp_path):
@@ -161,6 +176,8 @@ def test_noise_is_seeded_and_changes_the_input(frames, checkpoints, tmp_path):
             "--noise-seed",
             str(seed),
             "--save-background",
+            "--size",
+            "native",
         )
         assert result.returncode == 0, result.stderr
         runs.append(scipy.io.loadmat(str(out / "mat" / "odd.mat")))
@@ -187,6 +204,7 @@ def test_config_mode_uses_the_newest_best_and_cal_from_mask_scores_it(tmp_path, 
         "model.num_groups=4",
         "model.channel_mults=(1, 2)",
         "model.num_res_blocks=1",
+        "data.synthetic={'num_train': 4, 'num_test': 3, 'size': 32}",  # as generated above
     ]
     args = [x for item in sets for x in ("--set", item)]
     result = run_script("inference.py", "synthetic", *args)
@@ -207,3 +225,60 @@ def test_missing_checkpoint_is_a_one_line_error(frames, tmp_path):
     )
     assert result.returncode == 2
     assert "nope.pth" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_native_size_pads_to_the_models_own_multiple():
+    # Five levels halve four times: 40×40 (a multiple of 8, not of 16) must be padded to 48.
+    model = LRRNet(base_channels=8, num_groups=4, channel_mults=(1, 1, 1, 1, 1), num_res_blocks=1)
+    predictor = Predictor(model, device="cpu", size="native")
+    prediction = predictor.predict(np.random.default_rng(0).random((40, 36), dtype=np.float32))
+    assert prediction.target_prob.shape == (40, 36)
+    with pytest.raises(ConfigError, match="size 40 must be a positive multiple of 16"):
+        Predictor(model, device="cpu", size=40)
+
+
+def test_save_at_network_writes_maps_at_the_working_resolution(frames, checkpoints, tmp_path):
+    path, model = checkpoints["tiny"]
+    out = tmp_path / "out"
+    result = run_inference(
+        path, frames, out, "--size", "64", "--save-at", "network", "--device", "cpu"
+    )
+    assert result.returncode == 0, result.stderr
+    for name in ("odd", "wide", "deep"):
+        prob = scipy.io.loadmat(out / "mat" / f"{name}.mat")["T"]
+        assert prob.shape == (64, 64)  # not the frame's own size
+        image = torch.from_numpy(read_image(frames / f"{name}.png"))[None, None]
+        x = F.interpolate(image, size=(64, 64), mode="bilinear", align_corners=False)
+        with torch.no_grad():
+            expected = torch.sigmoid(model(x)[1])[0, 0].numpy()
+        np.testing.assert_allclose(prob, expected, atol=1e-5)
+    native = run_inference(path, frames, tmp_path / "n", "--size", "native", "--save-at", "network")
+    assert native.returncode != 0 and "need a size N" in native.stderr.strip().splitlines()[-1]
+
+
+def test_images_mode_default_size_comes_from_the_checkpoint(checkpoints, tmp_path):
+    from lrrnet.config import load_config, to_dict
+    from lrrnet.engine.inference import checkpoint_default_size
+
+    size, why = checkpoint_default_size(checkpoints["released"][0])
+    assert size == 512 and "bare state dict" in why and "--size native" in why
+    _, tiny = checkpoints["tiny"]
+    for overrides, expected in (
+        (["data.base_size=256"], 256),
+        (["data.eval_size=native"], "native"),
+    ):
+        path = tmp_path / f"{expected}.pth"
+        config = to_dict(load_config("nudt", overrides))
+        torch.save({"model": tiny.state_dict(), "config": config}, path)
+        size, why = checkpoint_default_size(path)
+        assert size == expected and "data.eval_size" in why
+
+
+@pytest.mark.parametrize(("option", "value"), [("--batch-size", "0"), ("--noise-sigma", "-1")])
+def test_impossible_options_are_refused_before_any_work(
+    frames, checkpoints, tmp_path, option, value
+):
+    out = tmp_path / "out"
+    result = run_inference(checkpoints["tiny"][0], frames, out, option, value)
+    assert result.returncode == 2 and option in result.stderr
+    assert not out.exists()

@@ -108,13 +108,15 @@ def test_equal_area_false_alarms_counted_by_standard_dropped_by_lrrnet():
 
 def test_area_rule_looks_only_at_the_same_image():
     # Image 1: the detection of area 4 alone. Image 2: no target, one area-4 blob. The
-    # matched area of image 1 must not excuse image 2's blob: Fa = 4 / (2·512²).
+    # matched area of image 1 must not excuse image 2's blob: Fa = 4 / (2·512²). Image 2's
+    # empty mask is the original's one whole-image target, centred far from the blob: missed,
+    # so Pd = 1/2.
     prob, mask = _equal_area_false_alarms()
     detection = image((512, 512), square(2, 2), value=0.9)
     lonely = image((512, 512), square(8, 8), value=0.9)
     empty = np.zeros((512, 512), dtype=bool)
     results = score([(detection, mask), (lonely, empty)], "lrrnet")
-    assert_close(results, {"fa": 4 / (2 * N512), "pd": 1})
+    assert_close(results, {"fa": 4 / (2 * N512), "pd": 0.5})
 
 
 def test_image_without_targets_nIoU_and_ROC():
@@ -127,11 +129,12 @@ def test_image_without_targets_nIoU_and_ROC():
     pairs = [(prob_a, mask_a), (prob_b, mask_b)]
     # Binary (both protocols: lrrnet maps A/0.8 → target 1, rest 0.375; B/0.6 → 1 at (5,5)):
     # A IoU 1, B IoU 0/1 = 0 → nIoU 1/2; ΣTP=1, ΣFP=1 → IoU 1/2; Fa = 1/(2·512²).
+    # lrrnet adds B's whole-image "target" (centre (255.5, 255.5), missed): Pd = 1/2.
     expected = {"miou": 0.5, "niou": 0.5, "pd": 1.0, "fa": 1 / (2 * N512)}
     standard = score(pairs)
     lrrnet = score(pairs, "lrrnet")
     assert_close(standard, expected)
-    assert_close(lrrnet, expected)
+    assert_close(lrrnet, {**expected, "pd": 0.5})
     # Standard ROC: background = 512²−1 pixels at 0.3 (A) + 512²−1 at 0 and 1 at 0.6 (B).
     # At t = 0.005: the 512²−1 of A and B's 0.6 pixel → 512² / (2·512² − 1).
     # lrrnet ROC skips B: A's background (0.375 after normalisation) is all above t ≤ 0.375.
@@ -437,3 +440,126 @@ def test_roc_counts_at_every_threshold_boundary(dtype):
     fpr = score([(prob, mask)])["roc_fpr"]
     brute = (values.astype(np.float64)[:, None] >= np.arange(201) / 200).sum(axis=0)
     np.testing.assert_array_equal(fpr, brute / values.size)
+
+
+def lrrnet_reference(pairs, threshold=0.5):
+    """The ``lrrnet`` protocol written from its description (SPEC §5 and issue 11), slowly.
+
+    Independent of lrrnet.metrics: scikit-image labels and region properties, a plain loop
+    over targets and predicted components, and one comparison per ROC threshold.
+    """
+    size = (512, 512)
+    tp = fp = fn = 0
+    per_image_iou = []
+    n_targets = n_detected = fa_pixels = n_pixels = 0
+    roc_targets_hit = np.zeros(201)
+    roc_background_hit = np.zeros(201)
+    roc_targets = roc_background = 0
+    for prob, mask in pairs:
+        levels = mask.astype(np.float64)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            levels = levels / levels.max()  # empty mask: 0/0 = NaN everywhere
+        levels = cv2.resize(levels, size, interpolation=cv2.INTER_NEAREST)
+        # NaN cast to int64 is a non-zero integer: every pixel belongs to one "target".
+        pd_truth = np.where(np.isnan(levels), 1, levels).astype(np.int64) != 0
+        truth = np.nan_to_num(levels) > 0
+        pred = cv2.resize(prob.astype(np.float32), size, interpolation=cv2.INTER_LINEAR)
+        if pred.max() > 0:
+            pred = pred / pred.max()
+        positive = pred > np.float32(threshold)
+        image_tp = int((positive & truth).sum())
+        image_fp = int((positive & ~truth).sum())
+        image_fn = int((~positive & truth).sum())
+        tp, fp, fn = tp + image_tp, fp + image_fp, fn + image_fn
+        union = image_tp + image_fp + image_fn
+        per_image_iou.append(image_tp / union if union else 1.0)
+
+        predicted = skimage.measure.regionprops(skimage.measure.label(positive, connectivity=2))
+        targets = skimage.measure.regionprops(skimage.measure.label(pd_truth, connectivity=2))
+        remaining = list(predicted)
+        matched_areas = []
+        for target in targets:
+            for region in remaining:
+                if np.linalg.norm(np.subtract(region.centroid, target.centroid)) < 3:
+                    matched_areas.append(region.area)
+                    remaining.remove(region)
+                    n_detected += 1
+                    break
+        n_targets += len(targets)
+        fa_pixels += sum(r.area for r in remaining if r.area not in matched_areas)
+        n_pixels += positive.size
+
+        if not truth.any():
+            continue  # images without targets are left out of the ROC
+        true_regions = skimage.measure.regionprops(skimage.measure.label(truth, connectivity=2))
+        roc_targets += len(true_regions)
+        roc_background += int((~truth).sum())
+        for i in range(201):
+            above = pred >= np.float32(i / 200)
+            roc_targets_hit[i] += sum(above[tuple(r.coords.T)].any() for r in true_regions)
+            roc_background_hit[i] += int((above & ~truth).sum())
+    return {
+        "miou": tp / (tp + fp + fn),
+        "niou": float(np.mean(per_image_iou)),
+        "pd": n_detected / n_targets,
+        "fa": fa_pixels / n_pixels,
+        "n_targets": n_targets,
+        "roc_tpr": roc_targets_hit / roc_targets,
+        "roc_fpr": roc_background_hit / roc_background,
+    }
+
+
+def _blobby_map(shape, centers, seed):
+    rng = np.random.default_rng(seed)
+    prob = (rng.random(shape) * 0.3).astype(np.float32)
+    for row, col in centers:
+        prob[row - 1 : row + 2, col - 1 : col + 2] = 0.9
+    return prob
+
+
+def test_lrrnet_protocol_matches_an_independent_reference():
+    # 1. a 512×512 map (what the original inference writes) against a 256×256 mask;
+    # 2. an odd-sized pair; 3. an empty mask with a detection at the image centre (it finds
+    # the original's whole-image "target") and 4. an empty mask with a detection elsewhere.
+    mask_256 = np.zeros((256, 256), np.uint8)
+    mask_256[40:43, 60:63] = 255
+    mask_256[200:202, 10:12] = 255
+    map_512 = _blobby_map((512, 512), [(82, 122), (300, 300)], seed=1)
+    mask_odd = np.zeros((37, 53), np.uint8)
+    mask_odd[10:12, 20:22] = 255
+    map_odd = _blobby_map((37, 53), [(11, 21)], seed=2)
+    empty = np.zeros((64, 64), np.uint8)
+    at_centre = _blobby_map((64, 64), [(32, 32)], seed=3)
+    off_centre = _blobby_map((64, 64), [(5, 50)], seed=4)
+    pairs = [(map_512, mask_256), (map_odd, mask_odd), (at_centre, empty), (off_centre, empty)]
+
+    expected = lrrnet_reference(pairs)
+    metrics = MetricAccumulator(protocol="lrrnet")
+    for prob, mask in pairs:
+        metrics.update(prob, mask)
+    results = metrics.compute()
+    for key in ("miou", "niou", "pd", "fa", "n_targets"):
+        assert results[key] == pytest.approx(expected[key], abs=TOL), key
+    np.testing.assert_allclose(results["roc_tpr"], expected["roc_tpr"], atol=TOL)
+    np.testing.assert_allclose(results["roc_fpr"], expected["roc_fpr"], atol=TOL)
+    # 3 real targets + one whole-image target per empty mask; the centred one is found.
+    assert results["n_targets"] == 5
+
+
+def test_lrrnet_empty_mask_is_one_target_standard_has_none():
+    empty = np.zeros((512, 512), bool)
+    far = image((512, 512), square(8, 8), value=0.9)
+    standard, lrrnet = score([(far, empty)]), score([(far, empty)], "lrrnet")
+    assert standard["n_targets"] == 0 and np.isnan(standard["pd"])
+    assert lrrnet["n_targets"] == 1 and lrrnet["pd"] == 0.0
+    assert lrrnet["fa"] == pytest.approx(4 / N512, abs=TOL)  # the blob stays a false alarm
+    centred = image((512, 512), square(255, 255), value=0.9)  # centroid (255.5, 255.5)
+    found = score([(centred, empty)], "lrrnet")
+    assert found["pd"] == 1.0 and found["fa"] == 0.0
+    assert found["miou"] == 0.0  # pixel metrics see the empty mask as it is: FP = 4
+
+
+@pytest.mark.parametrize("threshold", [0.0, 1.0, 50, -0.1])
+def test_threshold_outside_the_open_unit_interval_is_refused(threshold):
+    with pytest.raises(ConfigError, match=f"threshold {threshold!r} must be in \\(0, 1\\)"):
+        MetricAccumulator(threshold=threshold)

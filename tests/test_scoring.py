@@ -199,3 +199,23 @@ def test_write_report_json_path_puts_files_beside_it(tmp_path):
     assert not (tmp_path / "unused").exists()
     saved = json.loads(paths["json"].read_text())
     assert saved["pd"] is None and saved["miou"] == 1.0  # NaN is written as null
+
+
+def test_lrrnet_protocol_scores_512_maps_against_256_masks(tmp_path):
+    # What the original inference writes: 512×512 maps for 256×256 NUDT-SIRST masks.
+    masks = tmp_path / "masks"
+    write_mask(
+        masks, "000001.png", [(r, c) for r in range(100, 104) for c in range(50, 54)], (256, 256)
+    )
+    results = tmp_path / "results"
+    prob = np.zeros((512, 512), np.float32)
+    prob[200:208, 100:108] = 0.9  # the same target at twice the scale
+    write_prediction(results, "000001", prob)
+    # Standard protocol: the mask's resolution rules (the map is resized to it), and the
+    # strict switch makes another size an error; the lrrnet protocol brings both to 512.
+    with pytest.raises(DataError, match="size mismatch"):
+        score_folder(results, masks, protocol="standard", progress=False, strict_sizes=True)
+    assert score_folder(results, masks, protocol="standard", progress=False)["pd"] == 1.0
+    scored = score_folder(results, masks, protocol="lrrnet", progress=False)
+    assert scored["miou"] == 1.0 and scored["pd"] == 1.0 and scored["fa"] == 0.0
+    assert scored["n_size_mismatch"] == 0

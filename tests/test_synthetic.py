@@ -172,3 +172,25 @@ def test_cli_writes_the_dataset(tmp_path: Path):
         check=False,
     )
     assert again.returncode == 2 and again.stderr.startswith("error: ")
+
+
+def test_ensure_dataset_refuses_one_generated_with_other_settings(tmp_path: Path):
+    from lrrnet.config import load_config
+    from lrrnet.data import ensure_dataset
+    from lrrnet.errors import DataError
+
+    root = tmp_path / "synth"
+    sets = [f"data.root='{root}'", "data.synthetic={'num_train': 3, 'num_test': 2, 'size': 32}"]
+    ensure_dataset(load_config("synthetic", sets))  # generated on first use
+    assert len(list((root / "trainval" / "images").iterdir())) == 3
+    ensure_dataset(load_config("synthetic", sets))  # same settings: reused
+    other = [*sets[:1], "data.synthetic={'num_train': 5, 'num_test': 2, 'size': 48}", "seed=2"]
+    with pytest.raises(DataError) as error:
+        ensure_dataset(load_config("synthetic", other))
+    message = str(error.value)
+    for part in ("seed 1 (config wants 2)", "height 32 (config wants 48)", "num_train 3"):
+        assert part in message
+    assert "num_test" not in message and "\n" not in message
+    (root / "synthetic.json").unlink()  # not a dataset this config generated
+    with pytest.raises(DataError, match="synthetic.json: missing or unreadable"):
+        ensure_dataset(load_config("synthetic", sets))

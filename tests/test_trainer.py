@@ -18,6 +18,7 @@ from lrrnet.data.synthetic import generate_dataset
 from lrrnet.engine import trainer
 from lrrnet.engine.checkpoint import load_checkpoint
 from lrrnet.engine.trainer import NonFiniteLossError, train
+from lrrnet.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -40,6 +41,7 @@ def tiny_overrides(root, checkpoints, **extra):
         "data.eval_size": "native",
         "data.num_workers": 0,
         "data.augment": True,
+        "data.generate": False,  # generated above with its own seed and size
         "train.epochs": 2,
         "train.batch_size": 4,
         "train.lr": 2e-3,
@@ -154,7 +156,19 @@ def test_resume_mid_epoch_gives_identical_weights(tiny_dataset, tmp_path, monkey
     )
 
 
-def test_kill_9_and_resume_from_the_command_line(tiny_dataset, tmp_path):
+@pytest.fixture(scope="module")
+def uninterrupted_eval_every_2(tiny_dataset, tmp_path_factory):
+    """Final weights of the uninterrupted run that the kill -9 tests must reproduce."""
+    checkpoints = tmp_path_factory.mktemp("reference")
+    cfg = load_config(
+        "synthetic", tiny_overrides(tiny_dataset, checkpoints, **{"train.eval_every": 2})
+    )
+    return _final_weights(train(cfg).run_dir)
+
+
+def test_kill_9_and_resume_from_the_command_line(
+    tiny_dataset, tmp_path, uninterrupted_eval_every_2
+):
     """A real `kill -9` at an arbitrary moment, then `--resume auto`, equals an uninterrupted run."""
     overrides = tiny_overrides(
         tiny_dataset, tmp_path / "k", **{"train.eval_every": 2, "train.epochs": 2}
@@ -177,14 +191,9 @@ def test_kill_9_and_resume_from_the_command_line(tiny_dataset, tmp_path):
     assert finished.returncode == 0, finished.stderr[-2000:]
     assert "tiny best" in finished.stdout  # the summary table
 
-    reference = train(
-        load_config(
-            "synthetic", tiny_overrides(tiny_dataset, tmp_path / "r", **{"train.eval_every": 2})
-        )
-    )
     run_dirs = list((tmp_path / "k" / "tiny").iterdir())
     assert len(run_dirs) == 1
-    expected, actual = _final_weights(reference.run_dir), _final_weights(run_dirs[0])
+    expected, actual = uninterrupted_eval_every_2, _final_weights(run_dirs[0])
     assert all(torch.equal(expected[k], actual[k]) for k in expected)
 
 
@@ -390,3 +399,153 @@ def test_strict_sizes_refuses_a_mask_of_another_size(tmp_path):
         DataError, match=f"{mask_path}: mask size 64x64 differs from image size 32x32"
     ):
         trainer.prepare_dataset(strict, info)
+
+
+def test_truncate_csv_drops_later_rows_and_a_row_cut_by_a_kill(tmp_path):
+    path = tmp_path / "metrics.csv"
+    path.write_text("iteration,epoch,lr\n2,0,0.1\n4,0,0.1\n6,1,0.1\n8,1")  # 8: cut mid-append
+    trainer._truncate_csv(path, 6)
+    assert path.read_text().splitlines() == ["iteration,epoch,lr", "2,0,0.1", "4,0,0.1", "6,1,0.1"]
+    trainer._truncate_csv(path, 2)
+    assert [row["iteration"] for row in read_csv(path)] == ["2"]
+
+
+def test_resume_refuses_another_batch_size_or_split_and_logs_config_changes(
+    tiny_dataset, tmp_path, caplog
+):
+    def config(**extra):
+        values = {"train.max_iters": 5, "train.eval_every": 5, **extra}
+        return load_config("synthetic", tiny_overrides(tiny_dataset, tmp_path / "c", **values))
+
+    run_dir = train(config()).run_dir
+    latest = run_dir / "latest.pth"
+    before = {name: (run_dir / name).read_bytes() for name in ("config.yaml", "metrics.csv")}
+
+    # Another batch size: the stored iteration counts batches of 4; refused, nothing written.
+    with pytest.raises(
+        UserError,
+        match=r"train.batch_size=4 × 1 process\(es\), resuming with "
+        r"train.batch_size=2 × 1",
+    ) as error:
+        train(config(**{"train.batch_size": 2}), resume=str(latest))
+    assert "\n" not in str(error.value)
+    # Another training split (a bigger holdout): iterations per epoch differ; refused.
+    with pytest.raises(UserError, match=r"6 iterations per epoch when saved, 4 now"):
+        train(config(**{"data.val_fraction": 0.4}), resume=str(latest))
+    # A checkpoint saved before iters_per_epoch was stored: iteration 5 of epoch 0 is past
+    # the end of a 4-iteration epoch (it used to run an empty epoch forever); refused.
+    legacy = load_checkpoint(latest)
+    del legacy["iters_per_epoch"]
+    (tmp_path / "legacy").mkdir()
+    torch.save(legacy, tmp_path / "legacy" / "latest.pth")
+    more = {"data.val_fraction": 0.4, "train.max_iters": 7}
+    with pytest.raises(UserError, match=r"iteration 5 is not in epoch 0 at 4 iterations per"):
+        train(config(**more), resume=str(tmp_path / "legacy" / "latest.pth"))
+    assert {name: (run_dir / name).read_bytes() for name in before} == before
+
+    # A changed learning rate is allowed: logged, and the old config.yaml is kept.
+    caplog.set_level("WARNING", logger="lrrnet")
+    resumed = train(config(**{"train.lr": 1e-3, "train.max_iters": 7}), resume=str(latest))
+    assert resumed.run_dir == run_dir
+    assert "train.lr: 0.002 -> 0.001" in caplog.text
+    assert "train.max_iters: 5 -> 7" in caplog.text
+    assert (run_dir / "config.until-iter5.yaml").read_bytes() == before["config.yaml"]
+    assert load_config(run_dir / "config.yaml")["train"]["lr"] == 1e-3
+    assert load_checkpoint(latest)["iteration"] == 7
+
+
+@pytest.mark.parametrize(("extra", "total"), [({}, 12), ({"train.max_iters": 5}, 5)])
+def test_lr_schedule_gets_each_step_index_once_and_the_run_total(
+    tiny_dataset, tmp_path, monkeypatch, extra, total
+):
+    # 25 training images (28 minus a 3-image holdout), batch 4: 6 steps per epoch, 2 epochs.
+    # The step that starts at iteration i uses lr_at(i, total): the first step gets the full
+    # base LR, and no step sees i == total (which would be LR 0).
+    calls = []
+    real_lr_at = trainer.lr_at
+
+    def recording(iteration, total_iters, *args):
+        calls.append((iteration, total_iters))
+        return real_lr_at(iteration, total_iters, *args)
+
+    monkeypatch.setattr(trainer, "lr_at", recording)
+    cfg = load_config("synthetic", tiny_overrides(tiny_dataset, tmp_path / "lr", **extra))
+    run_dir = train(cfg).run_dir
+    assert calls == [(i, total) for i in range(total)]
+    rows = read_csv(run_dir / "metrics.csv")
+    # The LR logged with the last evaluation is that of the last step, i = total - 1.
+    assert float(rows[-1]["lr"]) == pytest.approx(
+        real_lr_at(total - 1, total, 2e-3, "poly", 0.9), rel=1e-5
+    )
+
+
+_SLOW_SAVE_RUNNER = """
+import runpy, sys, time
+from pathlib import Path
+
+import torch
+
+import lrrnet.engine.checkpoint as checkpoint
+
+marker, stop_at = Path(sys.argv[1]), int(sys.argv[2])
+real_save, writes = torch.save, []
+
+
+def save_then_hang(obj, file, *args, **kwargs):
+    writes.append(file)
+    if len(writes) == stop_at:  # half of this checkpoint is on disk when the kill comes
+        Path(file).write_bytes(b"PK half a zip")
+        marker.write_text(str(file))
+        time.sleep(600)
+    return real_save(obj, file, *args, **kwargs)
+
+
+checkpoint.torch.save = save_then_hang
+sys.argv = sys.argv[3:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+def test_kill_9_during_a_checkpoint_write_keeps_the_previous_one_and_resumes_exactly(
+    tiny_dataset, tmp_path, uninterrupted_eval_every_2
+):
+    overrides = tiny_overrides(tiny_dataset, tmp_path / "k", **{"train.eval_every": 2})
+    command = [str(ROOT / "run_configs.py"), "synthetic"]
+    for item in overrides:
+        command += ["--set", item]
+    runner = tmp_path / "runner.py"
+    runner.write_text(_SLOW_SAVE_RUNNER)
+    marker = tmp_path / "writing"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    # Writes: iteration 2 (latest, best), iteration 4 (latest, ...): the 3rd is latest.pth
+    # of iteration 4, killed half-written.
+    process = subprocess.Popen(
+        [sys.executable, str(runner), str(marker), "3", *command],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 240
+    while time.time() < deadline and not marker.exists() and process.poll() is None:
+        time.sleep(0.05)
+    assert marker.exists(), "the run never reached its third checkpoint write"
+    process.kill()  # SIGKILL in the middle of torch.save
+    process.wait()
+
+    run_dir = next((tmp_path / "k" / "tiny").iterdir())
+    half_written = Path(marker.read_text())
+    assert half_written.parent == run_dir and half_written.name.startswith(".latest.pth.")
+    assert half_written.read_bytes() == b"PK half a zip"  # the kill did land mid-write
+    assert load_checkpoint(run_dir / "latest.pth")["iteration"] == 2  # the previous one
+
+    finished = subprocess.run(
+        [sys.executable, *command, "--resume", "auto"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    expected, actual = uninterrupted_eval_every_2, _final_weights(run_dir)
+    assert all(torch.equal(expected[k], actual[k]) for k in expected)

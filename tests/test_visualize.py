@@ -259,6 +259,7 @@ def test_config_mode_runs_the_newest_checkpoint(tmp_path):
         "model.num_groups=4",
         "model.channel_mults=(1, 2)",
         "model.num_res_blocks=1",
+        "data.synthetic={'num_train': 4, 'num_test': 3, 'size': 32}",  # as generated above
     ]
     args = [x for item in sets for x in ("--set", item)]
     done = run("synthetic", *args, "--limit", "2")

@@ -16,7 +16,6 @@ CUDA-graph replay of the forward (batch-1 latency). ``--train`` times whole trai
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -29,6 +28,7 @@ from typing import Any  # noqa: E402
 import torch  # noqa: E402
 
 from lrrnet.engine.predictor import CapturedForward, autocast_context  # noqa: E402
+from lrrnet.files import write_json_atomic  # noqa: E402
 from lrrnet.losses import LRRNetLoss  # noqa: E402
 from lrrnet.models import LRRNet  # noqa: E402
 from lrrnet.models.benchmark import (  # noqa: E402
@@ -318,8 +318,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"FPS           {result['fps']:.2f}")
         print(f"peak memory   {result['peak_memory_mb']:.0f} MiB")
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+        write_json_atomic(args.json, result)
     return 0
 
 

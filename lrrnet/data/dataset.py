@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from lrrnet.data.io import read_image, read_mask
+from lrrnet.data.io import image_to_unit, read_image_gray, read_mask_levels
 from lrrnet.data.layouts import Sample
 from lrrnet.data.transforms import (
     add_gaussian_noise,
@@ -28,13 +28,11 @@ from lrrnet.data.transforms import (
 from lrrnet.errors import ConfigError, DataError
 
 TRAIN_MODES = ("resize", "crop")
-# The network downsamples three times by 2 (SPEC §2).
-SIZE_MULTIPLE = 8
 
 
-def _check_size(value: int, key: str) -> None:
-    if not isinstance(value, int | np.integer) or value <= 0 or value % SIZE_MULTIPLE:
-        raise ConfigError(f"{key}: {value!r} must be a positive multiple of {SIZE_MULTIPLE}")
+def _check_size(value: int, key: str, multiple: int) -> None:
+    if not isinstance(value, int | np.integer) or value <= 0 or value % multiple:
+        raise ConfigError(f"{key}: {value!r} must be a positive multiple of {multiple}")
 
 
 class TrainDataset(Dataset):
@@ -45,12 +43,14 @@ class TrainDataset(Dataset):
         mode: ``"resize"`` every frame to ``base_size`` (the published recipe) or ``"crop"``
             a random ``crop_size`` window from the frame at its own size (padded with zeros
             when smaller).
-        base_size: output side in ``"resize"`` mode, a multiple of 8.
-        crop_size: output side in ``"crop"`` mode, a multiple of 8.
+        base_size: output side in ``"resize"`` mode, a multiple of ``size_multiple``.
+        crop_size: output side in ``"crop"`` mode, a multiple of ``size_multiple``.
         pos_prob: in ``"crop"`` mode, chance of a crop forced to contain a target.
         augment: random vertical/horizontal flips and transposes, p = 0.5 each.
         noise_sigma: std of added Gaussian noise in grey levels (0–255); 0 is off.
         seed: the run's seed.
+        size_multiple: what the network needs sides to be multiples of (its
+            ``size_multiple``: 8 for the published network, 16 with five levels).
 
     The augmentation of an item is a pure function of (seed, epoch, index). The epoch comes
     either from :meth:`set_epoch` (called before each epoch's iterator is created, so that
@@ -69,13 +69,14 @@ class TrainDataset(Dataset):
         augment: bool = False,
         noise_sigma: float = 0.0,
         seed: int = 1,
+        size_multiple: int = 8,
     ) -> None:
         if mode not in TRAIN_MODES:
             raise ConfigError(f"data.train_mode: unknown mode {mode!r}; expected {TRAIN_MODES}")
         if mode == "resize":
-            _check_size(base_size, "data.base_size")
+            _check_size(base_size, "data.base_size", size_multiple)
         else:
-            _check_size(crop_size, "data.crop_size")
+            _check_size(crop_size, "data.crop_size", size_multiple)
         if not 0.0 <= pos_prob <= 1.0:
             raise ConfigError(f"data.pos_prob: {pos_prob!r} must be in [0, 1]")
         if noise_sigma < 0:
@@ -106,18 +107,22 @@ class TrainDataset(Dataset):
         """One augmented sample; ``index`` is a position or an ``(epoch, position)`` pair.
 
         Returns:
-            ``image``: ``1×S×S`` float32 in [0, 1]; ``mask``: ``1×S×S`` float32 in {0, 1};
+            ``image``: ``1×S×S`` float32 in [0, 1]; ``mask``: ``1×S×S`` float32 in [0, 1]
+            (the mask divided by its maximum: {0, 1} for a binary mask);
             ``name``: the sample's name.
         """
         epoch, index = index if isinstance(index, tuple) else (self.epoch, index)
         sample = self.samples[index]
         rng = np.random.default_rng([self.seed, epoch, index])
-        image = read_image(sample.image)
-        # A mask drawn at another size (SIRST v1 Misc_111) is fitted to its frame first.
-        mask = resize_mask(read_mask(sample.mask), image.shape)
+        # As the published recipe: the frame resized in its own type (uint8 for 8-bit files)
+        # and then divided by 255 (65535 for 16-bit), the mask divided by its maximum. A mask
+        # drawn at another size (SIRST v1 Misc_111) is fitted to its frame first.
+        image = read_image_gray(sample.image)
+        mask = resize_mask(read_mask_levels(sample.mask), image.shape)
         if self.mode == "resize":
             image, mask = resize_pair(image, mask, self.base_size)
-        else:
+        image = image_to_unit(image, sample.image)
+        if self.mode == "crop":
             image, mask = random_crop_pair(image, mask, self.crop_size, self.pos_prob, rng)
         if self.augment:
             image, mask = random_flip_transpose(image, mask, rng)

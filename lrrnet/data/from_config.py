@@ -2,24 +2,61 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from lrrnet.data.layouts import Splits, build_splits
-from lrrnet.data.synthetic import generate_dataset
+from lrrnet.data.synthetic import GENERATOR_VERSION, generate_dataset, parse_frame_size
+from lrrnet.errors import DataError
 
 logger = logging.getLogger(__name__)
 
 
 def ensure_dataset(cfg: Mapping[str, Any]) -> None:
-    """Generate the synthetic dataset at ``data.root`` when ``data.generate`` is set and it is missing."""
+    """Generate the synthetic dataset at ``data.root`` when ``data.generate`` is set.
+
+    A dataset already there is used only when its ``synthetic.json`` records the settings
+    the config asks for (generator version, seed, frame size, frame counts); otherwise a
+    DataError names the folder and every setting that differs, before any work.
+    """
     data = cfg["data"]
+    if not data["generate"]:
+        return
     root = Path(data["root"])
-    if data["generate"] and not root.exists():
+    height, width = parse_frame_size(data["synthetic"]["size"])
+    wanted = {
+        "version": GENERATOR_VERSION,
+        "seed": cfg["seed"],
+        "height": height,
+        "width": width,
+        "num_train": data["synthetic"]["num_train"],
+        "num_test": data["synthetic"]["num_test"],
+    }
+    if not root.exists():
         logger.info("generating the synthetic dataset at %s", root)
         generate_dataset(root, seed=cfg["seed"], **data["synthetic"])
+        return
+    record = root / "synthetic.json"
+    try:
+        found = json.loads(record.read_text())
+    except (OSError, ValueError):
+        raise DataError(
+            f"{record}: missing or unreadable, so {root} is not a synthetic dataset this config "
+            "can check (data.generate is set); point data.root elsewhere or remove the folder"
+        ) from None
+    differ = [
+        f"{key} {found.get(key)!r} (config wants {value!r})"
+        for key, value in wanted.items()
+        if found.get(key) != value
+    ]
+    if differ:
+        raise DataError(
+            f"{root} was generated with other settings: {', '.join(differ)}; point data.root "
+            "elsewhere or remove the folder to regenerate it"
+        )
 
 
 def splits_from_config(cfg: Mapping[str, Any], generate: bool = True) -> Splits:

@@ -13,8 +13,25 @@ import numpy as np
 import scipy.io
 
 from lrrnet.errors import DataError
+from lrrnet.files import atomic_path
 
 IMAGE_SUFFIXES = (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff")
+
+
+def is_plain_name(name: str) -> bool:
+    """True for a bare file name: no path separator, not empty, not ``.`` or ``..``.
+
+    Names come from split lists downloaded with the datasets; one like ``../evil`` would
+    read and write files outside the dataset and results folders.
+    """
+    return bool(name) and name not in (".", "..") and not any(c in name for c in "/\\\0")
+
+
+def named_file(folder: str | Path, name: str, suffix: str) -> Path:
+    """``folder / (name + suffix)``, or a DataError when ``name`` is not a plain file name."""
+    if not is_plain_name(name):
+        raise DataError(f"{name!r}: not a plain file name (path separators and '..' are refused)")
+    return Path(folder) / f"{name}{suffix}"
 
 
 def _decode(path: str | Path) -> np.ndarray:
@@ -39,21 +56,48 @@ def _to_gray(array: np.ndarray, path: str | Path) -> np.ndarray:
     raise DataError(f"{path}: unsupported image shape {array.shape}")
 
 
+def _check_unit_range(array: np.ndarray, path: str | Path, what: str) -> np.ndarray:
+    """``array`` when it is finite and within [0, 1]; else a DataError naming the file."""
+    if array.size:
+        low, high = float(np.min(array)), float(np.max(array))
+        if not (np.isfinite(low) and np.isfinite(high)):
+            raise DataError(f"{path}: {what} holds NaN or infinite values")
+        if low < 0.0 or high > 1.0:
+            raise DataError(
+                f"{path}: {what} values lie in [{low:.4g}, {high:.4g}], outside [0, 1] "
+                "(a 0–255 map or logits? save probabilities in [0, 1])"
+            )
+    return array
+
+
 def read_image(path: str | Path) -> np.ndarray:
     """Read an infrared frame as one channel scaled to [0, 1].
 
-    8-bit images are divided by 255, 16-bit by 65535, float images are taken as they are.
+    8-bit images are divided by 255, 16-bit by 65535; float images (TIFF) must already lie
+    in [0, 1] (there is no scale to guess from a float file), else a DataError names the file.
 
     Returns:
         ``H×W`` float32 array.
     """
-    array = _to_gray(_decode(path), path)
+    return image_to_unit(read_image_gray(path), path)
+
+
+def read_image_gray(path: str | Path) -> np.ndarray:
+    """A frame as one channel in its file's own type (uint8, uint16 or float), unscaled.
+
+    For resizing before the scale to [0, 1], as the original training code resizes uint8.
+    """
+    return _to_gray(_decode(path), path)
+
+
+def image_to_unit(array: np.ndarray, path: str | Path) -> np.ndarray:
+    """``H×W`` grey levels of :func:`read_image_gray` as float32 in [0, 1] (see :func:`read_image`)."""
     if array.dtype == np.uint8:
         return array.astype(np.float32) / 255.0
     if array.dtype == np.uint16:
         return array.astype(np.float32) / 65535.0
     if np.issubdtype(array.dtype, np.floating):
-        return array.astype(np.float32)
+        return _check_unit_range(array.astype(np.float32), path, "float image")
     raise DataError(f"{path}: unsupported pixel type {array.dtype}")
 
 
@@ -72,8 +116,29 @@ def read_mask(path: str | Path) -> np.ndarray:
     return array > 0
 
 
+def read_mask_levels(path: str | Path) -> np.ndarray:
+    """A ground-truth mask divided by its maximum, as the published recipe trains on (SPEC §3).
+
+    A binary mask becomes {0, 1}; a mask with several grey levels keeps them as fractions of
+    its maximum; an empty mask is all 0. RGB masks take the largest channel.
+
+    Returns:
+        ``H×W`` float32 array in [0, 1].
+    """
+    array = _decode(path)
+    if array.ndim == 3:
+        array = array.max(axis=2)
+    levels = array.astype(np.float32)
+    peak = levels.max()
+    return levels / peak if peak > 0 else np.zeros_like(levels)
+
+
 def read_prediction(path: str | Path) -> np.ndarray:
     """Read a saved probability map: ``.mat`` (variable ``T``) or ``.png`` (value / 255).
+
+    A ``.mat`` or float image map with values outside [0, 1] (a 0–255 map, or logits from
+    another framework) is refused with a DataError naming the file: scoring it would be
+    garbage. 8-bit maps are divided by 255, 16-bit by 65535.
 
     Returns:
         ``H×W`` float32 array in [0, 1].
@@ -91,10 +156,12 @@ def read_prediction(path: str | Path) -> np.ndarray:
         prob = np.asarray(content["T"], dtype=np.float32)
         if prob.ndim != 2:
             raise DataError(f"{path}: variable 'T' has shape {prob.shape}, expected H×W")
-        return prob
+        return _check_unit_range(prob, path, "variable 'T'")
     array = _to_gray(_decode(path), path)
     if array.dtype == np.uint16:
         return array.astype(np.float32) / 65535.0
+    if np.issubdtype(array.dtype, np.floating):
+        return _check_unit_range(array.astype(np.float32), path, "float map")
     return array.astype(np.float32) / 255.0
 
 
@@ -114,20 +181,44 @@ def write_prediction(
             ``OUT/background/<name>.png`` and into the ``.mat`` file as ``D``.
     """
     out_dir = Path(out_dir)
-    (out_dir / "img").mkdir(parents=True, exist_ok=True)
-    (out_dir / "mat").mkdir(parents=True, exist_ok=True)
     prob = np.asarray(prob, dtype=np.float32)
-    png = np.round(np.clip(prob, 0.0, 1.0) * 255.0).astype(np.uint8)
-    if not cv2.imwrite(str(out_dir / "img" / f"{name}.png"), png):
-        raise DataError(f"{out_dir / 'img' / name}.png: cannot write file")
     variables = {"T": prob}
+    pngs = {"img": prob}
     if background is not None:
-        background = np.asarray(background, dtype=np.float32)
-        variables["D"] = background
-        (out_dir / "background").mkdir(parents=True, exist_ok=True)
-        bg_png = np.round(np.clip(background, 0.0, 1.0) * 255.0).astype(np.uint8)
-        cv2.imwrite(str(out_dir / "background" / f"{name}.png"), bg_png)
-    scipy.io.savemat(str(out_dir / "mat" / f"{name}.mat"), variables, do_compression=True)
+        variables["D"] = pngs["background"] = np.asarray(background, dtype=np.float32)
+    # Each file through a temporary name and a rename: a kill never leaves half a map.
+    for folder, values in pngs.items():
+        path = named_file(out_dir / folder, name, ".png")
+        with atomic_path(path) as temp:
+            if not cv2.imwrite(
+                str(temp), np.round(np.clip(values, 0.0, 1.0) * 255.0).astype(np.uint8)
+            ):
+                raise DataError(f"{path}: cannot write file")
+    with atomic_path(named_file(out_dir / "mat", name, ".mat")) as temp:
+        scipy.io.savemat(str(temp), variables, do_compression=True)
+
+
+# What write_prediction writes, by subfolder of OUT.
+PREDICTION_FILES = {"img": ".png", "mat": ".mat", "background": ".png"}
+
+
+def clear_predictions(out_dir: str | Path) -> int:
+    """Remove the maps an earlier run wrote into ``out_dir``; returns how many.
+
+    Only what :func:`write_prediction` writes is removed (``img/*.png``, ``mat/*.mat``,
+    ``background/*.png``), nothing else in ``out_dir``. Called before a run writes its own
+    maps, so a frame that fails this time cannot leave an older map to be scored as new.
+    """
+    removed = 0
+    for folder, suffix in PREDICTION_FILES.items():
+        directory = Path(out_dir) / folder
+        if not directory.is_dir():
+            continue
+        for path in directory.iterdir():
+            if path.is_file() and path.suffix.lower() == suffix:
+                path.unlink()
+                removed += 1
+    return removed
 
 
 def list_images(folder: str | Path) -> list[Path]:

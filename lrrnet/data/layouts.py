@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lrrnet.data.io import IMAGE_SUFFIXES, read_image, read_mask
+from lrrnet.data.io import IMAGE_SUFFIXES, is_plain_name, read_image, read_mask
 from lrrnet.errors import ConfigError, DataError, summarize
 
 logger = logging.getLogger(__name__)
@@ -121,6 +121,16 @@ def _read_split_file(path: Path) -> list[str]:
         raise DataError(f"{path}: cannot read split file ({error})") from None
     names = [line.strip() for line in text.splitlines()]
     names = [name for name in names if name]
+    unsafe = [
+        f"line {n}: {line.strip()!r}"
+        for n, line in enumerate(text.splitlines(), 1)
+        if line.strip() and not is_plain_name(line.strip())
+    ]
+    if unsafe:
+        raise DataError(
+            f"{path}: {len(unsafe)} name(s) are not plain file names (path separators and '..' "
+            f"are refused): {summarize(unsafe, ', ')}"
+        )
     unique = list(dict.fromkeys(names))
     if len(unique) < len(names):
         logger.warning("%s: %d duplicate names ignored", path, len(names) - len(unique))

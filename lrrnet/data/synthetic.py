@@ -464,7 +464,7 @@ def generate_frame(
     return image, mask.astype(np.uint8) * 255
 
 
-def _parse_size(size: int | tuple[int, int] | str) -> tuple[int, int]:
+def parse_frame_size(size: int | tuple[int, int] | str) -> tuple[int, int]:
     if isinstance(size, str):
         parts = size.lower().split("x")
         try:
@@ -513,7 +513,7 @@ def generate_dataset(
         ``out_dir``.
     """
     out_dir = Path(out_dir)
-    height, width = _parse_size(size)
+    height, width = parse_frame_size(size)
     if num_train < 1 or num_test < 1:
         raise DataError(f"{out_dir}: need at least one train and one test frame")
     if out_dir.exists() and any(out_dir.iterdir()):

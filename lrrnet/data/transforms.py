@@ -47,16 +47,22 @@ def resize_pair(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Resize an image bilinearly and its mask by nearest neighbour (the published recipe).
 
+    The image is resized in its own type: an 8-bit frame as uint8, as the original does
+    (OpenCV rounds each interpolated value to a grey level), before any scale to [0, 1].
+
     Args:
-        image: ``H×W`` image.
+        image: ``H×W`` image (uint8, uint16 or float).
         mask: ``H×W`` mask, of the image's size or not (it is resized to ``size`` either way).
         size: output side, or ``(height, width)``.
 
     Returns:
         ``(image, mask)`` of the new size.
     """
-    shape = _as_hw(size)
-    return resize_map(image, shape), resize_mask(mask, shape)
+    height, width = _as_hw(size)
+    if image.shape != (height, width):
+        image = cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
+    # Nearest neighbour copies values, so a mask keeps its levels in its own dtype.
+    return image, resize_mask(mask, (height, width))
 
 
 def pad_to_size(

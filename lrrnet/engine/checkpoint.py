@@ -13,7 +13,6 @@ import logging
 import os
 import pickle
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ import torch
 from torch import nn
 
 from lrrnet.errors import CheckpointError, summarize
+from lrrnet.files import atomic_path
 
 logger = logging.getLogger(__name__)
 
@@ -191,21 +191,8 @@ def save_checkpoint(obj: dict[str, Any], path: str | os.PathLike) -> None:
         obj: the checkpoint dict.
         path: destination; parent folders are created.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temp_name = tempfile.mkstemp(
-        dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
-    )
-    try:
-        os.chmod(temp_name, 0o644)  # mkstemp's 0600 would make shared checkpoints unreadable
-        with os.fdopen(descriptor, "wb") as handle:
-            torch.save(obj, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
+    with atomic_path(path, durable=True) as temp:
+        torch.save(obj, temp)
 
 
 def unwrap_model(model: nn.Module) -> nn.Module:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -9,6 +10,8 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -27,8 +30,12 @@ class DistInfo:
         return self.world_size > 1
 
 
-def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    """``auto`` is CUDA when present, else CPU; ``cuda`` picks the local rank's GPU."""
+def resolve_device(name: str, local_rank: int = 0, world_size: int = 1) -> torch.device:
+    """``auto`` is CUDA when present, else CPU; ``cuda`` picks the local rank's GPU.
+
+    Under DDP (``world_size > 1``) every rank takes its own GPU, ``cuda:LOCAL_RANK``, even
+    when a config names ``cuda:N``: one fixed index would put every rank on the same GPU.
+    """
     from lrrnet.errors import ConfigError
 
     if name == "auto":
@@ -36,6 +43,15 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
             raise ConfigError(f"device '{name}' requested but CUDA is not available")
+        if ":" in name and world_size > 1:
+            if name != f"cuda:{local_rank}":
+                logger.warning(
+                    "train.device=%s under DDP: rank with LOCAL_RANK=%d uses cuda:%d",
+                    name,
+                    local_rank,
+                    local_rank,
+                )
+            name = "cuda"
         return torch.device(name if ":" in name else f"cuda:{local_rank}")
     if name != "cpu":
         raise ConfigError(f"unknown device '{name}' (use auto, cpu, cuda or cuda:N)")
@@ -47,7 +63,7 @@ def init_distributed(device_name: str) -> DistInfo:
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    device = resolve_device(device_name, local_rank)
+    device = resolve_device(device_name, local_rank, world_size)
     if world_size > 1 and not dist.is_initialized():
         if device.type == "cuda":
             torch.cuda.set_device(device)

@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from lrrnet.data import Sample, find_splits
-from lrrnet.data.io import write_prediction
+from lrrnet.data.io import clear_predictions, write_prediction
+from lrrnet.engine.checkpoint import load_checkpoint
 from lrrnet.engine.evaluator import iterate_predictions
-from lrrnet.engine.predictor import Predictor
+from lrrnet.engine.predictor import Predictor, config_eval_size
 from lrrnet.errors import CheckpointError, DataError
 
 logger = logging.getLogger(__name__)
@@ -38,6 +39,33 @@ def newest_run_checkpoint(cfg: Mapping[str, Any], filename: str = "best.pth") ->
     return runs[-1]
 
 
+# The published recipe resizes every training frame to 512×512 (SPEC §3).
+RECIPE_SIZE = 512
+
+
+def checkpoint_default_size(path: str | Path) -> tuple[str | int, str]:
+    """The size to run a checkpoint at when none is given, and why (for the log).
+
+    A checkpoint that stores its training config runs the way that config evaluates
+    (``data.eval_size``: ``base_size`` or native). A bare state dict (the released ``.pkl``
+    files) says nothing, so the published recipe's 512×512 is used: running a network
+    trained on frames resized to 512 natively on 256×256 frames would halve the scale of
+    the targets it learnt.
+    """
+    stored = load_checkpoint(path).get("config")
+    data = stored.get("data") if isinstance(stored, Mapping) else None
+    if isinstance(data, Mapping) and {"eval_size", "base_size"} <= data.keys():
+        size = config_eval_size(stored)
+        return size, (
+            f"from the config stored in {path} (data.eval_size={data['eval_size']}, "
+            f"data.base_size={data['base_size']})"
+        )
+    return RECIPE_SIZE, (
+        f"{path} stores no training config (a bare state dict): {RECIPE_SIZE}×{RECIPE_SIZE}, "
+        "the size the published recipe trains on; --size native runs frames as they are"
+    )
+
+
 def folder_samples(folder: str | Path) -> list[Sample]:
     """The frames of a plain folder (``DIR`` or ``DIR/images``), as the ``folder`` layout finds them."""
     return find_splits(folder, layout="folder")["test"]
@@ -56,9 +84,13 @@ def predict_to_folder(
     """Write ``OUT/img/<name>.png`` and ``OUT/mat/<name>.mat`` for every readable sample.
 
     An unreadable image is logged by name and recorded in the report; the others are still
-    written. Only the files of processed images are (over)written.
+    written. The maps of an earlier run in ``out_dir`` are removed first, so every map there
+    belongs to this run and a failed frame has none (scoring then reports it missing).
     """
     report = InferenceReport()
+    removed = clear_predictions(out_dir)
+    if removed:
+        logger.info("removed %d maps of an earlier run from %s", removed, out_dir)
 
     def record_failure(sample: Sample, error: DataError) -> None:
         logger.error("%s", error)

@@ -28,16 +28,16 @@ logger = logging.getLogger(__name__)
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-def parse_size(value: str | int) -> str | int:
-    """``"native"`` or a positive multiple of 8 (``"512"`` → 512)."""
+def parse_size(value: str | int, multiple: int = 8) -> str | int:
+    """``"native"`` or a positive multiple of ``multiple`` (``"512"`` → 512)."""
     if value == "native":
         return "native"
     try:
         size = int(value)
     except (TypeError, ValueError):
         raise ConfigError(f"size must be 'native' or a number, got {value!r}") from None
-    if size <= 0 or size % 8:
-        raise ConfigError(f"size {size} must be a positive multiple of 8")
+    if size <= 0 or size % multiple:
+        raise ConfigError(f"size {size} must be a positive multiple of {multiple}")
     return size
 
 
@@ -76,14 +76,16 @@ class Predictor:
         model: the network (any device; moved to ``device``).
         device: ``auto``, ``cpu``, ``cuda`` or a ``torch.device``.
         dtype: ``fp32``, ``bf16`` or ``fp16`` (autocast; maps are returned as float32).
-        size: ``"native"`` (pad to a multiple of 8 with reflection and crop the maps back) or
-            N (resize to N×N bilinearly and the maps back to the input size).
+        size: ``"native"`` (pad to the model's size multiple, 8 for the published network,
+            with reflection and crop the maps back) or N (resize to N×N bilinearly and the maps back to the input size).
         channels_last: use the channels-last memory format (faster convolutions).
         cuda_graph: CUDA only. Capture the network's forward once per input shape (after
             padding or resizing) and replay it: one launch instead of a few hundred small
             kernels, which is what bounds batch-1 latency on a fast GPU. Graphs keep the
             weights' memory, so in-place weight updates are seen; at most
             ``MAX_CUDA_GRAPHS`` shapes are kept (the oldest is dropped).
+        keep_network_size: with ``size`` N, return the maps at N×N instead of resizing them
+            back (what the original repository saves: 512×512 maps for every dataset).
     """
 
     MAX_CUDA_GRAPHS = 4
@@ -96,6 +98,7 @@ class Predictor:
         size: str | int = "native",
         channels_last: bool = True,
         cuda_graph: bool = False,
+        keep_network_size: bool = False,
     ) -> None:
         self.device = device if isinstance(device, torch.device) else resolve_device(device)
         self.dtype = dtype
@@ -104,7 +107,12 @@ class Predictor:
             raise ConfigError(f"cuda_graph needs a CUDA device, got '{self.device}'")
         self.cuda_graph = cuda_graph
         self._graphs: dict[tuple[Any, ...], CapturedForward] = {}
-        self.size = parse_size(size)
+        # The model's own multiple: 2 ** (levels − 1), 8 for the published network.
+        self.size_multiple = getattr(model, "size_multiple", 8)
+        self.size = parse_size(size, self.size_multiple)
+        if keep_network_size and self.size == "native":
+            raise ConfigError("maps at the network's size need a size N (resize), not 'native'")
+        self.keep_network_size = keep_network_size
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.model = model.to(self.device, memory_format=self.memory_format)
 
@@ -135,12 +143,13 @@ class Predictor:
             images: ``B×1×H×W`` intensities in [0, 1], any H and W.
 
         Returns:
-            ``(target_prob, reconstruction)``, each ``B×1×H×W`` float32 on the CPU.
+            ``(target_prob, reconstruction)``, each ``B×1×H×W`` float32 on the CPU
+            (``B×1×N×N`` with ``keep_network_size``).
         """
         height, width = images.shape[-2:]
         batch = images.to(self.device, non_blocking=True).float()
         if self.size == "native":
-            batch, _ = pad_to_multiple(batch, 8)
+            batch, _ = pad_to_multiple(batch, self.size_multiple)
         else:
             batch = F.interpolate(
                 batch, size=(self.size, self.size), mode="bilinear", align_corners=False
@@ -163,7 +172,7 @@ class Predictor:
         if self.size == "native":
             target_prob = crop_to(target_prob, (height, width))
             reconstruction = crop_to(reconstruction, (height, width))
-        else:
+        elif not self.keep_network_size:
             target_prob = F.interpolate(
                 target_prob, size=(height, width), mode="bilinear", align_corners=False
             )

@@ -7,9 +7,7 @@ What ``cal_from_mask.py`` runs. Predictions may come from this project's ``infer
 
 from __future__ import annotations
 
-import json
 import logging
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +20,7 @@ from lrrnet.data.io import IMAGE_SUFFIXES, read_mask, read_prediction
 from lrrnet.data.layouts import warn_size_mismatch
 from lrrnet.data.transforms import resize_map
 from lrrnet.errors import DataError, summarize
+from lrrnet.files import atomic_path, write_json_atomic, write_text_atomic
 from lrrnet.metrics import MetricAccumulator, format_table
 
 logger = logging.getLogger(__name__)
@@ -158,11 +157,13 @@ def score_pairs(
 ) -> dict:
     """Score every pair with one :class:`MetricAccumulator`.
 
-    The mask's resolution is authoritative: a prediction of another size (made at its
-    frame's size when the mask was drawn larger, as SIRST v1 ``Misc_111``) is resized to the
-    mask bilinearly and the mask named once in a warning. With ``strict_sizes`` such a pair
-    is an error naming both files (all of them in one message, after the others are
-    scored), or, with ``allow_missing`` too, is skipped and counted in ``n_size_mismatch``.
+    The mask's resolution is authoritative: in the standard protocol a prediction of
+    another size (made at its frame's size when the mask was drawn larger, as SIRST v1
+    ``Misc_111``) is resized to the mask bilinearly and the mask named once in a warning.
+    With ``strict_sizes`` such a pair is an error naming both files (all of them in one
+    message, after the others are scored), or, with ``allow_missing`` too, is skipped and
+    counted in ``n_size_mismatch``. The ``lrrnet`` protocol resizes both to 512×512 first,
+    so any sizes score (the original writes 512×512 maps for 256×256 masks).
 
     Returns:
         The metrics of :meth:`MetricAccumulator.compute` plus ``n_size_mismatch``.
@@ -172,10 +173,11 @@ def score_pairs(
     for pair in tqdm(pairs, desc="scoring", unit="img", disable=None if progress else True):
         prob = read_prediction(pair.prediction)
         mask = read_mask(pair.mask)
-        if prob.shape != mask.shape and not strict_sizes:
+        # The lrrnet protocol brings both to 512×512 on its own, as the original does.
+        if protocol != "lrrnet" and prob.shape != mask.shape and not strict_sizes:
             warn_size_mismatch(pair.mask, mask.shape, f"prediction {pair.prediction}", prob.shape)
             prob = resize_map(prob, mask.shape)
-        if prob.shape != mask.shape:
+        if protocol != "lrrnet" and prob.shape != mask.shape:
             mismatches.append(
                 PairingProblem(
                     "size_mismatch",
@@ -197,14 +199,6 @@ def score_pairs(
     results = metrics.compute()
     results["n_size_mismatch"] = len(mismatches)
     return results
-
-
-def _json_value(value):
-    if isinstance(value, float) and math.isnan(value):
-        return None  # JSON has no NaN
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
 
 
 def write_report(
@@ -230,22 +224,19 @@ def write_report(
         "roc_mat": folder / "roc.mat",
         "roc_png": folder / "roc.png",
     }
-    scalars = {
-        key: _json_value(value)
-        for key, value in results.items()
-        if not isinstance(value, np.ndarray)
-    }
-    paths["json"].write_text(json.dumps(scalars, indent=2) + "\n")
-    paths["txt"].write_text(format_table(results) + "\n")
-    scipy.io.savemat(
-        str(paths["roc_mat"]),
-        {
-            "fpr": results["roc_fpr"],
-            "tpr": results["roc_tpr"],
-            "thresholds": results["roc_thresholds"],
-            "auc": results["auc"],
-        },
-    )
+    scalars = {key: value for key, value in results.items() if not isinstance(value, np.ndarray)}
+    write_json_atomic(paths["json"], scalars)
+    write_text_atomic(paths["txt"], format_table(results) + "\n")
+    with atomic_path(paths["roc_mat"]) as temp:
+        scipy.io.savemat(
+            str(temp),
+            {
+                "fpr": results["roc_fpr"],
+                "tpr": results["roc_tpr"],
+                "thresholds": results["roc_thresholds"],
+                "auc": results["auc"],
+            },
+        )
     # One ROC plotter for the project: the same figure as `tools/visualize.py --roc`.
     from lrrnet.visualize import roc_plot
 

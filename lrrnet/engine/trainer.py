@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import logging
 import math
 import os
@@ -53,6 +52,7 @@ from lrrnet.engine.evaluator import evaluate
 from lrrnet.engine.predictor import Predictor, autocast_context, config_eval_size
 from lrrnet.engine.schedule import lr_at
 from lrrnet.errors import CheckpointError, UserError
+from lrrnet.files import atomic_path, write_json_atomic
 from lrrnet.losses import LRRNetLoss
 from lrrnet.models import build_model
 
@@ -182,6 +182,8 @@ def _train(cfg, tcfg, dcfg, info, device, resume_path) -> RunResult:
         logger.warning("train.amp=%s ignored on the CPU", tcfg["amp"])
     amp = tcfg["amp"] if use_cuda else "fp32"
     amp = "fp32" if amp == "off" else amp
+    # A resume is checked against the checkpoint before anything is written or validated.
+    resumed = _load_for_resume(resume_path, cfg, info, device) if resume_path else None
 
     # ---- run folder and logging (rank 0 writes every file) ----
     run_dir = (
@@ -197,7 +199,6 @@ def _train(cfg, tcfg, dcfg, info, device, resume_path) -> RunResult:
     previous_level = package_logger.level
     if info.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
-        dump_yaml(cfg, run_dir / "config.yaml")
         file_handler = logging.FileHandler(run_dir / "log.txt")
         file_handler.setFormatter(
             logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -231,8 +232,8 @@ def _train(cfg, tcfg, dcfg, info, device, resume_path) -> RunResult:
         scaler = torch.amp.GradScaler("cuda", enabled=amp == "fp16")
         criterion = LRRNetLoss(**cfg["loss"])
         state = TrainState()
-        if resume_path:
-            state = _restore(resume_path, model, optimizer, scaler, device, info)
+        if resumed is not None:
+            state = _restore(resumed, model, optimizer, scaler, info)
             logger.info(
                 "resumed from %s at iteration %d (epoch %d)",
                 resume_path,
@@ -256,6 +257,7 @@ def _train(cfg, tcfg, dcfg, info, device, resume_path) -> RunResult:
             augment=dcfg["augment"],
             noise_sigma=dcfg["noise_sigma"],
             seed=cfg["seed"],
+            size_multiple=unwrap_model(model).size_multiple,
         )
         batch_size = tcfg["batch_size"]
         sampler = EpochSampler(len(dataset), batch_size, cfg["seed"], info.rank, info.world_size)
@@ -278,6 +280,17 @@ def _train(cfg, tcfg, dcfg, info, device, resume_path) -> RunResult:
             drop_last=True,
         )
         iters_per_epoch = sampler.batches_per_epoch
+        stored_per_epoch = resumed.get("iters_per_epoch") if resumed is not None else None
+        if stored_per_epoch is not None and stored_per_epoch != iters_per_epoch:
+            # The position inside the epoch would be wrong (past its end, or negative).
+            raise UserError(
+                f"{resume_path}: {stored_per_epoch} iterations per epoch when saved, "
+                f"{iters_per_epoch} now ({len(dataset)} training images, batch "
+                f"{batch_size} × {info.world_size} process(es)); the training split changed, "
+                "so the run cannot continue where it stopped"
+            )
+        if info.is_main:  # only now: a refused resume leaves the run folder as it was
+            _write_config(cfg, run_dir, resumed)
         total_iters = tcfg["epochs"] * iters_per_epoch
         if tcfg["max_iters"] is not None:
             total_iters = min(total_iters, tcfg["max_iters"])
@@ -323,6 +336,7 @@ def _train(cfg, tcfg, dcfg, info, device, resume_path) -> RunResult:
             rng_states = _gather_rng_states(info)
             if info.is_main:
                 checkpoint = _checkpoint(model, optimizer, scaler, state, cfg, metrics, rng_states)
+                checkpoint.update(iters_per_epoch=iters_per_epoch, world_size=info.world_size)
                 save_checkpoint(checkpoint, run_dir / "latest.pth")
                 if improved:
                     save_checkpoint(checkpoint, run_dir / "best.pth")
@@ -368,9 +382,15 @@ def _train(cfg, tcfg, dcfg, info, device, resume_path) -> RunResult:
         started, start_iteration = time.time(), state.iteration
         loss_window = [0.0, 0]  # sum and count of training losses since the last evaluation
         while not stop and state.epoch < tcfg["epochs"]:
-            sampler.set_epoch(
-                state.epoch, start_batch=state.iteration - state.epoch * iters_per_epoch
-            )
+            start_batch = state.iteration - state.epoch * iters_per_epoch
+            if not 0 <= start_batch < iters_per_epoch:
+                # A checkpoint from before iters_per_epoch was stored, with another split.
+                raise UserError(
+                    f"{resume_path}: iteration {state.iteration} is not in epoch {state.epoch} "
+                    f"at {iters_per_epoch} iterations per epoch; the training split or batch "
+                    "changed since it was saved"
+                )
+            sampler.set_epoch(state.epoch, start_batch=start_batch)
             for batch in loader:
                 lr = lr_at(
                     state.iteration,
@@ -492,7 +512,7 @@ def _train(cfg, tcfg, dcfg, info, device, resume_path) -> RunResult:
             "last": {"iteration": state.iteration, "test": last_metrics},
         }
         if info.is_main:
-            (run_dir / "test_metrics.json").write_text(json.dumps(_jsonable(result), indent=2))
+            write_json_atomic(run_dir / "test_metrics.json", result)
             logger.info("checkpoint selected on %s by %s", selection["split"], selection["metric"])
             for which in ("best", "last"):
                 metrics = result[which]["test"]
@@ -575,29 +595,80 @@ def _checkpoint(
     }
 
 
-def _restore(
-    path: Path, model, optimizer, scaler, device, info: distributed.DistInfo
-) -> TrainState:
+def _load_for_resume(
+    path: Path, cfg: Mapping[str, Any], info: distributed.DistInfo, device: torch.device
+) -> dict[str, Any]:
+    """The checkpoint to resume from, refused when the run cannot continue exactly.
+
+    The position inside an epoch is counted in batches of ``train.batch_size`` per process,
+    so another batch size or process count would start at the wrong sample (or past the end
+    of the epoch): refused with both values. Other config changes are allowed and logged.
+    """
     checkpoint = load_checkpoint(path, map_location=device)
     for key in ("model", "optimizer", "iteration", "epoch", "rng"):
         if key not in checkpoint:
             raise CheckpointError(
                 f"{path}: not a training checkpoint (no '{key}' entry); cannot resume"
             )
+    stored = checkpoint.get("config") or {}
+    old_batch = stored.get("train", {}).get("batch_size", cfg["train"]["batch_size"])
+    old_world = checkpoint.get("world_size", len(checkpoint["rng"]))
+    new_batch, new_world = cfg["train"]["batch_size"], info.world_size
+    if (old_batch, old_world) != (new_batch, new_world):
+        raise UserError(
+            f"{path}: saved with train.batch_size={old_batch} × {old_world} process(es), resuming "
+            f"with train.batch_size={new_batch} × {new_world}; resume with the same values "
+            "(the iteration counts batches of that size)"
+        )
+    changes = config_changes(stored, to_dict(cfg)) if stored else []
+    if changes:
+        logger.warning("resuming %s with a changed config: %s", path, "; ".join(changes))
+    checkpoint["config_changes"] = changes
+    return checkpoint
+
+
+def config_changes(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """``key: old -> new`` for every dotted key whose value differs (tuples equal lists)."""
+    changes = []
+    for key in sorted(set(old) | set(new), key=str):
+        dotted = f"{prefix}{key}"
+        before, after = old.get(key, "<absent>"), new.get(key, "<absent>")
+        if isinstance(before, Mapping) and isinstance(after, Mapping):
+            changes += config_changes(before, after, f"{dotted}.")
+        elif _plain(before) != _plain(after):
+            changes.append(f"{dotted}: {before!r} -> {after!r}")
+    return changes
+
+
+def _plain(value: Any) -> Any:
+    return [_plain(v) for v in value] if isinstance(value, (list, tuple)) else value
+
+
+def _write_config(cfg: Mapping[str, Any], run_dir: Path, resumed: dict[str, Any] | None) -> None:
+    """Write ``config.yaml``; on a resume with changes, keep the one it replaces.
+
+    The replaced file becomes ``config.until-iter<N>.yaml`` (N: the iteration resumed from),
+    so the run folder holds every config the run was trained with, in order.
+    """
+    path = run_dir / "config.yaml"
+    if resumed is not None and path.exists():
+        if not resumed["config_changes"]:
+            return
+        kept = run_dir / f"config.until-iter{resumed['iteration']}.yaml"
+        path.replace(kept)
+        logger.info("config changed on resume: the previous one is kept as %s", kept.name)
+    dump_yaml(cfg, path)
+
+
+def _restore(
+    checkpoint: dict[str, Any], model, optimizer, scaler, info: distributed.DistInfo
+) -> TrainState:
     model.load_state_dict(checkpoint["model"])
     optimizer.load_state_dict(checkpoint["optimizer"])
     if checkpoint.get("scaler"):
         scaler.load_state_dict(checkpoint["scaler"])
-    rng_states = checkpoint["rng"]
-    if len(rng_states) != info.world_size:
-        logger.warning(
-            "%s holds RNG states of %d process(es) but %d are resuming: every rank continues "
-            "rank 0's stream, so the result will not equal an uninterrupted run",
-            path,
-            len(rng_states),
-            info.world_size,
-        )
-    rng = rng_states[info.rank if len(rng_states) == info.world_size else 0]
+    # _load_for_resume refused another process count, so every rank has its own state.
+    rng = checkpoint["rng"][info.rank]
     random.setstate(_tuples(rng["python"]))
     name, keys, *rest = rng["numpy"]
     # The checkpoint was loaded onto the training device; RNG states live on the host.
@@ -665,20 +736,22 @@ def _append_csv(
 
 
 def _truncate_csv(path: Path, iteration: int) -> None:
-    """On resume, drop rows an interrupted run wrote after the checkpoint it resumes from."""
+    """On resume, drop rows an interrupted run wrote after the checkpoint it resumes from.
+
+    A row cut short by a kill during its append (fewer fields than the header) goes too.
+    The rewrite is atomic: a kill during it leaves the old file.
+    """
     if not path.exists():
         return
-    rows = list(csv.reader(path.open()))
-    kept = [rows[0]] + [row for row in rows[1:] if row and int(row[0]) <= iteration]
-    with path.open("w", newline="") as handle:
+    with path.open(newline="") as handle:
+        rows = list(csv.reader(handle))
+    if not rows:
+        return
+    header = rows[0]
+    kept = [header] + [
+        row
+        for row in rows[1:]
+        if len(row) == len(header) and row[0].isdigit() and int(row[0]) <= iteration
+    ]
+    with atomic_path(path) as temp, temp.open("w", newline="") as handle:
         csv.writer(handle).writerows(kept)
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (np.generic, torch.Tensor)):
-        return value.item()
-    return value
