@@ -180,6 +180,13 @@ def benchmark_training(
     }
 
 
+def _device_line(result: dict[str, Any]) -> str:
+    return (
+        f"device {result['device']} ({result['device_name']}), {result['threads']} threads, "
+        f"torch {result['torch']}"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=512, help="input height and width")
@@ -226,10 +233,7 @@ def main(argv: list[str] | None = None) -> int:
             warmup=args.warmup,
             iters=args.iters,
         )
-        print(
-            f"device {result['device']} ({result['device_name']}), {result['threads']} "
-            f"threads, torch {result['torch']}"
-        )
+        print(_device_line(result))
         print(
             f"training step {args.batch}×1×{args.size}×{args.size} {args.dtype}, "
             f"channels_last {args.channels_last}, compile {args.compile}"
@@ -266,8 +270,7 @@ def main(argv: list[str] | None = None) -> int:
             iters=args.iters,
         )
         print(
-            f"device {result['device']} ({result['device_name']}), {result['threads']} "
-            f"threads, torch {result['torch']}, {args.batch}×1×{args.size}×{args.size} "
+            f"{_device_line(result)}, {args.batch}×1×{args.size}×{args.size} "
             f"{args.dtype}, warmup {args.warmup}, iters {args.iters}"
         )
         print(
@@ -301,10 +304,7 @@ def main(argv: list[str] | None = None) -> int:
             warmup=args.warmup,
             iters=args.iters,
         )
-        print(
-            f"device {result['device']} ({result['device_name']}), {result['threads']} "
-            f"threads, torch {result['torch']}"
-        )
+        print(_device_line(result))
         print(
             f"input {args.batch}×1×{args.size}×{args.size} {args.dtype}, attention "
             f"{args.attention}, channels_last {args.channels_last}, compile {args.compile}"
