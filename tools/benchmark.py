@@ -6,7 +6,9 @@
 
 ``--compare`` runs the fast path (sdpa attention + channels_last) and the straightforward
 one (explicit attention, contiguous) on the same weights, interleaved, and reports the
-speed ratio and the largest output difference.
+speed ratio and the largest output difference. ``--backend onnxruntime|openvino`` times the
+checked ONNX export (CPU); ``--compare-backends`` prints one table of backend × dtype →
+latency, FPS and max |Δp| against fp32 PyTorch, all measured in one run.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from lrrnet.engine import backends  # noqa: E402
+from lrrnet.errors import UserError  # noqa: E402
 from lrrnet.models.benchmark import DTYPES, benchmark, compare_paths  # noqa: E402
 
 
@@ -40,11 +44,20 @@ def main(argv: list[str] | None = None) -> int:
         help="fast path vs straightforward path on the same weights",
     )
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--backend", choices=backends.BACKENDS, default="torch")
+    parser.add_argument("--compare-backends", action="store_true", help="one table, CPU")
+    parser.add_argument("--checkpoint", help="weights for --backend/--compare-backends")
     args = parser.parse_args(argv)
     if args.size % 8:
         parser.error(f"--size must be a multiple of 8, got {args.size}")
 
-    if args.compare:
+    if args.compare_backends or args.backend != "torch":
+        try:
+            result = backends.benchmark_cli(args)
+        except UserError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return error.exit_code
+    elif args.compare:
         result = compare_paths(
             size=args.size,
             batch=args.batch,
