@@ -228,3 +228,32 @@ def test_benchmark_with_a_backend_writes_fps(tiny, tmp_path):
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert json.loads(out.read_text())["fps"] > 0
+
+
+@pytest.mark.parametrize(
+    "blocked, args, message",
+    [
+        ("", ["--backend", "onnxruntime", "--dtype", "bf16"], "runs dtype fp32, not bf16"),
+        ("openvino", ["--backend", "openvino"], "needs the optional package 'openvino': pip"),
+    ],
+)
+def test_inference_backend_errors_are_one_line(tiny, tmp_path, blocked, args, message):
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    cv2.imwrite(str(frames / "a.png"), np.zeros((16, 16), np.uint8))
+    argv = [
+        "--checkpoint",
+        str(tiny["checkpoint"]),
+        "--images",
+        str(frames),
+        "--out",
+        str(tmp_path / "out"),
+        *args,
+    ]
+    # sys.modules[name] = None makes "import name" fail, as if the package were absent.
+    code = f"import sys; sys.modules[{blocked!r}] = None; import inference; sys.exit(inference.main({argv!r}))"
+    result = run_script("-c", code)
+    assert result.returncode == 2
+    last = result.stderr.strip().splitlines()[-1]  # after the log's "checkpoint PATH" line
+    assert last.startswith("error: ") and message in last, result.stderr
+    assert "Traceback" not in result.stderr

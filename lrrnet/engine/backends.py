@@ -53,6 +53,12 @@ OPSET = 18
 EXPORT_TOLERANCE = 1e-4  # largest |Δp| (probabilities) accepted between PyTorch and the export
 # CPU flags of native bf16 arithmetic (AMX tiles, or AVX-512 BF16 dot products).
 BF16_FLAGS: tuple[str, ...] = ("amx_bf16", "avx512_bf16")
+# OpenVINO's element types as this module's dtype names.
+OPENVINO_TYPES = {
+    "<Type: 'float32'>": "fp32",
+    "<Type: 'bfloat16'>": "bf16",
+    "<Type: 'float16'>": "fp16",
+}
 
 
 class BackendError(UserError):
@@ -131,22 +137,33 @@ def export_onnx(model: LRRNet, path: str | os.PathLike, opset: int = OPSET) -> P
     batch = torch.export.Dim("batch", min=1, max=1024)
     dynamic = ({0: batch, 2: multiple * height, 3: multiple * width},)
     temporary = path.with_name(path.name + ".partial")
+    # torch.onnx logs a warning per torchvision operator it cannot register (unused here).
+    exporter_log = logging.getLogger("torch.onnx")
+    level = exporter_log.level
+    exporter_log.setLevel(logging.ERROR)
     try:
-        torch.onnx.export(
-            network,
-            (example,),
-            str(temporary),
-            dynamo=True,
-            opset_version=opset,
-            input_names=[INPUT_NAME],
-            output_names=list(OUTPUT_NAMES),
-            dynamic_shapes=dynamic,
-            external_data=False,
-            verbose=False,
-        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # torch.export's own deprecations
+            torch.onnx.export(
+                network,
+                (example,),
+                str(temporary),
+                dynamo=True,
+                opset_version=opset,
+                input_names=[INPUT_NAME],
+                output_names=list(OUTPUT_NAMES),
+                dynamic_shapes=dynamic,
+                external_data=False,
+                verbose=False,
+            )
     except Exception as exc:
         temporary.unlink(missing_ok=True)
-        raise BackendError(f"ONNX export to {path} failed: {type(exc).__name__}: {exc}") from exc
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise BackendError(
+            f"ONNX export to {path} failed: {type(exc).__name__}: {first_line}"
+        ) from exc
+    finally:
+        exporter_log.setLevel(level)
     os.replace(temporary, path)
     return path
 
@@ -264,6 +281,7 @@ class ExportedModel(nn.Module):
         self.path, self.backend, self.dtype = Path(path), backend, dtype
         self.threads = threads or torch.get_num_threads()
         self._compiled: dict[tuple[int, ...], Any] = {}
+        self.runs_as = dtype  # the precision OpenVINO actually chose, known once compiled
         if backend == "onnxruntime":
             runtime = require("onnxruntime", "backend onnxruntime")
             options = runtime.SessionOptions()
@@ -291,6 +309,16 @@ class ExportedModel(nn.Module):
                     "INFERENCE_NUM_THREADS": self.threads,
                 },
             )
+            actual = str(self._compiled[shape].get_property("INFERENCE_PRECISION_HINT"))
+            self.runs_as = OPENVINO_TYPES.get(actual, actual)
+            if self.runs_as != self.dtype:
+                # OpenVINO quietly runs fp32 where the CPU has no bf16/fp16 arithmetic.
+                logger.warning(
+                    "OpenVINO runs %s, not %s, on this CPU (%s)",
+                    self.runs_as,
+                    self.dtype,
+                    cpu_description(),
+                )
         return self._compiled[shape]
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -324,6 +352,8 @@ def predictor_for_backend(
     check_backend(backend, dtype)
     if backend != "torch" and str(device) not in ("auto", "cpu"):
         raise BackendError(f"backend {backend} runs on the CPU here; use --device cpu")
+    if backend != "torch":  # before a long export, not after it
+        require(backend, f"backend {backend}")
     target = resolve_device(device) if backend == "torch" else torch.device("cpu")
     if target.type == "cpu":
         warn_if_bf16_is_emulated(dtype)
@@ -366,7 +396,12 @@ def runner_for(
     check_backend(backend, dtype)
     if backend != "torch":
         runtime = ExportedModel(cached_export(model, cache_dir), backend, dtype)
-        return lambda image: torch.sigmoid(runtime(image)[1])
+
+        def run_exported(image: torch.Tensor) -> torch.Tensor:
+            return torch.sigmoid(runtime(image)[1])
+
+        run_exported.runtime = runtime  # type: ignore[attr-defined]
+        return run_exported
     original = path == "original"
     network, memory_format = prepare_model(
         model,
@@ -403,46 +438,51 @@ def compare_backends(
         ``speedup`` (against the first row), ``max_abs_diff_p`` (against the first row).
     """
     image = torch.rand(batch, 1, size, size, generator=torch.Generator().manual_seed(seed))
-    runners: dict[int, Callable[[], torch.Tensor]] = {}
-    results: list[dict[str, Any]] = []
-    outputs: dict[int, torch.Tensor] = {}
-    for index, (backend, dtype, path) in enumerate(rows):
-        results.append({"backend": backend, "dtype": dtype, "path": path})
-        try:
-            run = runner_for(model, backend, dtype, path or "fast", cache_dir)
-        except BackendError as error:
-            results[-1]["skipped"] = str(error)
-            continue
-
-        def timed(index: int = index, run: Callable = run) -> torch.Tensor:
-            outputs[index] = run(image)
-            return outputs[index]
-
-        runners[index] = timed
-    times = time_forwards(runners, torch.device("cpu"), warmup=warmup, iters=iters)
-    reference = outputs[min(outputs)] if outputs else None
+    results = [{"backend": backend, "dtype": dtype, "path": path} for backend, dtype, path in rows]
+    runs: dict[int, Callable[[torch.Tensor], torch.Tensor]] = {}
     for index, result in enumerate(results):
-        if index not in runners:
-            continue
-        latency = statistics.median(times[index])
-        result.update(
+        try:
+            runs[index] = runner_for(
+                model, result["backend"], result["dtype"], result["path"] or "fast", cache_dir
+            )
+        except BackendError as error:
+            result["skipped"] = str(error)
+    outputs: dict[int, torch.Tensor] = {}
+
+    def timed(index: int) -> Callable[[], None]:
+        def run() -> None:
+            outputs[index] = runs[index](image)
+
+        return run
+
+    times = time_forwards(
+        {str(index): timed(index) for index in runs}, torch.device("cpu"), warmup, iters
+    )
+    if not runs:
+        return results
+    reference, baseline = outputs[min(runs)], statistics.median(times[str(min(runs))])
+    for index, run in runs.items():
+        latency = statistics.median(times[str(index)])
+        runtime = getattr(run, "runtime", None)
+        results[index].update(
             latency_ms=latency,
             fps=1e3 * batch / latency,
+            speedup=baseline / latency,
             max_abs_diff_p=(outputs[index] - reference).abs().max().item(),
-            times_ms=times[index],
+            runs_as=runtime.runs_as if runtime is not None else results[index]["dtype"],
+            times_ms=times[str(index)],
         )
-    baseline = next((r["latency_ms"] for r in results if "latency_ms" in r), None)
-    for result in results:
-        if "latency_ms" in result:
-            result["speedup"] = baseline / result["latency_ms"]
     return results
 
 
 def format_comparison(results: Sequence[Mapping[str, Any]]) -> str:
-    """One table: backend × dtype → latency, FPS, speed-up and max |Δp| against the first row."""
+    """One table: backend × dtype → latency, FPS, speed-up and max |Δp| against the first row.
+
+    "runs as" is the precision the backend really used (OpenVINO falls back to fp32 on CPUs
+    without bf16/fp16 arithmetic)."""
     lines = [
-        f"{'backend':<12} {'dtype':<5} {'path':<9} {'latency ms':>10} {'FPS':>7} "
-        f"{'speed-up':>8} {'max |Δp|':>9}"
+        f"{'backend':<12} {'dtype':<5} {'path':<9} {'runs as':<7} {'latency ms':>10} "
+        f"{'FPS':>7} {'speed-up':>8} {'max |Δp|':>9}"
     ]
     for row in results:
         head = f"{row['backend']:<12} {row['dtype']:<5} {row['path'] or '-':<9}"
@@ -450,8 +490,8 @@ def format_comparison(results: Sequence[Mapping[str, Any]]) -> str:
             lines.append(f"{head} skipped: {row['skipped']}")
             continue
         lines.append(
-            f"{head} {row['latency_ms']:10.1f} {row['fps']:7.2f} {row['speedup']:7.2f}× "
-            f"{row['max_abs_diff_p']:9.1e}"
+            f"{head} {row['runs_as']:<7} {row['latency_ms']:10.1f} {row['fps']:7.2f} "
+            f"{row['speedup']:7.2f}× {row['max_abs_diff_p']:9.1e}"
         )
     return "\n".join(lines)
 
@@ -482,6 +522,7 @@ def benchmark_cli(args: Any) -> dict[str, Any]:
         torch.manual_seed(0)
         model = LRRNet()
     rows = COMPARED if args.compare_backends else ((args.backend, args.dtype, ""),)
+    warn_if_bf16_is_emulated("bf16" if any(dtype == "bf16" for _, dtype, _ in rows) else "fp32")
     results = compare_backends(
         model, size=args.size, batch=args.batch, warmup=args.warmup, iters=args.iters, rows=rows
     )
