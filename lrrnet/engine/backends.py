@@ -311,7 +311,7 @@ class ExportedModel(nn.Module):
             )
             actual = str(self._compiled[shape].get_property("INFERENCE_PRECISION_HINT"))
             self.runs_as = OPENVINO_TYPES.get(actual, actual)
-            if self.runs_as != self.dtype:
+            if self.runs_as != self.dtype and len(self._compiled) == 1:
                 # OpenVINO quietly runs fp32 where the CPU has no bf16/fp16 arithmetic.
                 logger.warning(
                     "OpenVINO runs %s, not %s, on this CPU (%s)",
