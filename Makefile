@@ -5,10 +5,11 @@ PY := $(VENV)/bin/python
 
 .PHONY: demo test lint clean-venv
 
-$(VENV)/.installed: requirements.txt pyproject.toml
+$(VENV)/.installed: requirements.txt requirements-deploy.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip
 	$(PY) -m pip install -r requirements.txt
+	$(PY) -m pip install -r requirements-deploy.txt
 	$(PY) -m pip install --no-deps -e .
 	touch $@
 

@@ -16,13 +16,14 @@ import torch
 
 from lrrnet.config import load_config
 from lrrnet.data import splits_from_config
+from lrrnet.engine.backends import BACKENDS, predictor_for_backend
 from lrrnet.engine.inference import (
     checkpoint_default_size,
     folder_samples,
     newest_run_checkpoint,
     predict_to_folder,
 )
-from lrrnet.engine.predictor import Predictor, config_eval_size, parse_size
+from lrrnet.engine.predictor import config_eval_size, parse_size
 from lrrnet.errors import UserError
 
 logger = logging.getLogger("lrrnet.inference")
@@ -69,6 +70,12 @@ def main(argv=None) -> int:
         "--device", default=None, help="auto | cpu | cuda (default: config's train.device)"
     )
     parser.add_argument("--dtype", default="fp32", choices=("fp32", "bf16", "fp16"))
+    parser.add_argument(
+        "--backend",
+        default="torch",
+        choices=BACKENDS,
+        help="onnxruntime/openvino run a checked, cached ONNX export on the CPU",
+    )
     parser.add_argument("--batch-size", type=positive_int, default=None)
     parser.add_argument(
         "--cuda-graph",
@@ -119,8 +126,9 @@ def run(args) -> int:
         raise UserError("give a CONFIG, or --checkpoint PATH --images DIR --out DIR")
 
     logger.info("checkpoint %s", checkpoint)
-    predictor = Predictor.from_checkpoint(
+    predictor = predictor_for_backend(
         checkpoint,
+        backend=args.backend,
         model_config=model_config,
         device=device,
         dtype=args.dtype,

@@ -10,7 +10,9 @@
 one (explicit attention, contiguous) on the same weights, interleaved, and reports the
 speed ratio and the largest output difference. ``--cuda-graph`` times the predictor's
 CUDA-graph replay of the forward (batch-1 latency). ``--train`` times whole training steps
-(forward, loss, backward, Adam) instead of forwards.
+(forward, loss, backward, Adam) instead of forwards. ``--backend onnxruntime|openvino``
+times the checked ONNX export (CPU); ``--compare-backends`` prints one table of backend ×
+dtype → latency, FPS and max |Δp| against fp32 PyTorch, all measured in one run.
 """
 
 from __future__ import annotations
@@ -27,7 +29,9 @@ from typing import Any  # noqa: E402
 
 import torch  # noqa: E402
 
+from lrrnet.engine import backends  # noqa: E402
 from lrrnet.engine.predictor import CapturedForward, autocast_context  # noqa: E402
+from lrrnet.errors import UserError  # noqa: E402
 from lrrnet.files import write_json_atomic  # noqa: E402
 from lrrnet.losses import LRRNetLoss  # noqa: E402
 from lrrnet.models import LRRNet  # noqa: E402
@@ -212,6 +216,9 @@ def main(argv: list[str] | None = None) -> int:
         "--train", action="store_true", help="time training steps instead of forwards"
     )
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--backend", choices=backends.BACKENDS, default="torch")
+    parser.add_argument("--compare-backends", action="store_true", help="one table, CPU")
+    parser.add_argument("--checkpoint", help="weights for --backend/--compare-backends")
     args = parser.parse_args(argv)
     if args.size % 8:
         parser.error(f"--size must be a multiple of 8, got {args.size}")
@@ -222,7 +229,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.cuda_graph and resolve_device(args.device).type != "cuda":
         parser.error("--cuda-graph needs a CUDA device")
 
-    if args.train:
+    if args.compare_backends or args.backend != "torch":
+        try:
+            result = backends.benchmark_cli(args)
+        except UserError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return error.exit_code
+    elif args.train:
         result = benchmark_training(
             size=args.size,
             batch=args.batch,

@@ -61,6 +61,22 @@ def autocast_context(device: torch.device, dtype: str, cache_enabled: bool = Tru
     return torch.autocast(device_type=device.type, dtype=DTYPES[dtype], cache_enabled=cache_enabled)
 
 
+def model_from_checkpoint(
+    path: str | Path, model_config: Mapping[str, Any] | None = None
+) -> LRRNet:
+    """An LRRNet with the weights of a ``.pth`` checkpoint or a released ``.pkl`` state dict.
+
+    The architecture comes from ``model_config``, else from the config stored in the
+    checkpoint, else the paper's defaults (the released weights).
+    """
+    checkpoint = load_checkpoint(path)
+    if model_config is None and isinstance(checkpoint.get("config"), Mapping):
+        model_config = checkpoint["config"].get("model")
+    model = LRRNet(**dict(model_config or {}))
+    load_model_weights(model, checkpoint, source=str(path))
+    return model
+
+
 @dataclass
 class Prediction:
     """Maps at the input's own size: ``target_prob`` = sigmoid(T), ``reconstruction`` = D."""
@@ -123,17 +139,9 @@ class Predictor:
         model_config: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> Predictor:
-        """Build from this project's ``.pth`` or a released ``.pkl`` state dict.
-
-        The architecture comes from ``model_config``, else from the config stored in the
-        checkpoint, else the paper's defaults (the released weights).
-        """
-        checkpoint = load_checkpoint(path)
-        if model_config is None and isinstance(checkpoint.get("config"), Mapping):
-            model_config = checkpoint["config"].get("model")
-        model = LRRNet(**dict(model_config or {}))
-        load_model_weights(model, checkpoint, source=str(path))
-        return cls(model, **kwargs)
+        """Build from this project's ``.pth`` or a released ``.pkl`` state dict
+        (see :func:`model_from_checkpoint`)."""
+        return cls(model_from_checkpoint(path, model_config), **kwargs)
 
     @torch.inference_mode()
     def predict_batch(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

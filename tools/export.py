@@ -1,0 +1,63 @@
+"""Export a checkpoint to ONNX, checked against PyTorch.
+
+    python tools/export.py --checkpoint best.pth --out lrrnet.onnx
+    python tools/export.py --checkpoint LRRNet_IRSTD1k.pkl --out lrrnet.onnx --opset 18
+
+The file takes ``image`` (B×1×H×W float32 in [0, 1]; batch, height and width dynamic, H and
+W multiples of 8) and returns ``reconstruction`` (D) and ``target_logits`` (T; probability =
+sigmoid(T)). Before it is kept, ONNX Runtime runs it on a few random inputs beside PyTorch:
+the largest probability difference is printed and an export off by more than --tolerance
+is deleted and refused. Needs the deploy extra: pip install -e '.[deploy]'.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from lrrnet.engine.backends import (  # noqa: E402
+    EXPORT_TOLERANCE,
+    INPUT_NAME,
+    OPSET,
+    OUTPUT_NAMES,
+    export_checked,
+)
+from lrrnet.engine.predictor import model_from_checkpoint  # noqa: E402
+from lrrnet.errors import UserError  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--checkpoint", required=True, help=".pth checkpoint or released .pkl")
+    parser.add_argument("--out", required=True, type=Path, help="the .onnx file to write")
+    parser.add_argument(
+        "--opset", type=int, default=OPSET, help=f"ONNX opset (≥ 18, default {OPSET})"
+    )
+    parser.add_argument(
+        "--tolerance",
+        type=float,
+        default=EXPORT_TOLERANCE,
+        help="largest accepted |Δp| against PyTorch",
+    )
+    args = parser.parse_args(argv)
+    try:
+        model = model_from_checkpoint(args.checkpoint)
+        difference = export_checked(model, args.out, opset=args.opset, tolerance=args.tolerance)
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code
+    print(
+        f"wrote {args.out} (opset {args.opset}): input {INPUT_NAME} B×1×H×W, outputs "
+        f"{' and '.join(OUTPUT_NAMES)}; max |Δp| against PyTorch {difference:.2e} "
+        f"(limit {args.tolerance:.0e})"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
