@@ -54,7 +54,7 @@ CHOICES: dict[str, tuple[Any, ...]] = {
         "sirst_devkit",
         "folder",
     ),
-    "data.val_split": ("holdout", "val", "test"),
+    "data.val_split": ("holdout", "val", "test", "none"),
     "data.train_mode": ("resize", "crop"),
     "data.eval_size": ("resize", "native"),
     "loss.l1_mode": ("hard", "soft"),
@@ -63,6 +63,7 @@ CHOICES: dict[str, tuple[Any, ...]] = {
     "train.select_metric": ("miou", "niou", "f1", "pd", "auc"),
     "train.amp": ("off", "bf16", "fp16"),
     "eval.protocol": ("standard", "lrrnet"),
+    "eval.val_threshold": ("off", "f1", "miou"),
 }
 
 

@@ -302,6 +302,10 @@ def _same_results(a, b):
     for key, value in a.items():
         if isinstance(value, np.ndarray):
             np.testing.assert_allclose(b[key], value, rtol=0, atol=TOL, err_msg=key)
+        elif isinstance(value, list):  # pd_by_area, pd_fa_curve: rows of scalars
+            assert len(b[key]) == len(value), key
+            for row_a, row_b in zip(value, b[key], strict=True):
+                _same_results(row_a, row_b)
         else:
             assert b[key] == pytest.approx(value, abs=TOL, nan_ok=True), key
 

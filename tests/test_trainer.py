@@ -17,7 +17,11 @@ from lrrnet.config import load_config
 from lrrnet.data.synthetic import generate_dataset
 from lrrnet.engine import trainer
 from lrrnet.engine.checkpoint import load_checkpoint
-from lrrnet.engine.trainer import NonFiniteLossError, train
+from lrrnet.data import splits_from_config
+from lrrnet.engine.predictor import Predictor
+from lrrnet.engine.trainer import NonFiniteLossError, _score, train
+from lrrnet.errors import ConfigError
+from lrrnet.metrics import CURVE_THRESHOLDS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -367,3 +371,40 @@ def test_two_process_run_resumes_to_identical_weights(tiny_dataset, tmp_path):
         expected = torch.load(reference / f"rank{rank}.pt", weights_only=True)["weights"]
         actual = torch.load(resumed / f"rank{rank}.pt", weights_only=True)["weights"]
         assert all(torch.equal(expected[k], actual[k]) for k in expected), rank
+
+
+def test_threshold_chosen_on_val_and_the_split_recorded(tiny_dataset, tmp_path):
+    overrides = {"eval.val_threshold": "f1", "train.epochs": 1, "seed": 5}
+    cfg = load_config("synthetic", tiny_overrides(tiny_dataset, tmp_path / "t", **overrides))
+    result = train(cfg)
+    report = json.loads((result.run_dir / "test_metrics.json").read_text())
+    selection = report["selection"]
+    assert (selection["split_seed"], selection["n_val"], selection["n_test"]) == (1, 3, 6)
+    assert len(selection["val_names"]) == 3 and len(selection["val_names_sha256"]) == 64
+    for which in ("best", "last"):
+        chosen = report[which]["val_threshold"]
+        assert chosen["by"] == "f1" and chosen["threshold"] in CURVE_THRESHOLDS
+        assert report[which]["test_at_val_threshold"]["n_images"] == 6
+    # The threshold is the best of the curve on val (with the last weights).
+    predictor = Predictor(result.model.eval(), device="cpu", size="native")
+    val = splits_from_config(cfg).val
+    curve = _score(predictor, val, cfg, None, False, "val", CURVE_THRESHOLDS)["pd_fa_curve"]
+    assert report["last"]["val_threshold"]["f1"] == max(row["f1"] for row in curve)
+    assert "test at val threshold" in (result.run_dir / "log.txt").read_text()
+
+
+def test_val_split_none_trains_on_everything_and_reports_last(tiny_dataset, tmp_path):
+    overrides = {"data.val_split": "none", "train.epochs": 1}
+    cfg = load_config("synthetic", tiny_overrides(tiny_dataset, tmp_path / "n", **overrides))
+    result = train(cfg)
+    report = json.loads((result.run_dir / "test_metrics.json").read_text())
+    assert report["best"]["iteration"] == report["last"]["iteration"] == 7  # 28 images / 4
+    assert report["best"]["test"] == report["last"]["test"]
+    assert report["selection"]["n_val"] == 0 and report["selection"]["n_train"] == 28
+    assert "28 train, 0 val" in (result.run_dir / "log.txt").read_text()
+
+    with_threshold = tiny_overrides(
+        tiny_dataset, tmp_path / "n", **overrides, **{"eval.val_threshold": "miou"}
+    )
+    with pytest.raises(ConfigError, match="eval.val_threshold='miou' needs validation"):
+        train(load_config("synthetic", with_threshold))

@@ -19,7 +19,8 @@ def ensure_dataset(cfg: Mapping[str, Any]) -> None:
     root = Path(data["root"])
     if data["generate"] and not root.exists():
         logger.info("generating the synthetic dataset at %s", root)
-        generate_dataset(root, seed=cfg["seed"], **data["synthetic"])
+        # The data seed, not the training seed: runs of several seeds share one dataset.
+        generate_dataset(root, seed=data["split_seed"], **data["synthetic"])
 
 
 def splits_from_config(cfg: Mapping[str, Any], generate: bool = True) -> Splits:
@@ -39,5 +40,5 @@ def splits_from_config(cfg: Mapping[str, Any], generate: bool = True) -> Splits:
         dataset_name=data["dataset_name"],
         val_split=data["val_split"],
         val_fraction=data["val_fraction"],
-        seed=cfg["seed"],
+        seed=data["split_seed"],
     )

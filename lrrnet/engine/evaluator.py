@@ -109,9 +109,14 @@ def evaluate(
     dist_info: DistInfo | None = None,
     progress: bool = False,
     desc: str = "eval",
+    curve_thresholds: Sequence[float] | None = None,
 ) -> dict[str, Any]:
-    """IoU, nIoU, P, R, F1, Pd, Fa, AUC of ``predictor`` on ``samples`` (masks required)."""
-    accumulator = MetricAccumulator(threshold=threshold, protocol=protocol)
+    """IoU, nIoU, P, R, F1, Pd, Fa, AUC of ``predictor`` on ``samples`` (masks required).
+
+    With ``curve_thresholds`` the result also holds ``pd_fa_curve`` (see
+    :meth:`MetricAccumulator.compute`).
+    """
+    accumulator = MetricAccumulator(threshold, protocol, curve_thresholds)
     shard = samples if dist_info is None else samples[dist_info.rank :: dist_info.world_size]
     for item, prob, _ in iterate_predictions(
         predictor, shard, batch_size, progress=progress, desc=desc
@@ -119,6 +124,6 @@ def evaluate(
         accumulator.update(prob, item.mask)
     if dist_info is not None and dist_info.enabled:
         accumulator = MetricAccumulator.from_state(
-            all_reduce_sum(dist_info, accumulator.state()), threshold=threshold, protocol=protocol
+            all_reduce_sum(dist_info, accumulator.state()), threshold, protocol, curve_thresholds
         )
     return accumulator.compute()
