@@ -660,3 +660,12 @@ def format_table(results: dict | list[tuple[str, dict]]) -> str:
         ]
         lines.append("  ".join(cells).rstrip())
     return "\n".join(lines)
+
+
+def format_area_table(bins: list[dict]) -> str:
+    """Pd by target area (the ``pd_by_area`` rows) as a plain-text table, Pd in %."""
+    lines = [f"{'area':>8}  {'targets':>7}  {'detected':>8}  {'Pd(e-2)':>7}"]
+    for row in bins:
+        pd = _format_cell(row["pd"], 100.0, "{:.2f}")
+        lines.append(f"{row['area']:>8}  {row['n_targets']:>7d}  {row['n_detected']:>8d}  {pd:>7}")
+    return "\n".join(lines)
