@@ -64,6 +64,8 @@ import numpy as np
 from lrrnet.errors import ConfigError
 
 PROTOCOLS = ("standard", "lrrnet")
+# The scalar metrics of one evaluation (fractions), in the order tables and files list them.
+METRIC_KEYS = ("miou", "niou", "precision", "recall", "f1", "pd", "fa", "auc")
 ROC_BINS = 200
 ROC_THRESHOLDS = np.arange(ROC_BINS + 1, dtype=np.float64) / ROC_BINS  # exactly i/200
 MATCH_DISTANCE = 3.0  # px, strict: a centroid at exactly 3 px is not a match
@@ -625,10 +627,38 @@ _TABLE_COLUMNS = (
 )
 
 
-def _format_cell(value: float | int | None, scale: float, fmt: str) -> str:
+def _format_cell(value: float | int | tuple | None, scale: float, fmt: str) -> str:
+    if isinstance(value, tuple):  # (mean, std) of mean_and_std
+        mean, std = (_format_cell(v, scale, fmt) for v in value)
+        return f"{mean} ± {std}"
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
     return fmt.format(int(value)) if fmt == "{:d}" else fmt.format(value * scale)
+
+
+def mean_and_std(
+    runs: Sequence[Mapping[str, float]], keys: Sequence[str] = METRIC_KEYS
+) -> dict[str, tuple[float, float]]:
+    """Mean and sample standard deviation (divisor n − 1) of each metric over runs.
+
+    The std of a single run is NaN (there is no spread to estimate); a NaN metric in any run
+    makes that metric's mean and std NaN, so a missing number is never averaged away.
+
+    Args:
+        runs: one metrics dict per run (e.g. the test metrics of each seed).
+        keys: the metrics to summarise.
+
+    Returns:
+        ``{key: (mean, std)}``; :func:`format_table` prints the pairs as ``mean ± std``.
+    """
+    if not runs:
+        raise ValueError("no runs to summarise")
+    summary = {}
+    for key in keys:
+        values = np.array([float(run[key]) for run in runs])
+        std = float(values.std(ddof=1)) if len(values) > 1 else math.nan
+        summary[key] = (float(values.mean()), std)
+    return summary
 
 
 def format_table(results: dict | list[tuple[str, dict]]) -> str:
@@ -639,7 +669,8 @@ def format_table(results: dict | list[tuple[str, dict]]) -> str:
 
     Args:
         results: the dict of :meth:`MetricAccumulator.compute`, or ``(name, dict)`` pairs,
-            one row each (e.g. ``[("best (val-selected)", best), ("last", last)]``).
+            one row each (e.g. ``[("best (val-selected)", best), ("last", last)]``). A
+            ``(mean, std)`` value (:func:`mean_and_std`) prints as ``mean ± std``.
     """
     rows = [("", results)] if isinstance(results, dict) else list(results)
     named = any(name for name, _ in rows)

@@ -18,6 +18,7 @@ from lrrnet.metrics import (
     ROC_THRESHOLDS,
     MetricAccumulator,
     best_threshold,
+    mean_and_std,
     format_table,
     label_components,
     match_components,
@@ -554,3 +555,15 @@ def test_best_threshold_picks_the_highest_and_the_lowest_on_ties():
     assert best_threshold(curve[:1], "f1")["threshold"] == 0.3
     with pytest.raises(ValueError):
         best_threshold([], "f1")
+
+
+def test_mean_and_std_over_runs():
+    runs = [{"miou": 0.5, "pd": 1.0}, {"miou": 0.7, "pd": np.nan}, {"miou": 0.9, "pd": 1.0}]
+    summary = mean_and_std(runs, keys=("miou", "pd"))
+    assert summary["miou"] == pytest.approx((0.7, 0.2))  # sample std, n − 1
+    assert all(np.isnan(v) for v in summary["pd"])  # a missing number is not averaged away
+    (mean, std) = mean_and_std(runs[:1], keys=("miou",))["miou"]
+    assert mean == 0.5 and np.isnan(std)  # one run: no spread to estimate
+    assert "50.00 ± -" in format_table(mean_and_std(runs[:1], keys=("miou",)))
+    with pytest.raises(ValueError):
+        mean_and_std([])

@@ -12,14 +12,13 @@ import scipy.io
 
 from lrrnet.data.io import write_prediction
 from lrrnet.engine.scoring import (
-    METRIC_KEYS,
     pair_predictions,
     prediction_files,
     score_folder,
     write_report,
 )
 from lrrnet.errors import DataError
-from lrrnet.metrics import CURVE_THRESHOLDS, MetricAccumulator
+from lrrnet.metrics import CURVE_THRESHOLDS, METRIC_KEYS, MetricAccumulator
 
 SHAPE = (8, 10)
 

@@ -33,7 +33,6 @@ logger = logging.getLogger(__name__)
 MASK_SUFFIX = "_pixels0"  # SIRST v1 names its masks <name>_pixels0.png
 # Written next to the predictions by write_report, so never read back as predictions.
 REPORT_FILES = ("metrics.json", "metrics.txt", "roc.mat", "roc.png", "pd_fa.csv", "pd_fa.png")
-METRIC_KEYS = ("miou", "niou", "precision", "recall", "f1", "pd", "fa", "auc")
 
 
 @dataclass(frozen=True)

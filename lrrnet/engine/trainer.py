@@ -54,12 +54,12 @@ from lrrnet.engine.predictor import Predictor, autocast_context, config_eval_siz
 from lrrnet.engine.schedule import lr_at
 from lrrnet.errors import CheckpointError, ConfigError, UserError
 from lrrnet.losses import LRRNetLoss
-from lrrnet.metrics import CURVE_THRESHOLDS, best_threshold
+from lrrnet.metrics import CURVE_THRESHOLDS, METRIC_KEYS, best_threshold
 from lrrnet.models import build_model
 
 logger = logging.getLogger(__name__)
 
-METRIC_COLUMNS = ("miou", "niou", "precision", "recall", "f1", "pd", "fa", "auc")
+METRIC_COLUMNS = METRIC_KEYS
 
 
 class NonFiniteLossError(UserError):
@@ -182,13 +182,7 @@ def _train(cfg, tcfg, dcfg, info, device, resume_path) -> RunResult:
     amp = "fp32" if amp == "off" else amp
 
     # ---- run folder and logging (rank 0 writes every file) ----
-    run_dir = (
-        resume_path.parent
-        if resume_path
-        else Path(
-            cfg["paths"]["checkpoints"], cfg["name"], datetime.now().strftime("%Y%m%d-%H%M%S")
-        )
-    )
+    run_dir = resume_path.parent if resume_path else _new_run_dir(cfg)
     run_dir = Path(distributed.broadcast_object(info, str(run_dir)))
     file_handler = None
     package_logger = logging.getLogger("lrrnet")
@@ -514,6 +508,7 @@ def _train(cfg, tcfg, dcfg, info, device, resume_path) -> RunResult:
         }
         result = {
             "selection": selection,
+            "threshold": cfg["eval"]["threshold"],
             "best": {
                 "iteration": best_checkpoint["iteration"],
                 "val": best_checkpoint.get("metrics", {}),
@@ -558,6 +553,17 @@ def _train(cfg, tcfg, dcfg, info, device, resume_path) -> RunResult:
             package_logger.removeHandler(file_handler)
             package_logger.setLevel(previous_level)
             file_handler.close()
+
+
+def _new_run_dir(cfg: Mapping[str, Any]) -> Path:
+    """``checkpoints/<name>/<timestamp>``, with a ``-N`` suffix when that folder exists (runs
+    started within the same second, e.g. short runs of several seeds)."""
+    folder = Path(cfg["paths"]["checkpoints"], cfg["name"])
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    run_dir, suffix = folder / stamp, 1
+    while run_dir.exists():
+        run_dir, suffix = folder / f"{stamp}-{suffix}", suffix + 1
+    return run_dir
 
 
 def _split_record(cfg: Mapping[str, Any], splits: Splits) -> dict[str, Any]:
