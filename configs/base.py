@@ -17,6 +17,12 @@ config = {
         "num_res_blocks": 2,
         "dropout": 0.2,
         "num_groups": 16,
+        # Ablation switches (defaults: the paper's design, which the released weights fit).
+        # What the subtraction head refines into the target feature: "difference" (u − B),
+        # "background" (B alone) or "shallow" (u alone): without the subtraction.
+        "head_input": "difference",
+        # Self-attention in the first bottleneck block; False removes it.
+        "mid_attention": True,
     },
     "data": {
         # Dataset folder. Layout is detected ("auto") or one of: split_folders, basicirstd,

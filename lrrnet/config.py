@@ -63,6 +63,7 @@ CHOICES: dict[str, tuple[Any, ...]] = {
     "train.select_metric": ("miou", "niou", "f1", "pd", "auc"),
     "train.amp": ("off", "bf16", "fp16"),
     "eval.protocol": ("standard", "lrrnet"),
+    "model.head_input": ("difference", "background", "shallow"),
     "eval.val_threshold": ("off", "f1", "miou"),
 }
 
