@@ -234,6 +234,8 @@ def write_report(report: LowRankReport, out_dir: str | Path) -> dict[str, Path]:
 def _plot_spectra(report: LowRankReport, path: Path) -> None:
     from matplotlib.figure import Figure
 
+    from lrrnet.visualize import save_figure
+
     figure = Figure(figsize=(6, 4.5), dpi=120)
     axes = figure.subplots()
     floor = 1e-8  # log axis: exact zeros are drawn at the floor
@@ -254,6 +256,5 @@ def _plot_spectra(report: LowRankReport, path: Path) -> None:
     )
     axes.grid(alpha=0.3, which="both")
     axes.legend(fontsize=7)
-    figure.tight_layout()
-    figure.savefig(path)
+    save_figure(figure, path)
 

@@ -338,6 +338,11 @@ def roc_plot(
     axes.set_ylim(-0.02, 1.02)
     axes.grid(alpha=0.3, which="both")
     axes.legend(loc="lower right", fontsize=8)
+    return save_figure(figure, path)
+
+
+def save_figure(figure, path: str | Path) -> Path:
+    """Lay out a matplotlib ``Figure`` and write it to ``path`` (folders created)."""
     figure.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -386,11 +391,7 @@ def pd_fa_plot(
     axes.set_ylabel("Pd (%)")
     axes.grid(alpha=0.3, which="both")
     axes.legend(loc="lower right", fontsize=8)
-    figure.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path)
-    return path
+    return save_figure(figure, path)
 
 
 @dataclass
