@@ -111,3 +111,18 @@ def test_run_configs_seeds_end_to_end(tiny_dataset, tmp_path, capsys):  # noqa: 
     mean_best = next(r for r in rows if r["run"] == "mean" and r["checkpoint"] == "best")
     ious = [float(r["miou"]) for r in rows if r["run"] in runs and r["checkpoint"] == "best"]
     assert float(mean_best["miou"]) == pytest.approx(sum(ious) / 2)
+
+
+def test_resume_auto_picks_the_newest_run_of_each_seed(tmp_path):
+    from lrrnet.config import load_config
+    from lrrnet.engine.seeds import _resume_for_seed
+
+    folder = tmp_path / "tiny"
+    for stamp, seed in (("20260101-000000", 1), ("20260102-000000", 2), ("20260103-000000", 1)):
+        (folder / stamp).mkdir(parents=True)
+        (folder / stamp / "config.yaml").write_text(f"seed: {seed}\n")
+        (folder / stamp / "latest.pth").write_bytes(b"")
+    cfg = load_config("synthetic", [f"paths.checkpoints={str(tmp_path)!r}", "name='tiny'"])
+    assert _resume_for_seed(cfg, 1) == str(folder / "20260103-000000" / "latest.pth")
+    assert _resume_for_seed(cfg, 2) == str(folder / "20260102-000000" / "latest.pth")
+    assert _resume_for_seed(cfg, 3) is None
