@@ -257,4 +257,3 @@ def _plot_spectra(report: LowRankReport, path: Path) -> None:
     axes.grid(alpha=0.3, which="both")
     axes.legend(fontsize=7)
     save_figure(figure, path)
-

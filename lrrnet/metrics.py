@@ -479,9 +479,7 @@ class MetricAccumulator:
         """Replace the accumulated sums with ``state`` (from :meth:`state`, possibly summed)."""
         state = np.asarray(state, dtype=np.float64).ravel()
         if state.shape != self._state.shape:
-            raise ValueError(
-                f"metric state has {state.size} entries, expected {self._state.size}"
-            )
+            raise ValueError(f"metric state has {state.size} entries, expected {self._state.size}")
         self._state = state.copy()
         return self
 

@@ -18,10 +18,10 @@ from lrrnet.metrics import (
     ROC_THRESHOLDS,
     MetricAccumulator,
     best_threshold,
-    mean_and_std,
     format_table,
     label_components,
     match_components,
+    mean_and_std,
 )
 
 TOL = 1e-12

@@ -14,10 +14,10 @@ import torch
 import torch.multiprocessing as mp
 
 from lrrnet.config import load_config
+from lrrnet.data import splits_from_config
 from lrrnet.data.synthetic import generate_dataset
 from lrrnet.engine import trainer
 from lrrnet.engine.checkpoint import load_checkpoint
-from lrrnet.data import splits_from_config
 from lrrnet.engine.predictor import Predictor
 from lrrnet.engine.trainer import NonFiniteLossError, _score, train
 from lrrnet.errors import ConfigError

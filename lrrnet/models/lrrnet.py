@@ -36,7 +36,6 @@ from lrrnet.models.blocks import (
     check_attention_impl,
 )
 
-
 # What the subtraction head refines (an ablation switch; "difference" is the paper's u − B).
 HEAD_INPUTS = ("difference", "background", "shallow")
 
