@@ -12,7 +12,9 @@ it on frames: for each frame it takes the singular values of
 
 The **effective rank** at energy e is the smallest k whose k largest singular values hold
 a fraction e of the energy Σσᵢ² (e = 0.99 by default). A matrix is as low-rank as k is
-small next to its full rank min(rows, columns); the table gives both.
+small next to its full rank min(rows, columns); the table gives both. On raw intensities
+the mean level (a rank-1 term) holds most of the energy of a bright frame; ``center``
+subtracts each matrix's mean first, so that the rank counts the structure around it.
 """
 
 from __future__ import annotations
@@ -80,8 +82,8 @@ class Measurement:
     ranks: list[int] = field(default_factory=list)
     full_ranks: list[int] = field(default_factory=list)
 
-    def add(self, matrix: np.ndarray, energy: float) -> None:
-        values = singular_values(matrix)
+    def add(self, matrix: np.ndarray, energy: float, center: bool = False) -> None:
+        values = singular_values(matrix - matrix.mean() if center else matrix)
         self.spectra.append(values)
         self.ranks.append(effective_rank(values, energy))
         self.full_ranks.append(min(matrix.shape))
@@ -95,9 +97,10 @@ class Measurement:
 
 @dataclass
 class LowRankReport:
-    """Measurements by quantity (:data:`QUANTITIES`), the frames and the energy used."""
+    """Measurements by quantity (:data:`QUANTITIES`), the frames, the energy, centring."""
 
     energy: float
+    center: bool = False
     frames: list[str] = field(default_factory=list)
     measurements: dict[str, Measurement] = field(
         default_factory=lambda: {name: Measurement() for name in QUANTITIES}
@@ -163,20 +166,27 @@ def measure(
     size: str | int = "native",
     energy: float = ENERGY,
     device: str = "cpu",
+    center: bool = False,
 ) -> LowRankReport:
-    """Spectra and effective ranks of :data:`QUANTITIES` over ``(name, H×W frame)`` pairs."""
+    """Spectra and effective ranks of :data:`QUANTITIES` over ``(name, H×W frame)`` pairs.
+
+    ``center`` subtracts each matrix's mean before its SVD (see the module notes).
+    """
     if not 0 < energy <= 1:
         raise ValueError(f"energy must be in (0, 1], got {energy}")
-    report = LowRankReport(energy=energy)
+    report = LowRankReport(energy=energy, center=center)
     for name, image in frames:
         maps = feature_maps(model, image, size=size, device=device)
         measured = report.measurements
-        measured["input x"].add(maps["input"], energy)
-        measured["reconstruction D"].add(maps["reconstruction"], energy)
-        for channel in maps["background"]:
-            measured["background B (per channel)"].add(channel, energy)
-        measured["background B (unfolded)"].add(unfold(maps["background"]), energy)
-        measured["shallow u (unfolded)"].add(unfold(maps["shallow"]), energy)
+        background_channels = [(c, "background B (per channel)") for c in maps["background"]]
+        for matrix, quantity in (
+            (maps["input"], "input x"),
+            (maps["reconstruction"], "reconstruction D"),
+            *background_channels,
+            (unfold(maps["background"]), "background B (unfolded)"),
+            (unfold(maps["shallow"]), "shallow u (unfolded)"),
+        ):
+            measured[quantity].add(matrix, energy, center)
         report.frames.append(name)
     if not report.frames:
         raise ValueError("no frames to measure")
@@ -186,7 +196,8 @@ def measure(
 def format_report(report: LowRankReport) -> str:
     """The summary table: effective rank per quantity, absolute and as % of full rank."""
     header = (
-        f"effective rank at {report.energy:.0%} energy over {len(report.frames)} frame(s)",
+        f"effective rank at {report.energy:.0%} energy over {len(report.frames)} frame(s)"
+        + (", each matrix centred (its mean subtracted)" if report.center else ""),
         f"{'quantity':<28}{'matrices':>9}{'rank mean ± std':>18}{'min–max':>10}"
         f"{'full rank':>11}{'% of full':>11}",
     )

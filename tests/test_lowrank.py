@@ -12,6 +12,7 @@ import torch
 
 from lrrnet.lowrank import (
     QUANTITIES,
+    Measurement,
     effective_rank,
     feature_maps,
     measure,
@@ -39,6 +40,18 @@ def test_rank_two_matrix_and_full_rank_noise():
     assert values.shape == (30,) and np.all(np.diff(values) <= 0)
     assert effective_rank(values, 0.999) == 2
     assert effective_rank(singular_values(rng.standard_normal((30, 40)))) > 20
+
+
+def test_centring_removes_the_mean_level():
+    rng = np.random.default_rng(3)
+    structure = np.outer(rng.random(30), rng.random(40)) + np.outer(rng.random(30), rng.random(40))
+    bright = 50.0 + 0.1 * (structure - structure.mean())  # a bright, nearly flat frame
+    raw, centred = Measurement(), Measurement()
+    raw.add(bright, 0.99)
+    centred.add(bright, 0.99, center=True)
+    assert raw.ranks == [1]  # the mean level holds over 99 % of the energy
+    assert centred.ranks == [effective_rank(singular_values(structure - structure.mean()))]
+    assert centred.ranks[0] >= 2
 
 
 def test_unfold_puts_the_channels_side_by_side():
@@ -98,3 +111,6 @@ def test_tool_writes_the_table_the_csv_and_the_plot(tmp_path, capsys):
     assert tool.main([*args[:2], "--images", str(tmp_path / "missing")]) == 2
     assert "missing" in capsys.readouterr().err
     assert tool.main([*args, "--energy", "1.5"]) == 2
+    capsys.readouterr()
+    assert tool.main([*args, "--limit", "1", "--center"]) == 0
+    assert "centred" in capsys.readouterr().out

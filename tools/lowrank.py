@@ -1,14 +1,15 @@
 """The low-rank evidence: spectra and effective ranks of x, D and B over frames.
 
     python tools/lowrank.py --checkpoint W --images DIR [--out DIR] [--size native|N]
-                            [--limit N] [--energy 0.99] [--device cpu|cuda|auto]
+                            [--limit N] [--energy 0.99] [--center] [--device cpu|cuda|auto]
 
 For every frame in DIR (or DIR/images) the model runs once; the singular values of the
 input x, the reconstruction D, the background feature B (per channel and unfolded
 H×(C·W)) and, for comparison, the shallow feature u are taken, and the effective rank
 (singular values holding 99 % of the energy) of each is reported. Writes OUT/lowrank.txt
 (the printed table), OUT/lowrank.csv (per frame) and OUT/lowrank.png (mean normalised
-spectra). Default OUT: results/lowrank.
+spectra). Default OUT: results/lowrank. --center subtracts each matrix's mean first: the
+mean level of a bright frame is a rank-1 term that otherwise holds most of the energy.
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, help="the first N frames by name")
     parser.add_argument("--energy", type=float, default=0.99, help="energy fraction, (0, 1]")
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda or auto")
+    parser.add_argument(
+        "--center", action="store_true", help="subtract each matrix's mean before the SVD"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
@@ -58,7 +62,9 @@ def run(args: argparse.Namespace) -> int:
         args.checkpoint, device=args.device, size=parse_size(args.size), channels_last=False
     )
     frames = ((sample.name, read_image(sample.image)) for sample in samples)
-    report = measure(predictor.model, frames, predictor.size, args.energy, predictor.device)
+    report = measure(
+        predictor.model, frames, predictor.size, args.energy, predictor.device, args.center
+    )
     paths = write_report(report, args.out)
     print(format_report(report))
     print(f"wrote {paths['txt']}, {paths['csv'].name}, {paths['png'].name}")
