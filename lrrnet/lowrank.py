@@ -14,7 +14,8 @@ The **effective rank** at energy e is the smallest k whose k largest singular va
 a fraction e of the energy Σσᵢ² (e = 0.99 by default). A matrix is as low-rank as k is
 small next to its full rank min(rows, columns); the table gives both. On raw intensities
 the mean level (a rank-1 term) holds most of the energy of a bright frame; ``center``
-subtracts each matrix's mean first, so that the rank counts the structure around it.
+subtracts each matrix's mean first (each channel's, for the features), so that the rank
+counts the structure around it.
 """
 
 from __future__ import annotations
@@ -177,6 +178,9 @@ def measure(
     report = LowRankReport(energy=energy, center=center)
     for name, image in frames:
         maps = feature_maps(model, image, size=size, device=device)
+        if center:  # per channel: each channel of a feature has its own offset
+            for key in ("background", "shallow"):
+                maps[key] = maps[key] - maps[key].mean(axis=(1, 2), keepdims=True)
         measured = report.measurements
         background_channels = [(c, "background B (per channel)") for c in maps["background"]]
         for matrix, quantity in (

@@ -114,3 +114,21 @@ def test_tool_writes_the_table_the_csv_and_the_plot(tmp_path, capsys):
     capsys.readouterr()
     assert tool.main([*args, "--limit", "1", "--center"]) == 0
     assert "centred" in capsys.readouterr().out
+
+
+def test_centring_features_removes_each_channels_offset(monkeypatch):
+    import lrrnet.lowrank as lowrank
+
+    offsets = np.arange(4, dtype=np.float32)[:, None, None] * np.ones((4, 8, 8), np.float32)
+    maps = {
+        "input": np.full((8, 8), 0.5, np.float32),
+        "reconstruction": np.full((8, 8), 0.5, np.float32),
+        "background": offsets,  # a different constant per channel: rank 1 unfolded
+        "shallow": offsets + 1,
+    }
+    monkeypatch.setattr(lowrank, "feature_maps", lambda *args, **kwargs: dict(maps))
+    raw = measure(None, [("a", maps["input"])])
+    centred = measure(None, [("a", maps["input"])], center=True)
+    assert raw.measurements["background B (unfolded)"].ranks == [1]
+    assert raw.measurements["shallow u (unfolded)"].ranks == [1]
+    assert all(m.ranks[0] == 0 for m in centred.measurements.values())  # nothing but offsets
