@@ -9,8 +9,10 @@ With a CONFIG, scores ``results/<name>/`` against the config's test masks, with 
 config's ``eval.threshold`` and ``eval.protocol`` unless given here. ``DIR`` may be a results
 folder of ``inference.py`` (``mat/`` and ``img/``), a folder of ``.mat`` files (variable
 ``T``), or a folder of ``.png`` maps (value / 255); masks are ``<name>.png`` or
-``<name>_pixels0.png``. Prints the table and writes ``metrics.json``, ``metrics.txt``,
-``roc.mat`` and ``roc.png`` next to the predictions (or where ``--json`` says).
+``<name>_pixels0.png``. Prints the table and Pd by target area, and writes ``metrics.json``
+(with ``pd_by_area``), ``metrics.txt``, ``roc.mat``, ``roc.png`` and the Pd–Fa curve over
+thresholds 0.05 … 0.95 (``pd_fa.csv``, ``pd_fa.png``) next to the predictions (or where
+``--json`` says).
 
 Each map is scored at its mask's resolution: a prediction of another size than its mask (the
 mask drawn on a larger copy of the frame, as SIRST v1 ``Misc_111``) is resized to the mask,
@@ -26,7 +28,7 @@ import sys
 from pathlib import Path
 
 from lrrnet.errors import UserError
-from lrrnet.metrics import PROTOCOLS, format_table
+from lrrnet.metrics import PROTOCOLS, format_area_table, format_table
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -90,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return error.exit_code
     print(format_table(results))
+    print("\nPd by target area (px)\n" + format_area_table(results["pd_by_area"]))
     skipped = {
         "predictions without a mask": results["n_missing_mask"],
         "masks without a prediction": results["n_missing_prediction"],
@@ -97,7 +100,10 @@ def main(argv: list[str] | None = None) -> int:
     }
     if any(skipped.values()):
         print("skipped: " + ", ".join(f"{count} {what}" for what, count in skipped.items()))
-    print(f"wrote {results['report']['json']} (+ metrics.txt, roc.mat, roc.png beside it)")
+    print(
+        f"wrote {results['report']['json']} "
+        "(+ metrics.txt, roc.mat, roc.png, pd_fa.csv, pd_fa.png beside it)"
+    )
     return 0
 
 

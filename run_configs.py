@@ -1,8 +1,12 @@
 """Train configs one after another and print every run's test metrics.
 
     python run_configs.py [CONFIG ...] [--set KEY=VALUE ...] [--resume auto|PATH] [--list]
+    python run_configs.py CONFIG --seeds 1 2 3 [--set KEY=VALUE ...] [--resume auto]
 
 CONFIG is a name from configs/ or a path (.py, or a run's config.yaml); none runs `demo`.
+With --seeds, each config trains once per seed on the same split (data.split_seed) and a
+checkpoints/<name>/seeds_summary_<timestamp>.csv gets every run's test metrics and their
+mean ± std (sample std, n − 1), for the selected and the last checkpoint; it is printed too.
 Under `torchrun --nproc_per_node=N` the same command trains with DDP.
 """
 
@@ -26,6 +30,9 @@ def main(argv=None) -> int:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--resume", help="'auto' (newest run of each config) or a checkpoint path")
     parser.add_argument("--list", action="store_true", help="list the available configs and exit")
+    parser.add_argument(
+        "--seeds", type=int, nargs="+", metavar="S", help="one run per training seed, summarised"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
 
@@ -39,6 +46,9 @@ def main(argv=None) -> int:
 
     rows, failed = [], []
     for name in names:
+        if args.seeds:
+            failed += _train_seeds(name, args)
+            continue
         try:
             result = train(load_config(name, args.overrides), resume=args.resume)
         except UserError as error:
@@ -58,6 +68,23 @@ def main(argv=None) -> int:
         print(f"error: {len(failed)} config(s) failed: {', '.join(failed)}", file=sys.stderr)
         return 1
     return 0
+
+
+def _train_seeds(name: str, args: argparse.Namespace) -> list[str]:
+    """Train one config per seed, print the summary; returns the failed runs' labels."""
+    from lrrnet.engine.seeds import train_seeds
+
+    try:
+        outcome = train_seeds(name, args.overrides, args.seeds, resume=args.resume)
+    except UserError as error:
+        print(f"error: {name}: {error}", file=sys.stderr)
+        return [name]
+    for seed, message in outcome.failed:
+        print(f"error: {name} seed {seed}: {message}", file=sys.stderr)
+    if outcome.summary_path and _is_main_process():
+        print(outcome.table)
+        print(f"summary: {outcome.summary_path}")
+    return [f"{name} seed {seed}" for seed, _ in outcome.failed]
 
 
 def _is_main_process() -> bool:

@@ -20,6 +20,12 @@ config = {
         "num_groups": 16,  # GroupNorm groups; must divide every width
         # Attention kernel: "sdpa" (fused) or "naive" (the original formula); same numbers.
         "attention_impl": "sdpa",
+        # Ablation switches (defaults: the paper's design, which the released weights fit).
+        # What the subtraction head refines into the target feature: "difference" (u − B),
+        # "background" (B alone) or "shallow" (u alone): without the subtraction.
+        "head_input": "difference",
+        # Self-attention in the first bottleneck block; False removes it.
+        "mid_attention": True,
     },
     "data": {
         # Dataset folder. Layout is detected ("auto") or one of: split_folders, basicirstd,
@@ -35,9 +41,14 @@ config = {
         "strict_sizes": False,
         # Where checkpoint selection happens: "holdout" (val_fraction of the training split,
         # fixed seed), "val" (the dataset's own val list, SIRST v1), or "test" (the original
-        # code's best-on-test selection; optimistic, logged as such).
+        # code's best-on-test selection; optimistic, logged as such), or "none" (train on the
+        # whole training split and report the last checkpoint, as BasicIRSTD does).
         "val_split": "holdout",
         "val_fraction": 0.1,
+        # Seed of the data: the holdout choice and the generated synthetic frames. Separate
+        # from the training seed so that runs with different seeds (run_configs.py --seeds)
+        # vary the training, not the data.
+        "split_seed": 1,
         # Training geometry: "resize" every image to base_size (the published recipe) or
         # random "crop"s of crop_size (padded when smaller), with a pos_prob chance of a crop
         # that contains a target.
@@ -98,6 +109,9 @@ config = {
     },
     "eval": {
         "threshold": 0.5,
+        # Final test only: also report test at the threshold (0.05 … 0.95) that gives the best
+        # "f1" or "miou" on the validation split with the same checkpoint; "off": only 0.5.
+        "val_threshold": "off",
         "protocol": "standard",  # standard | lrrnet
         "batch_size": 8,
     },

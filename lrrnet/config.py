@@ -55,7 +55,7 @@ CHOICES: dict[str, tuple[Any, ...]] = {
         "sirst_devkit",
         "folder",
     ),
-    "data.val_split": ("holdout", "val", "test"),
+    "data.val_split": ("holdout", "val", "test", "none"),
     "data.train_mode": ("resize", "crop"),
     "data.eval_size": ("resize", "native"),
     "loss.l1_mode": ("hard", "soft"),
@@ -65,6 +65,8 @@ CHOICES: dict[str, tuple[Any, ...]] = {
     "train.amp": ("off", "bf16", "fp16"),
     "model.attention_impl": ("sdpa", "naive"),
     "eval.protocol": ("standard", "lrrnet"),
+    "model.head_input": ("difference", "background", "shallow"),
+    "eval.val_threshold": ("off", "f1", "miou"),
 }
 
 

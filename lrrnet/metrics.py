@@ -64,7 +64,7 @@ across processes and gives the single-process numbers.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import cv2
@@ -73,10 +73,23 @@ import numpy as np
 from lrrnet.errors import ConfigError
 
 PROTOCOLS = ("standard", "lrrnet")
+# The scalar metrics of one evaluation (fractions), in the order tables and files list them.
+METRIC_KEYS = ("miou", "niou", "precision", "recall", "f1", "pd", "fa", "auc")
 ROC_BINS = 200
 ROC_THRESHOLDS = np.arange(ROC_BINS + 1, dtype=np.float64) / ROC_BINS  # exactly i/200
 MATCH_DISTANCE = 3.0  # px, strict: a centroid at exactly 3 px is not a match
 LRRNET_SIZE = 512
+
+# Target-area bins for Pd by size, in pixels of the 8-connected target component (at the
+# resolution the protocol scores). Upper edges from the 427 SIRST v1 masks (SPEC §4: area
+# percentiles 5/25/50/75/95 % = 7/14/20/39/107 px): bins ≤ 9 (a 3×3 point or less),
+# 10–20 (to the median), 21–40 (to the 75th percentile), 41–107 (to the 95th), > 107.
+AREA_BIN_EDGES = (9, 20, 40, 107)
+AREA_BIN_LABELS = ("<=9", "10-20", "21-40", "41-107", ">107")
+# Thresholds of the Pd–Fa curve and of the threshold chosen on validation (0.05 … 0.95).
+CURVE_THRESHOLDS = tuple(i / 20 for i in range(1, 20))
+# Per curve threshold, the sums kept: the pixel counts, nIoU sum, matches and false alarms.
+_CURVE_SUMS = ("tp", "fp", "fn", "niou_sum", "n_detected", "fa_pixels")
 
 _SCALARS = (
     "tp",
@@ -91,7 +104,6 @@ _SCALARS = (
 )
 # Histogram bin c counts values with exactly c thresholds at or below them (c = 0…201).
 _HIST_LEN = ROC_BINS + 2
-_STATE_LEN = len(_SCALARS) + 2 * _HIST_LEN
 
 
 @dataclass
@@ -181,7 +193,11 @@ class ImageMatch:
 
 
 def match_components(
-    pred_binary: np.ndarray, mask: np.ndarray, *, area_rule: bool = False
+    pred_binary: np.ndarray,
+    mask: np.ndarray,
+    *,
+    area_rule: bool = False,
+    targets: Components | None = None,
 ) -> ImageMatch:
     """Label prediction and mask and match them with the centroid rule (SPEC §5).
 
@@ -190,6 +206,8 @@ def match_components(
         mask: ``H×W`` target pixels (non-zero).
         area_rule: the original repository's false-alarm rule: an unmatched component whose
             area equals a matched component's area is not counted.
+        targets: ``label_components(mask)`` when the caller has it already (matching one
+            mask at several thresholds).
 
     Returns:
         The components, the matching and the pixel counts of this image.
@@ -199,7 +217,7 @@ def match_components(
     if pred_binary.shape != mask.shape:
         raise ValueError(f"prediction shape {pred_binary.shape} != mask shape {mask.shape}")
     predicted = label_components(pred_binary)
-    targets = label_components(mask)
+    targets = label_components(mask) if targets is None else targets
     tp = int(np.count_nonzero(pred_binary & mask))
     match = ImageMatch(
         predicted=predicted,
@@ -301,7 +319,7 @@ def _ratio(numerator: float, denominator: float, if_empty: float) -> float:
 
 
 class MetricAccumulator:
-    """Accumulates IoU, nIoU, P/R/F1, Pd/Fa and the ROC over images of any size.
+    """Accumulates IoU, nIoU, P/R/F1, Pd/Fa, Pd by target area and the ROC over images.
 
     Example::
 
@@ -313,38 +331,70 @@ class MetricAccumulator:
     Args:
         threshold: a pixel is positive when ``p > threshold``.
         protocol: ``"standard"`` (SPEC §5) or ``"lrrnet"`` (the original repository's).
+        curve_thresholds: also score every image at these thresholds (the Pd–Fa curve and
+            the threshold chosen on validation; e.g. :data:`CURVE_THRESHOLDS`). Each costs a
+            labelling and a matching per image, so it is off by default.
     """
 
-    def __init__(self, threshold: float = 0.5, protocol: str = "standard") -> None:
+    def __init__(
+        self,
+        threshold: float = 0.5,
+        protocol: str = "standard",
+        curve_thresholds: Sequence[float] | None = None,
+    ) -> None:
         if protocol not in PROTOCOLS:
             raise ConfigError(
                 f"unknown metrics protocol {protocol!r}; expected one of: {', '.join(PROTOCOLS)}"
             )
         self.threshold = check_threshold(threshold)
         self.protocol = protocol
-        self._state = np.zeros(_STATE_LEN, dtype=np.float64)
+        self.curve_thresholds = tuple(float(t) for t in curve_thresholds or ())
+        # The state is one flat vector of sums; these are its sections, in order.
+        num_bins = len(AREA_BIN_EDGES) + 1
+        sizes = {
+            "scalars": len(_SCALARS),
+            "background_hist": _HIST_LEN,
+            "target_hist": _HIST_LEN,
+            "area_targets": num_bins,
+            "area_detected": num_bins,
+            "curve": len(self.curve_thresholds) * len(_CURVE_SUMS),
+        }
+        offsets = np.cumsum([0, *sizes.values()])
+        self._sections = {
+            name: slice(int(start), int(stop))
+            for name, start, stop in zip(sizes, offsets[:-1], offsets[1:], strict=True)
+        }
+        self._state = np.zeros(int(offsets[-1]), dtype=np.float64)
+
+    def _section(self, name: str) -> np.ndarray:
+        """A view of one section of the state (writes go to the state)."""
+        return self._state[self._sections[name]]
 
     def _scalar(self, name: str) -> float:
-        return float(self._state[_SCALARS.index(name)])
+        return float(self._section("scalars")[_SCALARS.index(name)])
 
     def _add(self, name: str, value: float) -> None:
-        self._state[_SCALARS.index(name)] += value
+        self._section("scalars")[_SCALARS.index(name)] += value
 
     @property
-    def _background_hist(self) -> np.ndarray:
-        return self._state[len(_SCALARS) : len(_SCALARS) + _HIST_LEN]
+    def _curve(self) -> np.ndarray:
+        """``(len(curve_thresholds), len(_CURVE_SUMS))`` view of the per-threshold sums."""
+        return self._section("curve").reshape(len(self.curve_thresholds), len(_CURVE_SUMS))
 
-    @property
-    def _target_hist(self) -> np.ndarray:
-        return self._state[len(_SCALARS) + _HIST_LEN :]
+    def _binary_threshold(self, threshold: float, dtype: np.dtype) -> float | np.floating:
+        """``threshold`` in the type the protocol compares a map of ``dtype`` with."""
+        if self.protocol == "lrrnet":
+            return np.float32(threshold)
+        if dtype == np.float32:  # the usual map: compare in float32, same answers
+            return _float32_at_most(threshold)
+        return threshold
 
     def _prepare(self, prob: np.ndarray, mask: np.ndarray) -> tuple:
-        """The map and mask as the protocol scores them, with the thresholds to use.
+        """The map and mask as the protocol scores them, with the ROC thresholds to use.
 
         Returns:
-            ``(prob, mask, binary_threshold, roc_thresholds)``: the map is float32 or
-            float64, the binary threshold is in its type, chosen so that comparing in that
-            type gives the protocol's exact answer, and the ROC thresholds are those of
+            ``(prob, mask, roc_thresholds)``: the map is float32 or float64 (compare it with
+            :meth:`_binary_threshold`), the ROC thresholds are those of
             :func:`_threshold_histogram`.
         """
         if self.protocol == "lrrnet":
@@ -354,10 +404,10 @@ class MetricAccumulator:
             peak = prob.max()
             if peak > 0:
                 prob = prob / peak
-            return prob, mask, np.float32(self.threshold), _LRRNET_ROC_THRESHOLDS
-        if prob.dtype == np.float32:  # the usual map: compare in float32, same answers
-            return prob, mask, _float32_at_most(self.threshold), None
-        return prob.astype(np.float64), mask, self.threshold, None
+            return prob, mask, _LRRNET_ROC_THRESHOLDS
+        if prob.dtype == np.float32:
+            return prob, mask, None
+        return prob.astype(np.float64), mask, None
 
     def update(self, prob: np.ndarray, mask: np.ndarray) -> ImageMatch:
         """Score one image.
@@ -382,16 +432,17 @@ class MetricAccumulator:
             raise ValueError(f"prediction shape {prob.shape} != mask shape {mask.shape}")
         if prob.size and not (np.isfinite(prob.min()) and np.isfinite(prob.max())):
             raise ValueError("prediction contains NaN or infinite values")
-        prob, mask, threshold, roc_thresholds = self._prepare(prob, np.ascontiguousarray(mask != 0))
+        prob, mask, roc_thresholds = self._prepare(prob, np.ascontiguousarray(mask != 0))
+        area_rule = self.protocol == "lrrnet"
 
-        lrrnet = self.protocol == "lrrnet"
+        threshold = self._binary_threshold(self.threshold, prob.dtype)
         binary = prob > threshold
-        if lrrnet and not mask.any():
+        if area_rule and not mask.any():
             # The original's empty mask is one whole-image target (see the module docstring).
             match = match_components(binary, np.ones_like(mask), area_rule=True)
             match.tp, match.fp, match.fn = 0, int(np.count_nonzero(binary)), 0
         else:
-            match = match_components(binary, mask, area_rule=lrrnet)
+            match = match_components(binary, mask, area_rule=area_rule)
         for name, value in (
             ("tp", match.tp),
             ("fp", match.fp),
@@ -404,25 +455,44 @@ class MetricAccumulator:
             ("n_pixels", mask.size),
         ):
             self._add(name, value)
+        target_bins = area_bin(match.targets.areas)
+        detected = np.asarray([target for target, _ in match.matched], dtype=np.intp) - 1
+        self._section("area_targets")[:] += np.bincount(target_bins, minlength=len(AREA_BIN_LABELS))
+        self._section("area_detected")[:] += np.bincount(
+            target_bins[detected], minlength=len(AREA_BIN_LABELS)
+        )
+        for row, curve_threshold in zip(self._curve, self.curve_thresholds, strict=True):
+            at = match_components(
+                prob > self._binary_threshold(curve_threshold, prob.dtype),
+                mask,
+                area_rule=area_rule,
+                targets=match.targets,
+            )
+            row += (at.tp, at.fp, at.fn, at.iou, len(at.matched), at.fa_pixels)
 
-        if lrrnet and not mask.any():
+        if area_rule and not mask.any():
             return match  # the original code leaves images without targets out of the ROC
         target_pixels = np.flatnonzero(mask)
         target_values = prob.ravel()[target_pixels]
         # Background = all pixels minus target pixels: avoids gathering the large part.
-        self._background_hist[:] += _threshold_histogram(prob, roc_thresholds)
-        self._background_hist[:] -= _threshold_histogram(target_values, roc_thresholds)
+        background_hist = self._section("background_hist")
+        background_hist += _threshold_histogram(prob, roc_thresholds)
+        background_hist -= _threshold_histogram(target_values, roc_thresholds)
         peaks = np.full(match.targets.count, -np.inf, dtype=prob.dtype)
         np.maximum.at(peaks, match.targets.labels.ravel()[target_pixels] - 1, target_values)
-        self._target_hist[:] += _threshold_histogram(peaks, roc_thresholds)
+        self._section("target_hist")[:] += _threshold_histogram(peaks, roc_thresholds)
         return match
 
+    def _settings(self) -> tuple:
+        return (self.threshold, self.protocol, self.curve_thresholds)
+
     def merge(self, other: MetricAccumulator) -> MetricAccumulator:
-        """Add another accumulator's images to this one (same threshold and protocol)."""
-        if (other.threshold, other.protocol) != (self.threshold, self.protocol):
+        """Add another accumulator's images to this one (same threshold, protocol, curve)."""
+        if other._settings() != self._settings():
             raise ValueError(
-                f"cannot merge {other.protocol}@{other.threshold} into "
-                f"{self.protocol}@{self.threshold}"
+                f"cannot merge {other.protocol}@{other.threshold} (curve "
+                f"{other.curve_thresholds}) into {self.protocol}@{self.threshold} (curve "
+                f"{self.curve_thresholds})"
             )
         self._state += other._state
         return self
@@ -438,17 +508,21 @@ class MetricAccumulator:
     def load_state(self, state: np.ndarray | Iterable[float]) -> MetricAccumulator:
         """Replace the accumulated sums with ``state`` (from :meth:`state`, possibly summed)."""
         state = np.asarray(state, dtype=np.float64).ravel()
-        if state.shape != (_STATE_LEN,):
-            raise ValueError(f"metric state has {state.size} entries, expected {_STATE_LEN}")
+        if state.shape != self._state.shape:
+            raise ValueError(f"metric state has {state.size} entries, expected {self._state.size}")
         self._state = state.copy()
         return self
 
     @classmethod
     def from_state(
-        cls, state: np.ndarray | Iterable[float], threshold: float = 0.5, protocol: str = "standard"
+        cls,
+        state: np.ndarray | Iterable[float],
+        threshold: float = 0.5,
+        protocol: str = "standard",
+        curve_thresholds: Sequence[float] | None = None,
     ) -> MetricAccumulator:
         """An accumulator holding ``state``."""
-        return cls(threshold=threshold, protocol=protocol).load_state(state)
+        return cls(threshold, protocol, curve_thresholds).load_state(state)
 
     @property
     def n_images(self) -> int:
@@ -459,40 +533,97 @@ class MetricAccumulator:
 
         Returns:
             ``miou``, ``niou``, ``precision``, ``recall``, ``f1``, ``pd``, ``fa``, ``auc``
-            (fractions), ``n_images``, ``n_targets`` (ints), and ``roc_fpr``, ``roc_tpr``,
-            ``roc_thresholds`` (``(201,)`` arrays, threshold i at index i).
+            (fractions), ``n_images``, ``n_targets`` (ints); ``pd_by_area``, one dict per
+            area bin (``area``, ``min_area``, ``max_area`` (None: unbounded),
+            ``n_targets``, ``n_detected``, ``pd``); ``roc_fpr``, ``roc_tpr``,
+            ``roc_thresholds`` (``(201,)`` arrays, threshold i at index i); and, with
+            ``curve_thresholds``, ``pd_fa_curve``: one dict per threshold with
+            ``threshold``, ``pd``, ``fa``, ``miou``, ``niou``, ``precision``, ``recall``,
+            ``f1``.
 
         Raises:
             ValueError: no image was scored.
         """
         if self.n_images == 0:
             raise ValueError("no images were scored")
-        tp, fp, fn = (self._scalar(name) for name in ("tp", "fp", "fn"))
         n_targets = self._scalar("n_targets")
-        precision = _ratio(tp, tp + fp, if_empty=1.0 if fn == 0 else 0.0)
-        recall = _ratio(tp, tp + fn, if_empty=1.0 if fp == 0 else 0.0)
-
-        targets_above = _at_or_above(self._target_hist)
-        background_above = _at_or_above(self._background_hist)
-        n_roc_targets = self._target_hist.sum()
-        n_background = self._background_hist.sum()
+        n_pixels = self._scalar("n_pixels")
+        targets_above = _at_or_above(self._section("target_hist"))
+        background_above = _at_or_above(self._section("background_hist"))
+        n_roc_targets = self._section("target_hist").sum()
+        n_background = self._section("background_hist").sum()
         tpr = targets_above / n_roc_targets if n_roc_targets else np.full(ROC_BINS + 1, np.nan)
         fpr = background_above / n_background if n_background else np.full(ROC_BINS + 1, np.nan)
-        return {
-            "miou": _ratio(tp, tp + fp + fn, if_empty=1.0),
-            "niou": self._scalar("niou_sum") / self.n_images,
-            "precision": precision,
-            "recall": recall,
-            "f1": _ratio(2 * tp, 2 * tp + fp + fn, if_empty=1.0),
+        results = {
+            **self._pixel_scores(*(self._scalar(k) for k in ("tp", "fp", "fn", "niou_sum"))),
             "pd": _ratio(self._scalar("n_detected"), n_targets, if_empty=math.nan),
-            "fa": self._scalar("fa_pixels") / self._scalar("n_pixels"),
+            "fa": self._scalar("fa_pixels") / n_pixels,
             "auc": roc_auc(fpr, tpr),
             "n_images": self.n_images,
             "n_targets": int(n_targets),
+            "pd_by_area": [
+                {
+                    "area": label,
+                    "min_area": low,
+                    "max_area": high,
+                    "n_targets": count,
+                    "n_detected": found,
+                    "pd": _ratio(found, count, if_empty=math.nan),
+                }
+                for label, low, high, count, found in zip(
+                    AREA_BIN_LABELS,
+                    (1, *(edge + 1 for edge in AREA_BIN_EDGES)),
+                    (*AREA_BIN_EDGES, None),
+                    self._section("area_targets").astype(int).tolist(),
+                    self._section("area_detected").astype(int).tolist(),
+                    strict=True,
+                )
+            ],
             "roc_fpr": fpr,
             "roc_tpr": tpr,
             "roc_thresholds": ROC_THRESHOLDS.copy(),
         }
+        if self.curve_thresholds:
+            results["pd_fa_curve"] = [
+                {
+                    "threshold": threshold,
+                    "pd": _ratio(n_detected, n_targets, if_empty=math.nan),
+                    "fa": fa_pixels / n_pixels,
+                    **self._pixel_scores(tp, fp, fn, niou_sum),
+                }
+                for threshold, (tp, fp, fn, niou_sum, n_detected, fa_pixels) in zip(
+                    self.curve_thresholds, self._curve.tolist(), strict=True
+                )
+            ]
+        return results
+
+    def _pixel_scores(self, tp: float, fp: float, fn: float, niou_sum: float) -> dict:
+        """IoU, nIoU, precision, recall and F1 from pixel totals (see the module notes)."""
+        return {
+            "miou": _ratio(tp, tp + fp + fn, if_empty=1.0),
+            "niou": niou_sum / self.n_images,
+            "precision": _ratio(tp, tp + fp, if_empty=1.0 if fn == 0 else 0.0),
+            "recall": _ratio(tp, tp + fn, if_empty=1.0 if fp == 0 else 0.0),
+            "f1": _ratio(2 * tp, 2 * tp + fp + fn, if_empty=1.0),
+        }
+
+
+def area_bin(areas: np.ndarray) -> np.ndarray:
+    """The :data:`AREA_BIN_LABELS` index of each target area (pixels)."""
+    return np.searchsorted(AREA_BIN_EDGES, np.asarray(areas), side="left").astype(np.intp)
+
+
+def best_threshold(curve: Sequence[Mapping[str, float]], metric: str) -> Mapping[str, float]:
+    """The row of a ``pd_fa_curve`` with the highest ``metric`` (the lowest threshold on ties).
+
+    Args:
+        curve: ``compute()["pd_fa_curve"]``, typically of a validation split.
+        metric: a key of the rows, e.g. ``"f1"`` or ``"miou"``.
+    """
+    if not curve:
+        raise ValueError("no curve thresholds were scored")
+    scores = [row[metric] for row in curve]
+    return curve[int(np.nanargmax(scores))] if not all(map(math.isnan, scores)) else curve[0]
 
 
 def roc_auc(fpr: np.ndarray, tpr: np.ndarray) -> float:
@@ -524,10 +655,38 @@ _TABLE_COLUMNS = (
 )
 
 
-def _format_cell(value: float | int | None, scale: float, fmt: str) -> str:
+def _format_cell(value: float | int | tuple | None, scale: float, fmt: str) -> str:
+    if isinstance(value, tuple):  # (mean, std) of mean_and_std
+        mean, std = (_format_cell(v, scale, fmt) for v in value)
+        return f"{mean} ± {std}"
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
     return fmt.format(int(value)) if fmt == "{:d}" else fmt.format(value * scale)
+
+
+def mean_and_std(
+    runs: Sequence[Mapping[str, float]], keys: Sequence[str] = METRIC_KEYS
+) -> dict[str, tuple[float, float]]:
+    """Mean and sample standard deviation (divisor n − 1) of each metric over runs.
+
+    The std of a single run is NaN (there is no spread to estimate); a NaN metric in any run
+    makes that metric's mean and std NaN, so a missing number is never averaged away.
+
+    Args:
+        runs: one metrics dict per run (e.g. the test metrics of each seed).
+        keys: the metrics to summarise.
+
+    Returns:
+        ``{key: (mean, std)}``; :func:`format_table` prints the pairs as ``mean ± std``.
+    """
+    if not runs:
+        raise ValueError("no runs to summarise")
+    summary = {}
+    for key in keys:
+        values = np.array([float(run[key]) for run in runs])
+        std = float(values.std(ddof=1)) if len(values) > 1 else math.nan
+        summary[key] = (float(values.mean()), std)
+    return summary
 
 
 def format_table(results: dict | list[tuple[str, dict]]) -> str:
@@ -538,7 +697,8 @@ def format_table(results: dict | list[tuple[str, dict]]) -> str:
 
     Args:
         results: the dict of :meth:`MetricAccumulator.compute`, or ``(name, dict)`` pairs,
-            one row each (e.g. ``[("best (val-selected)", best), ("last", last)]``).
+            one row each (e.g. ``[("best (val-selected)", best), ("last", last)]``). A
+            ``(mean, std)`` value (:func:`mean_and_std`) prints as ``mean ± std``.
     """
     rows = [("", results)] if isinstance(results, dict) else list(results)
     named = any(name for name, _ in rows)
@@ -558,4 +718,13 @@ def format_table(results: dict | list[tuple[str, dict]]) -> str:
             for j, (cell, width) in enumerate(zip(row, widths, strict=True))
         ]
         lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines)
+
+
+def format_area_table(bins: list[dict]) -> str:
+    """Pd by target area (the ``pd_by_area`` rows) as a plain-text table, Pd in %."""
+    lines = [f"{'area':>8}  {'targets':>7}  {'detected':>8}  {'Pd(e-2)':>7}"]
+    for row in bins:
+        pd = _format_cell(row["pd"], 100.0, "{:.2f}")
+        lines.append(f"{row['area']:>8}  {row['n_targets']:>7d}  {row['n_detected']:>8d}  {pd:>7}")
     return "\n".join(lines)

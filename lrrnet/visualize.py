@@ -341,11 +341,60 @@ def roc_plot(
     axes.set_ylim(-0.02, 1.02)
     axes.grid(alpha=0.3, which="both")
     axes.legend(loc="lower right", fontsize=8)
+    return save_figure(figure, path)
+
+
+def save_figure(figure, path: str | Path) -> Path:
+    """Lay out a matplotlib ``Figure`` and write it to ``path`` (folders created)."""
     figure.tight_layout()
     path = Path(path)
     with atomic_path(path) as temp:
         figure.savefig(temp, format=path.suffix.lstrip(".") or None)
     return path
+
+
+def pd_fa_plot(
+    curves: Sequence[tuple[str, Sequence[Mapping[str, float]]]], path: str | Path
+) -> Path:
+    """Plot Pd against Fa (log scale) over thresholds, one line per result, and save it.
+
+    Args:
+        curves: ``(label, rows)`` each; rows are a ``pd_fa_curve`` (``threshold``, ``pd``,
+            ``fa`` …). Points with Fa = 0 cannot be drawn on the log axis and are left out;
+            the thresholds 0.1, 0.5 and 0.9 are labelled.
+        path: image file to write.
+
+    Returns:
+        ``path``.
+    """
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(5.5, 4.5), dpi=120)
+    axes = figure.subplots()
+    for label, rows in curves:
+        shown = [row for row in rows if row["fa"] > 0 and not math.isnan(row["pd"])]
+        axes.plot(
+            [row["fa"] * 1e6 for row in shown],
+            [row["pd"] * 100 for row in shown],
+            marker=".",
+            markersize=4,
+            label=label,
+        )
+        for row in shown:
+            if any(math.isclose(row["threshold"], t) for t in (0.1, 0.5, 0.9)):
+                axes.annotate(
+                    f"{row['threshold']:g}",
+                    (row["fa"] * 1e6, row["pd"] * 100),
+                    fontsize=7,
+                    textcoords="offset points",
+                    xytext=(3, -8),
+                )
+    axes.set_xscale("log")
+    axes.set_xlabel("Fa (×10⁻⁶), log scale")
+    axes.set_ylabel("Pd (%)")
+    axes.grid(alpha=0.3, which="both")
+    axes.legend(loc="lower right", fontsize=8)
+    return save_figure(figure, path)
 
 
 @dataclass

@@ -116,6 +116,29 @@ def test_split_folders_holdout_is_seeded_and_disjoint(split_folders: Path):
     assert (len(quarter.train), len(quarter.val)) == (600, 200)
 
 
+def test_holdout_follows_the_split_seed_not_the_training_seed(split_folders: Path):
+    from lrrnet.config import load_config
+    from lrrnet.data import splits_from_config
+
+    def val_names(*overrides: str) -> list[str]:
+        cfg = load_config("irstd1k", [f"data.root={str(split_folders)!r}", *overrides])
+        return [s.name for s in splits_from_config(cfg).val]
+
+    reference = val_names("seed=1")
+    assert len(reference) == 80
+    assert val_names("seed=7") == reference  # another training seed: the same split
+    assert val_names("seed=7", "data.split_seed=1") == reference
+    assert set(val_names("data.split_seed=2")) != set(reference)
+
+
+def test_val_split_none_trains_on_the_whole_training_split(split_folders: Path, caplog):
+    with caplog.at_level(logging.INFO, logger="lrrnet.data.layouts"):
+        splits = build_splits(split_folders, val_split="none")
+    assert (len(splits.train), len(splits.val), len(splits.test)) == (800, 0, 201)
+    assert "last checkpoint" in splits.val_source
+    assert any("800 train, 0 val" in record.getMessage() for record in caplog.records)
+
+
 def test_val_split_test_is_logged_as_optimistic(split_folders: Path, caplog):
     with caplog.at_level(logging.WARNING, logger="lrrnet.data.layouts"):
         splits = build_splits(split_folders, val_split="test")

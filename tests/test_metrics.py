@@ -14,11 +14,14 @@ import skimage.measure
 from lrrnet.data.io import read_mask
 from lrrnet.errors import ConfigError
 from lrrnet.metrics import (
+    CURVE_THRESHOLDS,
     ROC_THRESHOLDS,
     MetricAccumulator,
+    best_threshold,
     format_table,
     label_components,
     match_components,
+    mean_and_std,
 )
 
 TOL = 1e-12
@@ -305,6 +308,10 @@ def _same_results(a, b):
     for key, value in a.items():
         if isinstance(value, np.ndarray):
             np.testing.assert_allclose(b[key], value, rtol=0, atol=TOL, err_msg=key)
+        elif isinstance(value, list):  # pd_by_area, pd_fa_curve: rows of scalars
+            assert len(b[key]) == len(value), key
+            for row_a, row_b in zip(value, b[key], strict=True):
+                _same_results(row_a, row_b)
         else:
             assert b[key] == pytest.approx(value, abs=TOL, nan_ok=True), key
 
@@ -563,3 +570,126 @@ def test_lrrnet_empty_mask_is_one_target_standard_has_none():
 def test_threshold_outside_the_open_unit_interval_is_refused(threshold):
     with pytest.raises(ConfigError, match=f"threshold {threshold!r} must be in \\(0, 1\\)"):
         MetricAccumulator(threshold=threshold)
+
+
+def _rectangles(shape, sizes):
+    """A mask with one h×w rectangle per (h, w), each in its own 20-row band (no contact)."""
+    mask = np.zeros(shape, bool)
+    for index, (height, width) in enumerate(sizes):
+        mask[20 * index + 2 : 20 * index + 2 + height, 2 : 2 + width] = True
+    return mask
+
+
+def test_pd_by_area_bins_hand_case():
+    # Areas 1, 9 | 10, 20 | 21, 40 | 41, 107 | 108 px; the prediction copies the targets of
+    # area 9, 10, 41 and 108 (same centroid: matched) and misses the others.
+    sizes = [(1, 1), (3, 3), (2, 5), (4, 5), (3, 7), (5, 8), (1, 41), (1, 107), (9, 12)]
+    mask = _rectangles((200, 120), sizes)
+    kept = [(h, w) if h * w in (9, 10, 41, 108) else (0, 0) for h, w in sizes]
+    found = _rectangles((200, 120), kept)
+    results = score([(found.astype(np.float32), mask)])
+    bins = results["pd_by_area"]
+    assert [b["area"] for b in bins] == ["<=9", "10-20", "21-40", "41-107", ">107"]
+    assert [(b["min_area"], b["max_area"]) for b in bins] == [
+        (1, 9),
+        (10, 20),
+        (21, 40),
+        (41, 107),
+        (108, None),
+    ]
+    assert [b["n_targets"] for b in bins] == [2, 2, 2, 2, 1]
+    assert [b["pd"] for b in bins] == [0.5, 0.5, 0.0, 0.5, 1.0]
+    assert results["pd"] == pytest.approx(4 / 9, abs=TOL)
+
+
+def _blob_pairs(seed, count=8, side=96):
+    """Discs of radius 0–8 px (areas 1 to ~200) on noisy maps: targets of every area bin."""
+    rng = np.random.default_rng(seed)
+    pairs = []
+    for _ in range(count):
+        mask = np.zeros((side, side), np.uint8)
+        prob = (rng.random(mask.shape) * 0.52).astype(np.float32)  # a few false alarms
+        for _ in range(4):
+            center = tuple(int(v) for v in rng.integers(10, side - 10, size=2))
+            radius = int(rng.integers(0, 9))
+            cv2.circle(mask, center, radius, 1, thickness=-1)
+            cv2.circle(prob, center, radius, float(rng.uniform(0.2, 1.0)), thickness=-1)
+        pairs.append((prob, mask.astype(bool)))
+    return pairs
+
+
+@pytest.mark.parametrize("protocol", ["standard", "lrrnet"])
+def test_target_weighted_mean_of_the_area_bins_is_pd(protocol):
+    # lrrnet scores at 512×512: frames of that size keep the areas as drawn.
+    results = score(_blob_pairs(3, side=512 if protocol == "lrrnet" else 96), protocol=protocol)
+    bins = results["pd_by_area"]
+    assert sum(b["n_targets"] for b in bins) == results["n_targets"]
+    assert sum(1 for b in bins if b["n_targets"]) >= 4  # a spread of sizes
+    assert 0 < results["pd"] < 1
+    weighted = sum(b["pd"] * b["n_targets"] for b in bins if b["n_targets"])
+    assert weighted / results["n_targets"] == pytest.approx(results["pd"], abs=TOL)
+
+
+def test_empty_area_bin_has_no_pd():
+    mask = image((8, 8), [(3, 3)], dtype=bool, value=True)
+    bins = score([(image((8, 8), [(3, 3)], value=0.9), mask)])["pd_by_area"]
+    assert bins[0]["pd"] == 1.0 and all(np.isnan(b["pd"]) for b in bins[1:])
+
+
+@pytest.mark.parametrize("protocol", ["standard", "lrrnet"])
+def test_pd_fa_curve_rows_equal_scoring_at_that_threshold(protocol):
+    pairs = _blob_pairs(5, count=6)
+    curve_scores = MetricAccumulator(protocol=protocol, curve_thresholds=CURVE_THRESHOLDS)
+    for prob, mask in pairs:
+        curve_scores.update(prob, mask)
+    curve = curve_scores.compute()["pd_fa_curve"]
+    assert [row["threshold"] for row in curve] == list(CURVE_THRESHOLDS)
+    assert len({row["pd"] for row in curve}) > 2  # the thresholds do change Pd here
+    for row in curve[::4] + [curve[9]]:  # curve[9] is 0.5, the default threshold
+        at = score(pairs, protocol=protocol, threshold=row["threshold"])
+        for key in ("pd", "fa", "miou", "niou", "precision", "recall", "f1"):
+            assert row[key] == pytest.approx(at[key], abs=TOL), (row["threshold"], key)
+    # Not monotonic: at low thresholds the noise merges with the targets, moving centroids.
+    assert curve[0]["pd"] < max(row["pd"] for row in curve)
+
+
+def test_curve_state_sums_across_accumulators():
+    pairs = _random_pairs(2)
+    single = MetricAccumulator(curve_thresholds=(0.3, 0.6))
+    first, second = (MetricAccumulator(curve_thresholds=(0.3, 0.6)) for _ in range(2))
+    for index, (prob, mask) in enumerate(pairs):
+        single.update(prob, mask)
+        (first if index % 2 else second).update(prob, mask)
+    summed = MetricAccumulator.from_state(
+        first.state() + second.state(), curve_thresholds=(0.3, 0.6)
+    )
+    _same_results(single.compute(), summed.compute())
+    with pytest.raises(ValueError, match="cannot merge"):
+        first.merge(MetricAccumulator())
+    with pytest.raises(ValueError, match="entries"):
+        MetricAccumulator().load_state(first.state())
+
+
+def test_best_threshold_picks_the_highest_and_the_lowest_on_ties():
+    curve = [
+        {"threshold": 0.3, "f1": 0.5, "miou": 0.2},
+        {"threshold": 0.4, "f1": 0.7, "miou": 0.4},
+        {"threshold": 0.5, "f1": 0.7, "miou": 0.3},
+    ]
+    assert best_threshold(curve, "f1")["threshold"] == 0.4
+    assert best_threshold(curve, "miou")["threshold"] == 0.4
+    assert best_threshold(curve[:1], "f1")["threshold"] == 0.3
+    with pytest.raises(ValueError):
+        best_threshold([], "f1")
+
+
+def test_mean_and_std_over_runs():
+    runs = [{"miou": 0.5, "pd": 1.0}, {"miou": 0.7, "pd": np.nan}, {"miou": 0.9, "pd": 1.0}]
+    summary = mean_and_std(runs, keys=("miou", "pd"))
+    assert summary["miou"] == pytest.approx((0.7, 0.2))  # sample std, n − 1
+    assert all(np.isnan(v) for v in summary["pd"])  # a missing number is not averaged away
+    (mean, std) = mean_and_std(runs[:1], keys=("miou",))["miou"]
+    assert mean == 0.5 and np.isnan(std)  # one run: no spread to estimate
+    assert "50.00 ± -" in format_table(mean_and_std(runs[:1], keys=("miou",)))
+    with pytest.raises(ValueError):
+        mean_and_std([])

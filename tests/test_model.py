@@ -14,7 +14,7 @@ from lrrnet.errors import ConfigError
 from lrrnet.losses import LRRNetLoss
 from lrrnet.models import LRRNet, build_model, crop_to, pad_to_multiple, run_padded
 from lrrnet.models.benchmark import count_flops
-from lrrnet.models.blocks import GroupNorm
+from lrrnet.models.blocks import AttentionBlock, GroupNorm
 
 # Keys and shapes of the released checkpoints (267 entries), as listed from the .pkl files.
 RELEASED_KEYS = Path(__file__).with_name("data") / "official_lrrnet_state_dict_keys.json"
@@ -401,3 +401,71 @@ def test_benchmark_tool_writes_json(tmp_path: Path) -> None:
     # Plumbing only: the 1e-5 equality of the paths is tested above on released-format weights.
     assert result["max_abs_diff_D"] < 1e-4 and result["max_abs_diff_T"] < 1e-4
     assert result["speedup"] > 0
+
+
+@pytest.mark.parametrize(
+    ("head_input", "refined_from"),
+    [
+        ("difference", lambda u, b: u - b),
+        ("background", lambda u, b: b),
+        ("shallow", lambda u, b: u),
+    ],
+)
+def test_head_input_ablation_refines_what_it_names(head_input, refined_from) -> None:
+    torch.manual_seed(0)
+    model = LRRNet(**SMALL, head_input=head_input).eval()
+    image = torch.rand(2, 1, 32, 40)
+    with torch.inference_mode():
+        maps = model.forward_maps(image)
+        refined = model.out_resblock(
+            refined_from(maps["shallow_feature"], maps["background_feature"])
+        )
+    assert maps["reconstruction"].shape == maps["target_logits"].shape == (2, 1, 32, 40)
+    torch.testing.assert_close(maps["target_feature"], refined)
+    torch.testing.assert_close(
+        maps["reconstruction_feature"], maps["target_feature"] + maps["background_feature"]
+    )
+    # The same parameters, so a state dict moves between the variants.
+    assert list(model.state_dict()) == list(LRRNet(**SMALL).state_dict())
+
+
+def test_head_input_variants_differ_on_the_same_weights(released_model: LRRNet) -> None:
+    image = torch.rand(1, 1, 32, 32, generator=torch.Generator().manual_seed(1))
+    outputs = {}
+    for head_input in ("difference", "background", "shallow"):
+        model = LRRNet(head_input=head_input).eval()
+        model.load_state_dict(released_model.state_dict())
+        with torch.inference_mode():
+            outputs[head_input] = model(image)[1]
+    with torch.inference_mode():
+        assert torch.equal(outputs["difference"], released_model(image)[1])  # the default
+    assert max_diff(outputs["difference"], outputs["background"]) > 1e-3
+    assert max_diff(outputs["difference"], outputs["shallow"]) > 1e-3
+
+
+def test_mid_attention_off_drops_only_the_bottleneck_attention() -> None:
+    with_attention = LRRNet().state_dict()
+    without = LRRNet(mid_attention=False).state_dict()
+    dropped = set(with_attention) - set(without)
+    assert dropped and all(key.startswith("mid.0.attention.") for key in dropped)
+    assert set(without) < set(with_attention)
+    assert not any(isinstance(m, AttentionBlock) for m in LRRNet(mid_attention=False).modules())
+    model = LRRNet(**SMALL, mid_attention=False).eval()
+    with torch.inference_mode():
+        reconstruction, target_logits = model(torch.rand(1, 1, 24, 32))
+    assert reconstruction.shape == target_logits.shape == (1, 1, 24, 32)
+
+
+def test_ablations_come_from_the_config_and_bad_values_are_named() -> None:
+    from lrrnet.config import load_config
+
+    cfg = load_config("demo", ["model.head_input='background'", "model.mid_attention=False"])
+    model = build_model(cfg)
+    assert model.head_input == "background" and "mid.0.attention.to_qkv.weight" not in (
+        model.state_dict()
+    )
+    assert len(build_model(load_config("demo")).state_dict()) == 267  # defaults: the paper's
+    with pytest.raises(ConfigError, match="model.head_input"):
+        load_config("demo", ["model.head_input='none'"])
+    with pytest.raises(ValueError, match="head_input"):
+        LRRNet(head_input="none")

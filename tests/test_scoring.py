@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 
 import cv2
@@ -11,14 +12,13 @@ import scipy.io
 
 from lrrnet.data.io import write_prediction
 from lrrnet.engine.scoring import (
-    METRIC_KEYS,
     pair_predictions,
     prediction_files,
     score_folder,
     write_report,
 )
 from lrrnet.errors import DataError
-from lrrnet.metrics import MetricAccumulator
+from lrrnet.metrics import CURVE_THRESHOLDS, METRIC_KEYS, MetricAccumulator
 
 SHAPE = (8, 10)
 
@@ -184,6 +184,25 @@ def test_report_files(dataset, tmp_path):
     np.testing.assert_array_equal(roc["thresholds"].ravel(), np.arange(201) / 200)
     assert (results / "roc.png").read_bytes()[:4] == b"\x89PNG"
     assert "IoU" in (results / "metrics.txt").read_text()
+    assert "Pd by target area" in (results / "metrics.txt").read_text()
+    # a (area 1) found, b (area 1) missed: the "<=9" bin holds both.
+    assert saved["pd_by_area"][0] == {
+        "area": "<=9",
+        "min_area": 1,
+        "max_area": 9,
+        "n_targets": 2,
+        "n_detected": 1,
+        "pd": 0.5,
+    }
+    assert all(row["pd"] is None for row in saved["pd_by_area"][1:])  # empty bins: null
+    with open(results / "pd_fa.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [float(row["threshold"]) for row in rows] == list(CURVE_THRESHOLDS)
+    for row, expected in zip(rows, outcome["pd_fa_curve"], strict=True):
+        assert float(row["pd"]) == expected["pd"] and float(row["fa"]) == expected["fa"]
+    # 0.9 maps: positive up to threshold 0.85, nothing above.
+    assert [float(row["pd"]) for row in rows] == [0.5] * 17 + [0.0] * 2
+    assert (results / "pd_fa.png").read_bytes()[:4] == b"\x89PNG"
     # Scoring again ignores the report files beside the predictions.
     again = score_folder(results, masks, progress=False)
     assert again["n_images"] == 2 and again["miou"] == outcome["miou"]

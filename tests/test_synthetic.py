@@ -184,7 +184,14 @@ def test_ensure_dataset_refuses_one_generated_with_other_settings(tmp_path: Path
     ensure_dataset(load_config("synthetic", sets))  # generated on first use
     assert len(list((root / "trainval" / "images").iterdir())) == 3
     ensure_dataset(load_config("synthetic", sets))  # same settings: reused
-    other = [*sets[:1], "data.synthetic={'num_train': 5, 'num_test': 2, 'size': 48}", "seed=2"]
+    # The training seed does not change the data (runs of several seeds share it) ...
+    ensure_dataset(load_config("synthetic", [*sets, "seed=7"]))
+    # ... its data.split_seed, frame size and counts do.
+    other = [
+        *sets[:1],
+        "data.synthetic={'num_train': 5, 'num_test': 2, 'size': 48}",
+        "data.split_seed=2",
+    ]
     with pytest.raises(DataError) as error:
         ensure_dataset(load_config("synthetic", other))
     message = str(error.value)

@@ -19,7 +19,7 @@ def ensure_dataset(cfg: Mapping[str, Any]) -> None:
     """Generate the synthetic dataset at ``data.root`` when ``data.generate`` is set.
 
     A dataset already there is used only when its ``synthetic.json`` records the settings
-    the config asks for (generator version, seed, frame size, frame counts); otherwise a
+    the config asks for (generator version, data.split_seed, frame size, frame counts); otherwise a
     DataError names the folder and every setting that differs, before any work.
     """
     data = cfg["data"]
@@ -29,7 +29,7 @@ def ensure_dataset(cfg: Mapping[str, Any]) -> None:
     height, width = parse_frame_size(data["synthetic"]["size"])
     wanted = {
         "version": GENERATOR_VERSION,
-        "seed": cfg["seed"],
+        "seed": data["split_seed"],
         "height": height,
         "width": width,
         "num_train": data["synthetic"]["num_train"],
@@ -37,7 +37,8 @@ def ensure_dataset(cfg: Mapping[str, Any]) -> None:
     }
     if not root.exists():
         logger.info("generating the synthetic dataset at %s", root)
-        generate_dataset(root, seed=cfg["seed"], **data["synthetic"])
+        # The data seed, not the training seed: runs of several seeds share one dataset.
+        generate_dataset(root, seed=data["split_seed"], **data["synthetic"])
         return
     record = root / "synthetic.json"
     try:
@@ -76,5 +77,5 @@ def splits_from_config(cfg: Mapping[str, Any], generate: bool = True) -> Splits:
         dataset_name=data["dataset_name"],
         val_split=data["val_split"],
         val_fraction=data["val_fraction"],
-        seed=cfg["seed"],
+        seed=data["split_seed"],
     )

@@ -36,7 +36,7 @@ from lrrnet.errors import ConfigError, DataError, summarize
 logger = logging.getLogger(__name__)
 
 LAYOUTS = ("split_folders", "basicirstd", "dnanet", "sirst_v1", "sirst_devkit", "folder")
-VAL_SPLITS = ("holdout", "val", "test")
+VAL_SPLITS = ("holdout", "val", "test", "none")
 
 # SIRST v1 names its masks after the image with this suffix; other datasets use the same name.
 MASK_NAME_SUFFIXES = ("", "_pixels0")
@@ -385,9 +385,11 @@ def build_splits(
         val_split: ``"holdout"`` (a seeded ``val_fraction`` of the training split, removed
             from it), ``"val"`` (the dataset's own val list; SIRST v1 then trains on its
             ``train`` list) or ``"test"`` (the original code's best-on-test selection,
-            optimistic; logged as a warning).
+            optimistic; logged as a warning) or ``"none"`` (no validation: train on the whole
+            training split, as BasicIRSTD does; the trainer then reports the last checkpoint).
         val_fraction: share of the training split held out, in (0, 1).
-        seed: seed of the holdout choice.
+        seed: seed of the holdout choice (``data.split_seed``, not the training seed, so that
+            runs with different training seeds see the same split).
 
     Raises:
         ConfigError: unknown ``val_split`` or ``val_fraction`` outside (0, 1).
@@ -425,6 +427,9 @@ def build_splits(
             f"holdout {val_fraction:.0%} of train ({len(val)} of {len(full_train)} images, "
             f"seed {seed})"
         )
+    elif val_split == "none":
+        train, val = found.get("trainval", found["train"]), []
+        source = "none: the whole training split is trained on, the last checkpoint reported"
     else:
         train, val = found.get("trainval", found["train"]), test
         source = "test split (best-on-test, optimistic)"

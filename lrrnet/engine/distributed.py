@@ -71,6 +71,11 @@ def init_distributed(device_name: str) -> DistInfo:
     return DistInfo(rank=rank, world_size=world_size, local_rank=local_rank, device=device)
 
 
+def is_main_process() -> bool:
+    """Rank 0 of a torchrun job, or a plain process (before or without init_distributed)."""
+    return os.environ.get("RANK", "0") == "0"
+
+
 def barrier(info: DistInfo) -> None:
     if info.enabled:
         dist.barrier()

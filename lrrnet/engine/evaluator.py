@@ -109,13 +109,16 @@ def evaluate(
     dist_info: DistInfo | None = None,
     progress: bool = False,
     desc: str = "eval",
+    curve_thresholds: Sequence[float] | None = None,
 ) -> dict[str, Any]:
     """IoU, nIoU, P, R, F1, Pd, Fa, AUC of ``predictor`` on ``samples`` (masks required).
 
     Each map is scored at its mask's resolution: a mask of another size than its frame
     (named once in a warning when it is read) gets the prediction resized to it, bilinearly.
+    With ``curve_thresholds`` the result also holds ``pd_fa_curve`` (see
+    :meth:`MetricAccumulator.compute`).
     """
-    accumulator = MetricAccumulator(threshold=threshold, protocol=protocol)
+    accumulator = MetricAccumulator(threshold, protocol, curve_thresholds)
     shard = samples if dist_info is None else samples[dist_info.rank :: dist_info.world_size]
     for item, prob, _ in iterate_predictions(
         predictor, shard, batch_size, progress=progress, desc=desc
@@ -123,6 +126,6 @@ def evaluate(
         accumulator.update(resize_map(prob, item.mask.shape), item.mask)
     if dist_info is not None and dist_info.enabled:
         accumulator = MetricAccumulator.from_state(
-            all_reduce_sum(dist_info, accumulator.state()), threshold=threshold, protocol=protocol
+            all_reduce_sum(dist_info, accumulator.state()), threshold, protocol, curve_thresholds
         )
     return accumulator.compute()

@@ -7,6 +7,7 @@ What ``cal_from_mask.py`` runs. Predictions may come from this project's ``infer
 
 from __future__ import annotations
 
+import csv
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -20,15 +21,19 @@ from lrrnet.data.io import IMAGE_SUFFIXES, read_mask, read_prediction
 from lrrnet.data.layouts import warn_size_mismatch
 from lrrnet.data.transforms import resize_map
 from lrrnet.errors import DataError, summarize
-from lrrnet.files import atomic_path, write_json_atomic, write_text_atomic
-from lrrnet.metrics import MetricAccumulator, format_table
+from lrrnet.files import atomic_path, jsonable, write_json_atomic, write_text_atomic
+from lrrnet.metrics import (
+    CURVE_THRESHOLDS,
+    MetricAccumulator,
+    format_area_table,
+    format_table,
+)
 
 logger = logging.getLogger(__name__)
 
 MASK_SUFFIX = "_pixels0"  # SIRST v1 names its masks <name>_pixels0.png
 # Written next to the predictions by write_report, so never read back as predictions.
-REPORT_FILES = ("metrics.json", "metrics.txt", "roc.mat", "roc.png")
-METRIC_KEYS = ("miou", "niou", "precision", "recall", "f1", "pd", "fa", "auc")
+REPORT_FILES = ("metrics.json", "metrics.txt", "roc.mat", "roc.png", "pd_fa.csv", "pd_fa.png")
 
 
 @dataclass(frozen=True)
@@ -155,7 +160,7 @@ def score_pairs(
     allow_missing: bool = False,
     strict_sizes: bool = False,
 ) -> dict:
-    """Score every pair with one :class:`MetricAccumulator`.
+    """Score every pair with one :class:`MetricAccumulator` (with the Pd–Fa curve).
 
     The mask's resolution is authoritative: in the standard protocol a prediction of
     another size (made at its frame's size when the mask was drawn larger, as SIRST v1
@@ -168,7 +173,7 @@ def score_pairs(
     Returns:
         The metrics of :meth:`MetricAccumulator.compute` plus ``n_size_mismatch``.
     """
-    metrics = MetricAccumulator(threshold=threshold, protocol=protocol)
+    metrics = MetricAccumulator(threshold, protocol, curve_thresholds=CURVE_THRESHOLDS)
     mismatches: list[PairingProblem] = []
     for pair in tqdm(pairs, desc="scoring", unit="img", disable=None if progress else True):
         prob = read_prediction(pair.prediction)
@@ -204,16 +209,19 @@ def score_pairs(
 def write_report(
     results: dict, out_dir: str | Path, json_path: str | Path | None = None
 ) -> dict[str, Path]:
-    """Write ``metrics.json``, ``metrics.txt``, ``roc.mat`` and ``roc.png``.
+    """Write ``metrics.json``, ``metrics.txt``, ``roc.mat``, ``roc.png`` and, when the
+    results hold a ``pd_fa_curve``, ``pd_fa.csv`` and ``pd_fa.png``.
 
     Args:
         results: from :func:`score_pairs` (or :meth:`MetricAccumulator.compute`), possibly
-            with extra scalar entries, which go into the JSON too.
-        out_dir: folder for the four files.
+            with extra scalar entries, which go into the JSON too (``pd_by_area`` included;
+            the curve goes to its own files).
+        out_dir: folder for the files.
         json_path: write the JSON here instead, and the other files beside it.
 
     Returns:
-        The written paths by kind: ``json``, ``txt``, ``roc_mat``, ``roc_png``.
+        The written paths by kind: ``json``, ``txt``, ``roc_mat``, ``roc_png`` and perhaps
+        ``pd_fa_csv``, ``pd_fa_png``.
     """
     json_path = Path(json_path) if json_path else Path(out_dir) / "metrics.json"
     folder = json_path.parent
@@ -224,9 +232,16 @@ def write_report(
         "roc_mat": folder / "roc.mat",
         "roc_png": folder / "roc.png",
     }
-    scalars = {key: value for key, value in results.items() if not isinstance(value, np.ndarray)}
+    scalars = {
+        key: value
+        for key, value in results.items()
+        if not isinstance(value, np.ndarray) and key != "pd_fa_curve"
+    }
     write_json_atomic(paths["json"], scalars)
-    write_text_atomic(paths["txt"], format_table(results) + "\n")
+    text = format_table(results)
+    if "pd_by_area" in results:
+        text += "\n\nPd by target area (px)\n" + format_area_table(results["pd_by_area"])
+    write_text_atomic(paths["txt"], text + "\n")
     with atomic_path(paths["roc_mat"]) as temp:
         scipy.io.savemat(
             str(temp),
@@ -242,7 +257,23 @@ def write_report(
 
     label = Path(results.get("predictions", "predictions")).name or "predictions"
     roc_plot([(label, results["roc_fpr"], results["roc_tpr"], results["auc"])], paths["roc_png"])
+    if results.get("pd_fa_curve"):
+        from lrrnet.visualize import pd_fa_plot
+
+        paths["pd_fa_csv"] = folder / "pd_fa.csv"
+        paths["pd_fa_png"] = folder / "pd_fa.png"
+        _write_rows(results["pd_fa_curve"], paths["pd_fa_csv"])
+        pd_fa_plot([(label, results["pd_fa_curve"])], paths["pd_fa_png"])
     return paths
+
+
+def _write_rows(rows: list[Mapping[str, float]], path: Path) -> None:
+    """Rows of equal keys as CSV (full precision; an undefined value is left empty)."""
+    with atomic_path(path) as temp, temp.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: "" if jsonable(v) is None else v for k, v in row.items()})
 
 
 def score_folder(

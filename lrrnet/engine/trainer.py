@@ -18,6 +18,7 @@ with the same weights as an uninterrupted one (on the CPU; CUDA kernels may diff
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import logging
 import math
@@ -51,14 +52,15 @@ from lrrnet.engine.checkpoint import load_checkpoint, save_checkpoint, unwrap_mo
 from lrrnet.engine.evaluator import evaluate
 from lrrnet.engine.predictor import Predictor, autocast_context, config_eval_size
 from lrrnet.engine.schedule import lr_at
-from lrrnet.errors import CheckpointError, UserError
+from lrrnet.errors import CheckpointError, ConfigError, UserError
 from lrrnet.files import atomic_path, write_json_atomic
 from lrrnet.losses import LRRNetLoss
+from lrrnet.metrics import CURVE_THRESHOLDS, METRIC_KEYS, best_threshold
 from lrrnet.models import build_model
 
 logger = logging.getLogger(__name__)
 
-METRIC_COLUMNS = ("miou", "niou", "precision", "recall", "f1", "pd", "fa", "auc")
+METRIC_COLUMNS = METRIC_KEYS
 
 
 class NonFiniteLossError(UserError):
@@ -85,6 +87,7 @@ class RunResult:
     run_dir: Path
     test: dict[str, dict[str, Any]] = field(default_factory=dict)
     model: torch.nn.Module | None = None  # the trained network, with the last weights
+    report: dict[str, Any] = field(default_factory=dict)  # what test_metrics.json holds
 
 
 class EpochSampler(Sampler[tuple[int, int]]):
@@ -186,13 +189,7 @@ def _train(cfg, tcfg, dcfg, info, device, resume_path) -> RunResult:
     resumed = _load_for_resume(resume_path, cfg, info, device) if resume_path else None
 
     # ---- run folder and logging (rank 0 writes every file) ----
-    run_dir = (
-        resume_path.parent
-        if resume_path
-        else Path(
-            cfg["paths"]["checkpoints"], cfg["name"], datetime.now().strftime("%Y%m%d-%H%M%S")
-        )
-    )
+    run_dir = resume_path.parent if resume_path else _new_run_dir(cfg)
     run_dir = Path(distributed.broadcast_object(info, str(run_dir)))
     file_handler = None
     package_logger = logging.getLogger("lrrnet")
@@ -211,6 +208,11 @@ def _train(cfg, tcfg, dcfg, info, device, resume_path) -> RunResult:
     try:
         logger.info("run folder %s (world size %d, device %s)", run_dir, info.world_size, device)
         splits = prepare_dataset(cfg, info)
+        if cfg["eval"]["val_threshold"] != "off" and not splits.val:
+            raise ConfigError(
+                f"eval.val_threshold={cfg['eval']['val_threshold']!r} needs validation images, "
+                f"and data.val_split={dcfg['val_split']!r} gives none"
+            )
         logger.info(
             "data %s (%s layout): %d train, %d val, %d test; checkpoint selection on %s",
             dcfg["root"],
@@ -488,48 +490,88 @@ def _train(cfg, tcfg, dcfg, info, device, resume_path) -> RunResult:
 
         # ---- final test of the selected and the last checkpoint ----
         state.finished = True
-        last_metrics = _score(predictor, splits.test, cfg, info, show_bars, "test")
+
+        def final_test() -> dict[str, Any]:
+            """Test metrics of the weights in the model; with ``eval.val_threshold``, also at
+            the threshold that scores best on val with these same weights."""
+            entry = {"test": _score(predictor, splits.test, cfg, info, show_bars, "test")}
+            chosen_by = cfg["eval"]["val_threshold"]
+            if chosen_by != "off":
+                val_curve = _score(
+                    predictor, splits.val, cfg, info, show_bars, "val", CURVE_THRESHOLDS
+                )["pd_fa_curve"]
+                chosen = best_threshold(val_curve, chosen_by)
+                entry["val_threshold"] = {"by": chosen_by, **chosen}
+                entry["test_at_val_threshold"] = _score(
+                    predictor,
+                    splits.test,
+                    cfg,
+                    info,
+                    show_bars,
+                    "test",
+                    threshold=chosen["threshold"],
+                )
+            return entry
+
+        last_entry = final_test()
         last_weights = {k: v.clone() for k, v in unwrap_model(model).state_dict().items()}
         best_path = run_dir / "best.pth"
         distributed.barrier(info)
         best_checkpoint = load_checkpoint(best_path, map_location=device)
-        unwrap_model(model).load_state_dict(best_checkpoint["model"])
-        best_metrics = _score(predictor, splits.test, cfg, info, show_bars, "test")
-        unwrap_model(model).load_state_dict(last_weights)
+        if best_checkpoint["iteration"] == state.iteration:
+            best_entry = last_entry  # the same weights (always so with data.val_split=none)
+        else:
+            unwrap_model(model).load_state_dict(best_checkpoint["model"])
+            best_entry = final_test()
+            unwrap_model(model).load_state_dict(last_weights)
         selection = {
             "split": splits.val_source
             if splits.val
             else "none (no validation images: best = last)",
             "metric": tcfg["select_metric"],
+            **_split_record(cfg, splits),
         }
         result = {
             "selection": selection,
+            "threshold": cfg["eval"]["threshold"],
             "best": {
                 "iteration": best_checkpoint["iteration"],
                 "val": best_checkpoint.get("metrics", {}),
-                "test": best_metrics,
+                **best_entry,
             },
-            "last": {"iteration": state.iteration, "test": last_metrics},
+            "last": {"iteration": state.iteration, **last_entry},
         }
         if info.is_main:
             write_json_atomic(run_dir / "test_metrics.json", result)
             logger.info("checkpoint selected on %s by %s", selection["split"], selection["metric"])
             for which in ("best", "last"):
-                metrics = result[which]["test"]
-                logger.info(
-                    "test (%s, iter %d): IoU %.4f nIoU %.4f F1 %.4f Pd %.4f Fa %.3e AUC %.4f",
-                    which,
-                    result[which]["iteration"],
-                    metrics["miou"],
-                    metrics["niou"],
-                    metrics["f1"],
-                    metrics["pd"],
-                    metrics["fa"],
-                    metrics["auc"],
-                )
+                entry = result[which]
+                scored = [("test", entry["test"])]
+                if "val_threshold" in entry:
+                    threshold = entry["val_threshold"]["threshold"]
+                    scored.append(
+                        (f"test at val threshold {threshold:g}", entry["test_at_val_threshold"])
+                    )
+                for label, metrics in scored:
+                    logger.info(
+                        "%s (%s, iter %d): IoU %.4f nIoU %.4f F1 %.4f Pd %.4f Fa %.3e AUC %.4f",
+                        label,
+                        which,
+                        entry["iteration"],
+                        metrics["miou"],
+                        metrics["niou"],
+                        metrics["f1"],
+                        metrics["pd"],
+                        metrics["fa"],
+                        metrics["auc"],
+                    )
             writer.close()
         return RunResult(
-            cfg["name"], run_dir, {"best": best_metrics, "last": last_metrics}, unwrap_model(model)
+            cfg["name"],
+            run_dir,
+            {"best": best_entry["test"], "last": last_entry["test"]},
+            unwrap_model(model),
+            result,
         )
     finally:
         if file_handler is not None:
@@ -538,23 +580,58 @@ def _train(cfg, tcfg, dcfg, info, device, resume_path) -> RunResult:
             file_handler.close()
 
 
+def _new_run_dir(cfg: Mapping[str, Any]) -> Path:
+    """``checkpoints/<name>/<timestamp>``, with a ``-N`` suffix when that folder exists (runs
+    started within the same second, e.g. short runs of several seeds)."""
+    folder = Path(cfg["paths"]["checkpoints"], cfg["name"])
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    run_dir, suffix = folder / stamp, 1
+    while run_dir.exists():
+        run_dir, suffix = folder / f"{stamp}-{suffix}", suffix + 1
+    return run_dir
+
+
+def _split_record(cfg: Mapping[str, Any], splits: Splits) -> dict[str, Any]:
+    """What identifies the split: its seed, sizes, and the validation names with their hash.
+
+    Runs of several training seeds can be checked to have scored on the same split by
+    comparing ``val_names_sha256``.
+    """
+    val_names = sorted(sample.name for sample in splits.val)
+    return {
+        "val_split": cfg["data"]["val_split"],
+        "split_seed": cfg["data"]["split_seed"],
+        "n_train": len(splits.train),
+        "n_val": len(val_names),
+        "n_test": len(splits.test),
+        "val_names_sha256": hashlib.sha256("\n".join(val_names).encode()).hexdigest(),
+        "val_names": val_names,
+    }
+
+
 def _reseed_for_rank(seed: int, rank: int, fresh: bool) -> None:
     """Give each rank its own dropout stream (after the shared weight initialisation)."""
     if fresh:
         torch.manual_seed(seed + 1000 * rank)
 
 
-def _score(predictor, samples, cfg, info, show_bars, desc) -> dict[str, Any]:
-    """The config's metrics on ``samples`` (without the ROC arrays, which logs do not need)."""
+def _score(
+    predictor, samples, cfg, info, show_bars, desc, curve_thresholds=None, threshold=None
+) -> dict[str, Any]:
+    """The config's metrics on ``samples`` (without the ROC arrays, which logs do not need).
+
+    ``threshold`` replaces ``eval.threshold``; ``curve_thresholds`` adds ``pd_fa_curve``.
+    """
     metrics = evaluate(
         predictor,
         samples,
-        threshold=cfg["eval"]["threshold"],
+        threshold=cfg["eval"]["threshold"] if threshold is None else threshold,
         protocol=cfg["eval"]["protocol"],
         batch_size=cfg["eval"]["batch_size"],
         dist_info=info,
         progress=show_bars,
         desc=desc,
+        curve_thresholds=curve_thresholds,
     )
     return {k: v for k, v in metrics.items() if not k.startswith("roc_")}
 

@@ -36,6 +36,9 @@ from lrrnet.models.blocks import (
     check_attention_impl,
 )
 
+# What the subtraction head refines (an ablation switch; "difference" is the paper's u − B).
+HEAD_INPUTS = ("difference", "background", "shallow")
+
 
 class LRRNet(nn.Module):
     """The LRRNet encoder, low-rank background decoder and subtraction head.
@@ -54,6 +57,11 @@ class LRRNet(nn.Module):
         num_groups: GroupNorm groups everywhere (must divide every width).
         attention_impl: ``"sdpa"`` (fused scaled_dot_product_attention, the default) or
             ``"naive"`` (the explicit formula of the original code); same numbers.
+        head_input: ablation of the subtraction: what the head refines into the target
+            feature. ``"difference"`` (``u − B``, the paper's design), ``"background"``
+            (``B`` alone) or ``"shallow"`` (``u`` alone). The parameters are the same.
+        mid_attention: self-attention in the first bottleneck block (the paper's design);
+            False drops it (and its ``mid.0.attention.*`` parameters).
     """
 
     def __init__(
@@ -66,9 +74,14 @@ class LRRNet(nn.Module):
         dropout: float = 0.2,
         num_groups: int = 16,
         attention_impl: AttentionImpl = "sdpa",
+        head_input: str = "difference",
+        mid_attention: bool = True,
     ) -> None:
         super().__init__()
         check_attention_impl(attention_impl)
+        if head_input not in HEAD_INPUTS:
+            raise ValueError(f"head_input must be one of {HEAD_INPUTS}, got {head_input!r}")
+        self.head_input = head_input
         channel_mults = tuple(channel_mults)
         if not channel_mults:
             raise ValueError("channel_mults must name at least one level")
@@ -107,7 +120,10 @@ class LRRNet(nn.Module):
 
         # Bottleneck: attention only in the first block (the coarsest grid keeps it cheap).
         self.mid = nn.ModuleList(
-            [residual(channels, channels, use_attention=True), residual(channels, channels)]
+            [
+                residual(channels, channels, use_attention=mid_attention),
+                residual(channels, channels),
+            ]
         )
 
         # Background decoder: each block consumes one skip feature, so one more block per
@@ -209,9 +225,16 @@ class LRRNet(nn.Module):
 
         Returns:
             ``(target_feature, reconstruction_feature)``: ``y = out_resblock(u − B)`` and
-            ``d = y + B``, each B×16×H×W.
+            ``d = y + B``, each B×16×H×W. The ``head_input`` ablations refine ``B`` or ``u``
+            alone instead of ``u − B``.
         """
-        target_feature = self.out_resblock(shallow - background)
+        if self.head_input == "difference":
+            remainder = shallow - background
+        elif self.head_input == "background":
+            remainder = background
+        else:
+            remainder = shallow
+        target_feature = self.out_resblock(remainder)
         # Adding the background back asks target + background to explain the whole frame.
         return target_feature, target_feature + background
 
