@@ -205,16 +205,9 @@ def _train(cfg, tcfg, dcfg, info, device, resume_path) -> RunResult:
             package_logger.setLevel(logging.INFO)
     try:
         logger.info("run folder %s (world size %d, device %s)", run_dir, info.world_size, device)
+        # Finding the splits logs the one line "ROOT (LAYOUT): N train, M val (SOURCE), K test"
+        # that outside checks read; it names where checkpoint selection happens.
         splits = prepare_dataset(cfg, info)
-        logger.info(
-            "data %s (%s layout): %d train, %d val, %d test; checkpoint selection on %s",
-            dcfg["root"],
-            splits.layout,
-            len(splits.train),
-            len(splits.val),
-            len(splits.test),
-            splits.val_source,
-        )
 
         # ---- model, optimizer, loss ----
         model = build_model(cfg).to(device)
