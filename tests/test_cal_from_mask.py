@@ -63,17 +63,20 @@ def test_lrrnet_protocol_and_threshold_flags(tmp_path):
     assert saved["protocol"] == "lrrnet" and saved["threshold"] == 0.95 and saved["pd"] == 1.0
 
 
-def test_unpaired_files_exit_2_with_one_line(tmp_path):
+def test_a_prediction_without_a_mask_exits_2_with_one_line(tmp_path):
     masks, results = tmp_path / "masks", tmp_path / "results"
     write_pair(masks, results, "a", (2, 2), found=True)
-    write_pair(masks, tmp_path / "elsewhere", "b", (2, 2), found=True)  # mask b, no prediction
+    write_pair(masks, tmp_path / "elsewhere", "b", (2, 2), found=True)  # another split's mask
+    write_pair(tmp_path / "other_masks", results, "c", (2, 2), found=True)  # c has no mask
     done = run("--pred", results, "--masks", masks)
     assert done.returncode == 2
-    assert done.stderr.startswith("error: ") and done.stderr.count("\n") == 1
-    assert str(masks / "b.png") in done.stderr
+    error = done.stderr.splitlines()[-1]  # after an INFO line counting the unused mask b
+    assert error.startswith("error: ") and done.stderr.count("error") == 1
+    assert str(results / "mat" / "c.mat") in error and "b.png" not in error
     allowed = run("--pred", results, "--masks", masks, "--allow-missing")
     assert allowed.returncode == 0, allowed.stderr
-    assert "1 masks without a prediction" in allowed.stdout
+    assert "1 predictions without a mask" in allowed.stdout
+    assert json.loads((results / "metrics.json").read_text())["n_images"] == 1
 
 
 def test_mask_of_another_size_scores_unless_strict_sizes(tmp_path):

@@ -109,6 +109,11 @@ def pair_predictions(
 ) -> tuple[list[PredictionPair], list[PairingProblem]]:
     """Pair each prediction ``<name>.mat|.png`` with mask ``<name>.png|<name>_pixels0.png``.
 
+    The predictions decide what is scored when ``masks`` is a folder: a released dataset's
+    ``masks/`` holds every split, so its masks without a prediction are counted in the log,
+    not problems. A prediction without a mask is a problem. When ``masks`` is a mapping (a
+    config's test split), every listed mask needs a prediction too.
+
     Args:
         pred_dir: see :func:`prediction_files`.
         masks: a mask folder, or masks by image name (e.g. a dataset's test split).
@@ -128,11 +133,21 @@ def pair_predictions(
         for name, path in predictions.items()
         if name not in mask_index
     ]
-    problems += [
-        PairingProblem("missing_prediction", f"no prediction for mask {path} in {pred_dir}")
-        for name, path in sorted(mask_index.items())
-        if name not in predictions
-    ]
+    unused = sorted(name for name in mask_index if name not in predictions)
+    if isinstance(masks, Mapping):
+        problems += [
+            PairingProblem(
+                "missing_prediction", f"no prediction for mask {mask_index[name]} in {pred_dir}"
+            )
+            for name in unused
+        ]
+    elif unused:
+        logger.info(
+            "%d of the %d masks in %s have no prediction (other splits) and are not scored",
+            len(unused),
+            len(mask_index),
+            mask_source,
+        )
     if problems and not allow_missing:
         raise DataError(
             f"{len(problems)} unpaired file(s): {_one_line(problems)} "
