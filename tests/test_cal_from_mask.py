@@ -45,6 +45,7 @@ def test_folder_mode_writes_json(tmp_path):
     done = run("--pred", results, "--masks", masks, "--json", json_path)
     assert done.returncode == 0, done.stderr
     assert "IoU" in done.stdout and "Fa(e-6)" in done.stdout
+    assert "scoring: 2/2 img in" in done.stderr  # progress, off a terminal, as a log line
     saved = json.loads(json_path.read_text())
     # a: TP 1. b: missed, one false-alarm pixel. IoU 1/3, Pd 1/2, Fa 1/72.
     assert saved["miou"] == pytest.approx(1 / 3, abs=1e-12)
@@ -87,8 +88,9 @@ def test_mask_of_another_size_scores_unless_strict_sizes(tmp_path):
     assert done.returncode == 0, done.stderr
     assert f"{masks / 'a.png'}: mask is 12x12" in done.stderr
     strict = run("--pred", results, "--masks", masks, "--strict-sizes")
-    assert strict.returncode == 2 and strict.stderr.count("\n") == 1
-    assert "size mismatch" in strict.stderr and str(masks / "a.png") in strict.stderr
+    error = strict.stderr.splitlines()[-1]
+    assert strict.returncode == 2 and error.startswith("error: ") and "mask is" not in strict.stderr
+    assert "size mismatch" in error and str(masks / "a.png") in error
 
 
 def test_missing_folder_and_bad_usage(tmp_path):

@@ -122,6 +122,16 @@ def test_two_epochs_write_every_file_and_reduce_the_loss(tiny_dataset, tmp_path)
     root, layout, n_train, n_val, source, n_test = split_lines[0]
     assert (root, layout, n_test) == (str(tiny_dataset), "split_folders", "6")
     assert int(n_train) + int(n_val) == 28 and source.startswith("holdout")
+    # Off a terminal, evaluation progress is in the log, and each phase's time at the end.
+    assert "test (best): 6/6 img in" in log and "test (last): 6/6 img in" in log
+    phases = re.search(
+        r"time per phase: train ([\d.]+) s \((\d+) iterations\), val ([\d.]+) s \((\d+) "
+        r"evaluations of (\d+) images, checkpoints included\), test ([\d.]+) s",
+        log,
+    )
+    assert phases is not None
+    assert (phases[2], phases[4], phases[5]) == (rows[-1]["iteration"], "3", n_val)
+    assert all(float(phases[i]) > 0 for i in (1, 3, 6))
 
 
 def _final_weights(run_dir):

@@ -16,13 +16,13 @@ from pathlib import Path
 
 import numpy as np
 import scipy.io
-from tqdm import tqdm
 
 from lrrnet.data.io import IMAGE_SUFFIXES, read_mask, read_prediction
 from lrrnet.data.layouts import warn_size_mismatch
 from lrrnet.data.transforms import resize_map
 from lrrnet.errors import DataError, summarize
 from lrrnet.metrics import MetricAccumulator, format_table
+from lrrnet.progress import Progress
 
 logger = logging.getLogger(__name__)
 
@@ -163,6 +163,28 @@ def pair_predictions(
     return pairs, problems
 
 
+def _score_pair(
+    metrics: MetricAccumulator, pair: PredictionPair, strict_sizes: bool
+) -> PairingProblem | None:
+    """Add one pair to ``metrics``; returns the size mismatch instead when strict."""
+    prob = read_prediction(pair.prediction)
+    mask = read_mask(pair.mask)
+    if prob.shape != mask.shape and not strict_sizes:
+        warn_size_mismatch(pair.mask, mask.shape, f"prediction {pair.prediction}", prob.shape)
+        prob = resize_map(prob, mask.shape)
+    if prob.shape != mask.shape:
+        return PairingProblem(
+            "size_mismatch",
+            f"{pair.prediction} is {prob.shape[1]}×{prob.shape[0]} but mask "
+            f"{pair.mask} is {mask.shape[1]}×{mask.shape[0]}",
+        )
+    try:
+        metrics.update(prob, mask)
+    except ValueError as error:
+        raise DataError(f"{pair.prediction} against {pair.mask}: {error}") from None
+    return None
+
+
 def score_pairs(
     pairs: list[PredictionPair],
     threshold: float = 0.5,
@@ -184,25 +206,12 @@ def score_pairs(
     """
     metrics = MetricAccumulator(threshold=threshold, protocol=protocol)
     mismatches: list[PairingProblem] = []
-    for pair in tqdm(pairs, desc="scoring", unit="img", disable=None if progress else True):
-        prob = read_prediction(pair.prediction)
-        mask = read_mask(pair.mask)
-        if prob.shape != mask.shape and not strict_sizes:
-            warn_size_mismatch(pair.mask, mask.shape, f"prediction {pair.prediction}", prob.shape)
-            prob = resize_map(prob, mask.shape)
-        if prob.shape != mask.shape:
-            mismatches.append(
-                PairingProblem(
-                    "size_mismatch",
-                    f"{pair.prediction} is {prob.shape[1]}×{prob.shape[0]} but mask "
-                    f"{pair.mask} is {mask.shape[1]}×{mask.shape[0]}",
-                )
-            )
-            continue
-        try:
-            metrics.update(prob, mask)
-        except ValueError as error:
-            raise DataError(f"{pair.prediction} against {pair.mask}: {error}") from None
+    with Progress(len(pairs), "scoring", enabled=progress) as bar:
+        for pair in pairs:
+            problem = _score_pair(metrics, pair, strict_sizes)
+            if problem is not None:
+                mismatches.append(problem)
+            bar.update()
     if mismatches and not allow_missing:
         raise DataError(f"{len(mismatches)} size mismatch(es): {_one_line(mismatches)}")
     for problem in mismatches:
@@ -290,7 +299,7 @@ def score_folder(
         allow_missing: skip and count unpaired files and size mismatches instead of failing.
         out_dir: folder for the report; default ``pred_dir``.
         json_path: the JSON's path (the other files go beside it); overrides ``out_dir``.
-        progress: show a progress bar (on a terminal).
+        progress: show progress (a bar on a terminal, log lines elsewhere).
         strict_sizes: a prediction of another size than its mask is an error (see
             :func:`score_pairs`).
 

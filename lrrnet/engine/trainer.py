@@ -23,7 +23,6 @@ import json
 import logging
 import math
 import random
-import sys
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
@@ -35,7 +34,6 @@ import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Sampler
-from tqdm import tqdm
 
 from lrrnet.config import dump_yaml, to_dict
 from lrrnet.data import (
@@ -54,6 +52,7 @@ from lrrnet.engine.schedule import lr_at
 from lrrnet.errors import CheckpointError, UserError
 from lrrnet.losses import LRRNetLoss
 from lrrnet.models import build_model
+from lrrnet.progress import Progress
 
 logger = logging.getLogger(__name__)
 
@@ -281,13 +280,19 @@ def _train(cfg, tcfg, dcfg, info, device, resume_path) -> RunResult:
         csv_path = run_dir / "metrics.csv"
         if info.is_main:
             _truncate_csv(csv_path, state.iteration)
-        show_bars = info.is_main and sys.stderr.isatty()
+        # Validation and test show progress on rank 0: a bar on a terminal, log lines elsewhere.
+        show_progress = info.is_main
+        phase_seconds = {"val": 0.0, "test": 0.0}
+        num_evaluations = 0
 
         def validate_and_save() -> dict[str, Any]:
             """Score on val, update best.pth/latest.pth/metrics.csv/TensorBoard; returns metrics."""
+            nonlocal num_evaluations
+            val_started = time.perf_counter()
             metrics = (
-                _score(predictor, splits.val, cfg, info, show_bars, "val") if splits.val else {}
+                _score(predictor, splits.val, cfg, info, show_progress, "val") if splits.val else {}
             )
+            num_evaluations += 1
             score = (
                 metrics.get(tcfg["select_metric"], -math.inf)
                 if splits.val
@@ -337,6 +342,8 @@ def _train(cfg, tcfg, dcfg, info, device, resume_path) -> RunResult:
                         metrics["fa"],
                         " (best)" if improved else "",
                     )
+            # Checkpoint writing is counted as validation time too: both pause training.
+            phase_seconds["val"] += time.perf_counter() - val_started
             return metrics
 
         # ---- the loop ----
@@ -349,12 +356,18 @@ def _train(cfg, tcfg, dcfg, info, device, resume_path) -> RunResult:
             info.world_size,
             state.iteration,
         )
-        epoch_bar = tqdm(
-            total=total_iters, initial=state.iteration, desc=cfg["name"], disable=not show_bars
+        # The iteration log lines (train.log_every) are the progress off a terminal.
+        epoch_bar = Progress(
+            total_iters,
+            cfg["name"],
+            enabled=info.is_main,
+            unit="it",
+            every=None,
+            initial=state.iteration,
         )
         stop = state.iteration >= total_iters
         last_eval_iteration = state.iteration if resume_path else -1
-        started, start_iteration = time.time(), state.iteration
+        started, start_iteration = time.perf_counter(), state.iteration
         loss_window = [0.0, 0]  # sum and count of training losses since the last evaluation
         while not stop and state.epoch < tcfg["epochs"]:
             sampler.set_epoch(
@@ -420,7 +433,7 @@ def _train(cfg, tcfg, dcfg, info, device, resume_path) -> RunResult:
                     for name, value in terms.items():
                         writer.add_scalar(f"loss/{name}", value.item(), state.iteration)
                     writer.add_scalar("lr", lr, state.iteration)
-                    epoch_bar.set_postfix(loss=f"{terms['total'].item():.4f}", lr=f"{lr:.2e}")
+                    epoch_bar.set_postfix(f"loss={terms['total'].item():.4f}, lr={lr:.2e}")
                     logger.info(
                         "iter %d epoch %d loss %.4f (%s) lr %.3e",
                         state.iteration,
@@ -447,7 +460,7 @@ def _train(cfg, tcfg, dcfg, info, device, resume_path) -> RunResult:
         epoch_bar.close()
         if last_eval_iteration != state.iteration:
             validate_and_save()
-        elapsed = time.time() - started
+        elapsed = time.perf_counter() - started
         logger.info(
             "trained %d iterations in %.1f s (%.2f s/iter)",
             state.iteration - start_iteration,
@@ -457,14 +470,27 @@ def _train(cfg, tcfg, dcfg, info, device, resume_path) -> RunResult:
 
         # ---- final test of the selected and the last checkpoint ----
         state.finished = True
-        last_metrics = _score(predictor, splits.test, cfg, info, show_bars, "test")
+        test_started = time.perf_counter()
+        last_metrics = _score(predictor, splits.test, cfg, info, show_progress, "test (last)")
         last_weights = {k: v.clone() for k, v in unwrap_model(model).state_dict().items()}
         best_path = run_dir / "best.pth"
         distributed.barrier(info)
         best_checkpoint = load_checkpoint(best_path, map_location=device)
         unwrap_model(model).load_state_dict(best_checkpoint["model"])
-        best_metrics = _score(predictor, splits.test, cfg, info, show_bars, "test")
+        best_metrics = _score(predictor, splits.test, cfg, info, show_progress, "test (best)")
         unwrap_model(model).load_state_dict(last_weights)
+        phase_seconds["test"] = time.perf_counter() - test_started
+        logger.info(
+            "time per phase: train %.1f s (%d iterations), val %.1f s (%d evaluations of %d "
+            "images, checkpoints included), test %.1f s (best and last, %d images each)",
+            elapsed - phase_seconds["val"],
+            state.iteration - start_iteration,
+            phase_seconds["val"],
+            num_evaluations,
+            len(splits.val),
+            phase_seconds["test"],
+            len(splits.test),
+        )
         selection = {
             "split": splits.val_source
             if splits.val
@@ -513,7 +539,7 @@ def _reseed_for_rank(seed: int, rank: int, fresh: bool) -> None:
         torch.manual_seed(seed + 1000 * rank)
 
 
-def _score(predictor, samples, cfg, info, show_bars, desc) -> dict[str, Any]:
+def _score(predictor, samples, cfg, info, progress, desc) -> dict[str, Any]:
     """The config's metrics on ``samples`` (without the ROC arrays, which logs do not need)."""
     metrics = evaluate(
         predictor,
@@ -522,7 +548,7 @@ def _score(predictor, samples, cfg, info, show_bars, desc) -> dict[str, Any]:
         protocol=cfg["eval"]["protocol"],
         batch_size=cfg["eval"]["batch_size"],
         dist_info=info,
-        progress=show_bars,
+        progress=progress,
         desc=desc,
     )
     return {k: v for k, v in metrics.items() if not k.startswith("roc_")}
