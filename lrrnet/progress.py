@@ -18,10 +18,12 @@ logger = logging.getLogger(__name__)
 
 # Items between two progress lines off a terminal: a few lines for a test split of hundreds.
 LOG_EVERY = 100
+# ... or seconds, whichever comes first: a slow loop (IPI, seconds a frame) still reports.
+LOG_SECONDS = 30.0
 
 
 class Progress:
-    """Counts items of a loop; draws a bar on a terminal, logs every ``every`` items otherwise.
+    """Counts items of a loop; a bar on a terminal, else a line every ``every`` items or 30 s.
 
     Args:
         total: number of items expected.
@@ -53,26 +55,30 @@ class Progress:
         )
         self.every = every if enabled and not on_terminal and every else None
         self._next_line = self._following(initial)
+        self._last_line = self.started
 
     def _following(self, count: int) -> int:
         return (count // self.every + 1) * self.every if self.every else 0
-
-    @property
-    def seconds(self) -> float:
-        """Time since the loop started."""
-        return time.perf_counter() - self.started
 
     def update(self, count: int = 1) -> None:
         """Count ``count`` more items done."""
         self.count += count
         if self.bar is not None:
             self.bar.update(count)
-        elif self.every and (self.count >= self._next_line or 0 < self.total <= self.count):
-            self._log()
+            return
+        if not self.every:
+            return
+        now = time.perf_counter()
+        if (
+            self.count >= self._next_line
+            or 0 < self.total <= self.count
+            or now - self._last_line >= LOG_SECONDS
+        ):
+            self._log(now - self.started)
             self._next_line = self._following(self.count)
+            self._last_line = now
 
-    def _log(self) -> None:
-        seconds = self.seconds
+    def _log(self, seconds: float) -> None:
         rate = self.count / seconds if seconds > 0 else float("nan")
         logger.info(
             "%s: %d/%d %s in %.1f s (%.2f %s/s)",

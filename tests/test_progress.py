@@ -74,3 +74,17 @@ def test_default_every_gives_a_few_lines_for_hundreds(caplog, monkeypatch, count
             bar.update()
     expected = count // progress_module.LOG_EVERY + (count % progress_module.LOG_EVERY > 0)
     assert len(_lines(caplog)) == expected
+
+
+def test_a_slow_loop_reports_every_30_seconds(caplog, monkeypatch):
+    monkeypatch.setattr("sys.stderr", io.StringIO())
+    clock = iter([0.0, 10.0, 31.0, 40.0, 62.0])
+    monkeypatch.setattr(progress_module.time, "perf_counter", lambda: next(clock))
+    with caplog.at_level(logging.INFO, logger="lrrnet.progress"):
+        bar = Progress(50, "tune ipi")  # started at 0
+        for _ in range(4):
+            bar.update()  # at 10 s: nothing; 31 s: a line; 40 s: nothing; 62 s: a line
+    assert [line.split(" in ")[0] for line in _lines(caplog)] == [
+        "tune ipi: 2/50 img",
+        "tune ipi: 4/50 img",
+    ]
