@@ -147,7 +147,7 @@ def run(args) -> int:
         save_background=args.save_background,
         noise_sigma=args.noise_sigma,
         noise_seed=args.noise_seed,
-        progress=sys.stderr.isatty(),
+        progress=True,
     )
     logger.info(
         "wrote %d of %d predictions to %s in %.1f s (%.2f images/s, %s, size %s)",

@@ -29,10 +29,12 @@ config = {
     },
     "data": {
         # Dataset folder. Layout is detected ("auto") or one of: split_folders, basicirstd,
-        # dnanet, sirst_v1, sirst_devkit, folder.
+        # dnanet, sirst_v1, sirst_devkit, sirst_v2, irstd1k, folder.
         "root": "datasets/SIRST-Synth",
         "layout": "auto",
-        # BasicIRSTD split-file suffix (img_idx/train_<NAME>.txt); None: the only one present.
+        # Which split lists: the BasicIRSTD suffix (img_idx/train_<NAME>.txt; None: the only
+        # one present) or the SIRST-V2 lists (splits/train_<NAME>.txt: "full" or "v1"; None:
+        # "full").
         "dataset_name": None,
         # A mask of another size than its image (SIRST v1 Misc_111: image 325×220, mask
         # 592×400) is named once in a warning; training resizes the mask to the image
@@ -40,7 +42,8 @@ config = {
         # such a mask is an error, as any other bad file.
         "strict_sizes": False,
         # Where checkpoint selection happens: "holdout" (val_fraction of the training split,
-        # fixed seed), "val" (the dataset's own val list, SIRST v1), or "test" (the original
+        # fixed seed), "val" (the dataset's own val list: SIRST v1, SIRST-V2, IRSTD-1k copies
+        # with train.txt / val.txt; training then uses the train list), "test" (the original
         # code's best-on-test selection; optimistic, logged as such), or "none" (train on the
         # whole training split and report the last checkpoint, as BasicIRSTD does).
         "val_split": "holdout",

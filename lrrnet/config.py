@@ -29,6 +29,7 @@ from typing import Any
 
 import yaml
 
+from lrrnet.data.layouts import LAYOUTS, VAL_SPLITS
 from lrrnet.errors import ConfigError
 from lrrnet.files import write_text_atomic
 
@@ -46,16 +47,8 @@ NULLABLE_TYPES: dict[str, tuple[type, ...]] = {
 
 # Keys with a closed set of values.
 CHOICES: dict[str, tuple[Any, ...]] = {
-    "data.layout": (
-        "auto",
-        "split_folders",
-        "basicirstd",
-        "dnanet",
-        "sirst_v1",
-        "sirst_devkit",
-        "folder",
-    ),
-    "data.val_split": ("holdout", "val", "test", "none"),
+    "data.layout": ("auto", *LAYOUTS),
+    "data.val_split": VAL_SPLITS,
     "data.train_mode": ("resize", "crop"),
     "data.eval_size": ("resize", "native"),
     "loss.l1_mode": ("hard", "soft"),

@@ -32,7 +32,6 @@ import cv2
 import numpy as np
 import scipy.io
 import scipy.ndimage
-from tqdm import tqdm
 
 from lrrnet.data.io import list_images, named_file, read_image, read_mask, read_prediction
 from lrrnet.data.layouts import warn_size_mismatch
@@ -40,6 +39,7 @@ from lrrnet.data.transforms import resize_mask
 from lrrnet.errors import DataError, UserError, summarize
 from lrrnet.files import atomic_path
 from lrrnet.metrics import ImageMatch, check_threshold, match_components
+from lrrnet.progress import Progress
 
 logger = logging.getLogger(__name__)
 
@@ -433,7 +433,7 @@ def write_panels(
         threshold: detection threshold of the panels and the IoUs.
         num_worst: images on the worst sheet; 0 writes none.
         total: number of items, for the progress bar.
-        progress: show a progress bar (on a terminal).
+        progress: show progress (a bar on a terminal, log lines elsewhere).
         report: where to record (the item sources record their failures in it too).
 
     Returns:
@@ -444,8 +444,8 @@ def write_panels(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     entries: list[SheetEntry] = []
-    bar = tqdm(items, total=total, desc="visualize", unit="img", disable=None if progress else True)
-    for item in bar:
+    bar = Progress(total or 0, "visualize", enabled=progress)
+    for item in items:
         panel = detection_panel(
             item.image, item.reconstruction, item.target_prob, item.mask, threshold, name=item.name
         )
@@ -457,6 +457,8 @@ def write_panels(
             )
             if len(entries) > 4 * num_worst:  # keep memory bounded on large test sets
                 entries = worst_entries(entries, num_worst)
+        bar.update()
+    bar.close()
     if entries:
         report.worst = worst_entries(entries, num_worst)
         report.sheet_path = save_png(out_dir / "worst.png", worst_images_sheet(entries, num_worst))

@@ -297,3 +297,113 @@ def test_script_config_mode_runs_on_the_test_split(tmp_path: Path) -> None:
     assert sorted(p.name for p in (out / "mat").iterdir()) == ["s1.mat", "s2.mat"]
     prob = read_prediction(out / "mat" / "s1.mat")
     assert np.unravel_index(np.argmax(prob), prob.shape) in {(8, 8), (8, 9), (9, 8), (9, 9)}
+
+
+# --- threshold rules and tuning on validation -----------------------------------------------
+
+
+def test_adaptive_map_detects_exactly_above_mean_plus_k_std() -> None:
+    from lrrnet.baselines.threshold import response_to_map
+
+    rng = np.random.default_rng(0)
+    response = rng.random((20, 30)).astype(np.float32) ** 4
+    for k in (0.0, 1.0, 3.0):
+        threshold = response.mean() + k * response.std()
+        detected = response_to_map(response, k=k) > 0.5
+        np.testing.assert_array_equal(detected, response > threshold)
+    # The fixed gain is unchanged: clip(gain · r).
+    np.testing.assert_allclose(response_to_map(response, gain=3.0), np.clip(3 * response, 0, 1))
+    assert not response_to_map(np.zeros((4, 4)), k=2.0).any()  # nothing stands out
+    with pytest.raises(ConfigError, match="k must be >= 0"):
+        response_to_map(response, k=-1.0)
+    # Through the detectors' signatures too.
+    image = np.full((24, 24), 0.2, np.float32)
+    image[10:12, 10:12] = 0.6
+    assert (white_tophat(image, size=5, k=3.0) > 0.5).sum() == 4
+
+
+def test_counts_above_match_brute_force() -> None:
+    from lrrnet.baselines.threshold import counts_above
+
+    rng = np.random.default_rng(1)
+    response = rng.random((16, 16)).astype(np.float32)
+    mask = rng.random((16, 16)) > 0.8
+    thresholds = np.array([0.0, 0.25, 0.5, float(response[3, 3]), 0.99])
+    positives, true_positives, targets = counts_above(response, mask, thresholds)
+    for index, threshold in enumerate(thresholds):
+        assert positives[index] == (response > threshold).sum()
+        assert true_positives[index] == ((response > threshold) & mask).sum()
+    assert targets == mask.sum()
+
+
+def _scene(folder: Path, name: str, seed: int, contrast: float) -> tuple[Path, Path]:
+    """A noisy frame whose one 3×3 target stands ``contrast`` above it (frames differ)."""
+    rng = np.random.default_rng(seed)
+    frame = 60 + 8 * rng.standard_normal((40, 48))
+    row, col = rng.integers(4, 34), rng.integers(4, 42)
+    frame[row : row + 3, col : col + 3] += contrast
+    mask = np.zeros((40, 48), np.uint8)
+    mask[row : row + 3, col : col + 3] = 255
+    for sub, array in (("images", np.clip(frame, 0, 255)), ("masks", mask)):
+        (folder / sub).mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(folder / sub / f"{name}.png"), array.astype(np.uint8))
+    return folder / "images" / f"{name}.png", folder / "masks" / f"{name}.png"
+
+
+def test_tuning_chooses_the_best_candidate_and_reports_its_val_score(tmp_path: Path) -> None:
+    from lrrnet.baselines.tune import GAINS, KS, tune_baseline
+    from lrrnet.data import Sample
+    from lrrnet.data.io import read_image, read_mask
+    from lrrnet.metrics import MetricAccumulator
+
+    # Contrast varies by a factor of 4 from frame to frame, as on real frames.
+    samples = [
+        Sample(f"f{i}", *_scene(tmp_path, f"f{i}", i, contrast))
+        for i, contrast in enumerate((40, 80, 160, 60))
+    ]
+    result = tune_baseline("tophat", samples, fixed={"size": 7})
+    assert result.best.params["size"] == 7 and result.n_images == 4
+    assert result.val_metrics["miou"] == pytest.approx(result.best.iou, abs=1e-9)
+
+    frames = [(read_image(s.image), read_mask(s.mask)) for s in samples]
+
+    def val_iou(**params) -> float:
+        metrics = MetricAccumulator()
+        for image, mask in frames:
+            metrics.update(white_tophat(image, **params), mask)
+        return metrics.compute()["miou"]
+
+    assert val_iou(**result.best.params) == pytest.approx(result.best.iou, abs=1e-9)
+    for gain in GAINS[::4]:
+        assert val_iou(size=7, gain=gain) <= result.best.iou + 1e-9
+    for k in KS[::3]:
+        assert val_iou(size=7, k=k) <= result.best.iou + 1e-9
+    assert set(result.best_per_rule) == {"gain", "k"}
+    with pytest.raises(ConfigError, match="chooses gain and k"):
+        tune_baseline("tophat", samples, fixed={"gain": 4.0})
+
+
+def test_script_tune_selects_on_val_and_writes_test_maps(tmp_path: Path) -> None:
+    import json
+
+    root = tmp_path / "data"
+    for split, count in (("trainval", 10), ("test", 3)):
+        for index in range(count):
+            _scene(root / split, f"{split}{index}", 10 * index + len(split), 50 + 15 * index)
+    out = tmp_path / "out"
+    common = ["synthetic", "--method", "tophat", "--set", f"data.root={root}"]
+    result = _run_script(*common, "--set", "data.generate=False", "--tune", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    record = json.loads((out / "tuning.json").read_text())
+    assert record["selected_on"].startswith("holdout") and record["n_val_images"] == 1
+    assert f"tophat: chose size={record['params']['size']}" in result.stdout
+    assert "tophat val" in result.stdout  # the val score of the choice, as a table
+    assert sorted(p.name for p in (out / "mat").iterdir()) == [
+        "test0.mat",
+        "test1.mat",
+        "test2.mat",
+    ]
+    on_test = _run_script(
+        *common, "--set", "data.generate=False", "--set", "data.val_split='test'", "--tune"
+    )
+    assert on_test.returncode == 2 and "never on test" in on_test.stderr

@@ -45,6 +45,7 @@ def test_folder_mode_writes_json(tmp_path):
     done = run("--pred", results, "--masks", masks, "--json", json_path)
     assert done.returncode == 0, done.stderr
     assert "IoU" in done.stdout and "Fa(e-6)" in done.stdout
+    assert "scoring: 2/2 img in" in done.stderr  # progress, off a terminal, as a log line
     saved = json.loads(json_path.read_text())
     # a: TP 1. b: missed, one false-alarm pixel. IoU 1/3, Pd 1/2, Fa 1/72.
     assert saved["miou"] == pytest.approx(1 / 3, abs=1e-12)
@@ -63,17 +64,20 @@ def test_lrrnet_protocol_and_threshold_flags(tmp_path):
     assert saved["protocol"] == "lrrnet" and saved["threshold"] == 0.95 and saved["pd"] == 1.0
 
 
-def test_unpaired_files_exit_2_with_one_line(tmp_path):
+def test_a_prediction_without_a_mask_exits_2_with_one_line(tmp_path):
     masks, results = tmp_path / "masks", tmp_path / "results"
     write_pair(masks, results, "a", (2, 2), found=True)
-    write_pair(masks, tmp_path / "elsewhere", "b", (2, 2), found=True)  # mask b, no prediction
+    write_pair(masks, tmp_path / "elsewhere", "b", (2, 2), found=True)  # another split's mask
+    write_pair(tmp_path / "other_masks", results, "c", (2, 2), found=True)  # c has no mask
     done = run("--pred", results, "--masks", masks)
     assert done.returncode == 2
-    assert done.stderr.startswith("error: ") and done.stderr.count("\n") == 1
-    assert str(masks / "b.png") in done.stderr
+    error = done.stderr.splitlines()[-1]  # after an INFO line counting the unused mask b
+    assert error.startswith("error: ") and done.stderr.count("error") == 1
+    assert str(results / "mat" / "c.mat") in error and "b.png" not in error
     allowed = run("--pred", results, "--masks", masks, "--allow-missing")
     assert allowed.returncode == 0, allowed.stderr
-    assert "1 masks without a prediction" in allowed.stdout
+    assert "1 predictions without a mask" in allowed.stdout
+    assert json.loads((results / "metrics.json").read_text())["n_images"] == 1
 
 
 def test_mask_of_another_size_scores_unless_strict_sizes(tmp_path):
@@ -84,8 +88,9 @@ def test_mask_of_another_size_scores_unless_strict_sizes(tmp_path):
     assert done.returncode == 0, done.stderr
     assert f"{masks / 'a.png'}: mask is 12x12" in done.stderr
     strict = run("--pred", results, "--masks", masks, "--strict-sizes")
-    assert strict.returncode == 2 and strict.stderr.count("\n") == 1
-    assert "size mismatch" in strict.stderr and str(masks / "a.png") in strict.stderr
+    error = strict.stderr.splitlines()[-1]
+    assert strict.returncode == 2 and error.startswith("error: ") and "mask is" not in strict.stderr
+    assert "size mismatch" in error and str(masks / "a.png") in error
 
 
 def test_missing_folder_and_bad_usage(tmp_path):

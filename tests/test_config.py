@@ -177,3 +177,12 @@ def test_attention_impl_is_a_config_key_the_model_takes():
 
     cfg = load_config("irstd1k", ["model.attention_impl=naive"])
     assert build_model(cfg).attention_impl == "naive"
+
+
+def test_every_layout_the_data_package_knows_is_a_valid_choice():
+    from lrrnet.data.layouts import LAYOUTS
+
+    for layout in LAYOUTS:  # sirst_v2 and irstd1k were missing from a hand-kept copy once
+        assert load_config("synthetic", [f"data.layout={layout!r}"])["data"]["layout"] == layout
+    with pytest.raises(ConfigError, match="data.layout"):
+        load_config("synthetic", ["data.layout='sirst_v9'"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 from pathlib import Path
 
@@ -247,6 +248,107 @@ def test_sirst_devkit(tmp_path: Path):
     assert all(s.mask.parent == tmp_path / "SIRST" / "BinaryMask" for s in splits["test"])
     with pytest.raises(DataError, match="no val list"):
         build_splits(tmp_path, val_split="val")
+
+
+@pytest.fixture
+def irstd1k_official(tmp_path: Path) -> Path:
+    """IRSTD-1k as ISNet released it: IRSTD1k_Img/, IRSTD1k_Label/, trainval.txt, test.txt."""
+    names = {split: _names(IRSTD1K / f"{split}_IRSTD-1K.txt") for split in ("train", "test")}
+    every = names["train"] + names["test"]
+    _write_files(tmp_path / "IRSTD1k_Img", [f"{n}.png" for n in every], IMAGE_BYTES)
+    _write_files(tmp_path / "IRSTD1k_Label", [f"{n}.png" for n in every], MASK_BYTES)
+    (tmp_path / "trainval.txt").write_text("\n".join(names["train"]) + "\n")
+    (tmp_path / "test.txt").write_text("\n".join(names["test"]))
+    return tmp_path
+
+
+@pytest.fixture
+def sirst_v2(tmp_path: Path) -> Path:
+    """The open-sirst-v2 devkit: 1024 frames in mixed/, 510 of them target-free."""
+    targets = [f"Misc_{i}" for i in range(514)]
+    backgrounds = [f"Background_{i}" for i in range(510)]
+    # Half of val and test hold no target, as in the devkit's _full lists.
+    lists = {
+        "train": targets[:258] + backgrounds[:254],
+        "val": targets[258:386] + backgrounds[254:382],
+        "test": targets[386:] + backgrounds[382:],
+    }
+    lists["trainval"] = lists["train"] + lists["val"]
+    every = targets + backgrounds
+    _write_files(tmp_path / "mixed", [f"{n}.png" for n in every], IMAGE_BYTES)
+    masks = tmp_path / "annotations" / "masks"
+    _write_files(masks, [f"{n}_pixels0.png" for n in targets], MASK_BYTES)
+    _write_files(masks, [f"{n}_pixels0.png" for n in backgrounds], _png(8, 0))
+    _write_files(masks, [f"{n}.xml" for n in every], b"<annotation/>")
+    (tmp_path / "splits").mkdir()
+    for split, names in lists.items():
+        (tmp_path / "splits" / f"{split}_full.txt").write_text("\r\n".join(names) + "\r\n")
+        # The _v1 lists cover only the frames with targets.
+        v1 = [n for n in names if n.startswith("Misc_")]
+        (tmp_path / "splits" / f"{split}_v1.txt").write_text("\n".join(v1))
+    return tmp_path
+
+
+def test_irstd1k_official_layout(irstd1k_official: Path):
+    root = irstd1k_official
+    assert detect_layout(root) == "irstd1k"
+    splits = find_splits(root)
+    assert set(splits) == {"train", "test"}
+    assert (len(splits["train"]), len(splits["test"])) == (800, 201)
+    assert _pairs(splits["test"]) == {
+        (n, f"{n}.png", f"{n}.png") for n in _names(IRSTD1K / "test_IRSTD-1K.txt")
+    }
+    assert all(s.mask.parent == root / "IRSTD1k_Label" for s in splits["train"])
+    holdout = build_splits(root)
+    assert (len(holdout.train), len(holdout.val), len(holdout.test)) == (720, 80, 201)
+    with pytest.raises(DataError, match="no val list"):
+        build_splits(root, val_split="val")
+
+    # Copies that carry a 600 / 200 split of trainval: data.val_split=val uses it.
+    trainval = _names(root / "trainval.txt")
+    (root / "train.txt").write_text("\n".join(trainval[:600]))
+    (root / "val.txt").write_text("\n".join(trainval[600:]))
+    own_val = build_splits(root, val_split="val")
+    assert (len(own_val.train), len(own_val.val), len(own_val.test)) == (600, 200, 201)
+    assert [s.name for s in own_val.val] == trainval[600:]
+    assert len(build_splits(root).train) == 720  # holdout still draws from all of trainval
+
+
+def test_sirst_v2_full_and_v1_lists(sirst_v2: Path):
+    assert detect_layout(sirst_v2) == "sirst_v2"
+    splits = find_splits(sirst_v2)
+    counts = {split: len(samples) for split, samples in splits.items()}
+    assert counts == {"train": 512, "val": 256, "test": 256, "trainval": 768}
+    assert all(s.image.parent == sirst_v2 / "mixed" for s in splits["test"])
+    assert all(s.mask.name == f"{s.name}_pixels0.png" and s.mask.is_file() for s in splits["test"])
+    own_val = build_splits(sirst_v2, val_split="val")
+    assert (len(own_val.train), len(own_val.val), len(own_val.test)) == (512, 256, 256)
+    validate_samples(own_val.test, "test")  # target-free frames and .xml files are fine
+    v1 = find_splits(sirst_v2, dataset_name="v1")
+    assert (len(v1["train"]), len(v1["val"]), len(v1["test"])) == (258, 128, 128)
+    with pytest.raises(DataError, match=r"splits/test_v2.txt: split file not found"):
+        find_splits(sirst_v2, dataset_name="v2")
+
+
+@pytest.mark.parametrize(
+    ("fixture", "layout", "val_split", "counts"),
+    [
+        ("split_folders", "split_folders", "holdout", (720, 80, 201)),
+        ("sirst_v1", "sirst_v1", "val", (256, 85, 86)),
+        ("sirst_v2", "sirst_v2", "val", (512, 256, 256)),
+        ("irstd1k_official", "irstd1k", "test", (800, 201, 201)),
+    ],
+)
+def test_every_layout_logs_the_one_split_line(request, caplog, fixture, layout, val_split, counts):
+    """Outside checks read "ROOT (LAYOUT): N train, M val (...), K test" from the log."""
+    root = request.getfixturevalue(fixture)
+    with caplog.at_level(logging.INFO, logger="lrrnet.data.layouts"):
+        build_splits(root, val_split=val_split)
+    pattern = re.compile(r"^(.+) \((\w+)\): (\d+) train, (\d+) val \(.+\), (\d+) test$")
+    lines = [m for r in caplog.records if (m := pattern.match(r.getMessage()))]
+    assert len(lines) == 1
+    assert lines[0].group(1, 2) == (str(root), layout)
+    assert tuple(int(n) for n in lines[0].group(3, 4, 5)) == counts
 
 
 def test_folder_layout_with_and_without_masks(tmp_path: Path):

@@ -103,16 +103,37 @@ def test_pixels0_masks_and_mask_mapping(tmp_path):
     assert pairs[0].prediction.name == "Misc_1.mat"
 
 
+def test_a_mask_folder_of_every_split_is_paired_by_the_predictions(dataset, caplog):
+    """A release's masks/ holds every split: its extra masks are other splits, not problems."""
+    masks, results = dataset
+    write_mask(masks, "d.png", [(1, 1)])  # another split's masks, no predictions
+    write_mask(masks, "e.png", [(1, 1)])
+    (masks / "d.xml").write_text("<annotation/>")  # SIRST v1 keeps boxes beside the masks
+    with caplog.at_level("INFO", logger="lrrnet.engine.scoring"):
+        pairs, problems = pair_predictions(results, masks)
+    assert [p.name for p in pairs] == ["a", "b"] and problems == []
+    assert f"2 of the 4 masks in {masks} have no prediction" in caplog.text
+    outcome = score_folder(results, masks, progress=False)
+    assert outcome["n_images"] == 2 and outcome["n_missing_prediction"] == 0
+
+
 def test_missing_mask_and_missing_prediction_name_every_file(dataset):
     masks, results = dataset
     write_prediction(results, "c", prob_map([(1, 1)]))  # no mask c
-    write_mask(masks, "d.png", [(1, 1)])  # no prediction d
-    write_mask(masks, "e.png", [(1, 1)])  # no prediction e
+    write_prediction(results, "f", prob_map([(1, 1)]))  # no mask f
     with pytest.raises(DataError) as error:
         pair_predictions(results, masks)
     message = str(error.value)
-    assert "\n" not in message and message.startswith("3 unpaired")
-    assert "c.mat" in message and "d.png" in message and "e.png" in message
+    assert "\n" not in message and message.startswith("2 unpaired")
+    assert "c.mat" in message and "f.mat" in message
+    # A split given by name (a config's test split) needs a prediction for every mask.
+    listed = {name: masks / f"{name}.png" for name in ("a", "b")} | {"d": masks / "d.png"}
+    with pytest.raises(DataError) as error:
+        pair_predictions(results, listed)
+    message = str(error.value)
+    assert (
+        message.startswith("3 unpaired") and f"no prediction for mask {masks / 'd.png'}" in message
+    )
 
 
 def test_prediction_is_resized_to_a_mask_of_another_size(dataset, caplog):
@@ -150,9 +171,10 @@ def test_allow_missing_reports_and_counts(dataset, caplog):
     write_prediction(results, "c", prob_map([(1, 1)]))
     write_mask(masks, "d.png", [(1, 1)])
     write_mask(masks, "b.png", [(5, 7)], shape=(9, 10))
+    listed = {path.stem: path for path in masks.iterdir()}
     with caplog.at_level("WARNING"):
         outcome = score_folder(
-            results, masks, allow_missing=True, progress=False, strict_sizes=True
+            results, listed, allow_missing=True, progress=False, strict_sizes=True
         )
     assert (outcome["n_missing_mask"], outcome["n_missing_prediction"]) == (1, 1)
     assert outcome["n_size_mismatch"] == 1

@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -117,7 +118,29 @@ def test_two_epochs_write_every_file_and_reduce_the_loss(tiny_dataset, tmp_path)
     for key in ("model", "optimizer", "scaler", "rng", "config", "metrics", "iteration", "epoch"):
         assert key in latest
     log = (run_dir / "log.txt").read_text()
-    assert "checkpoint selection on holdout" in log and "test (best" in log
+    assert "checkpoint selected on holdout" in log and "test (best" in log
+    # The one line outside checks read: "ROOT (LAYOUT): N train, M val (...), K test".
+    split_lines = re.findall(
+        r": (.+) \((\w+)\): (\d+) train, (\d+) val \((.+)\), (\d+) test$", log, re.M
+    )
+    assert len(split_lines) == 1
+    root, layout, n_train, n_val, source, n_test = split_lines[0]
+    assert (root, layout, n_test) == (str(tiny_dataset), "split_folders", "6")
+    assert int(n_train) + int(n_val) == 28 and source.startswith("holdout")
+    # Off a terminal, evaluation progress is in the log, and each phase's time at the end.
+    assert "test (last): 6/6 img in" in log
+    # The best checkpoint is scored on its own unless it is the last one (then once).
+    best_is_last = summary["best"]["iteration"] == summary["last"]["iteration"]
+    assert ("test (best): 6/6 img in" in log) != best_is_last
+    assert ("best = last" in log) == best_is_last
+    phases = re.search(
+        r"time per phase: train ([\d.]+) s \((\d+) iterations\), val ([\d.]+) s \((\d+) "
+        r"evaluations of (\d+) images, checkpoints included\), test ([\d.]+) s",
+        log,
+    )
+    assert phases is not None
+    assert (phases[2], phases[4], phases[5]) == (rows[-1]["iteration"], "3", n_val)
+    assert all(float(phases[i]) > 0 for i in (1, 3, 6))
 
 
 def _final_weights(run_dir):
@@ -590,3 +613,38 @@ def test_val_split_none_trains_on_everything_and_reports_last(tiny_dataset, tmp_
     )
     with pytest.raises(ConfigError, match="eval.val_threshold='miou' needs validation"):
         train(load_config("synthetic", with_threshold))
+
+
+def test_sirst_v2_trains_and_scores_target_free_frames(tiny_dataset, tmp_path):
+    """The open-sirst-v2 layout: half the val and test frames are backgrounds without targets."""
+    import cv2
+    import numpy as np
+
+    root = tmp_path / "SIRST-V2"
+    (root / "mixed").mkdir(parents=True)
+    (root / "annotations" / "masks").mkdir(parents=True)
+    (root / "splits").mkdir()
+    frames = sorted((tiny_dataset / "trainval" / "images").iterdir())[:12]
+    lists = {"train": [], "val": [], "test": []}
+    for index, frame in enumerate(frames):
+        name = frame.stem if index < 8 or index % 2 else f"Background_{index}"
+        (root / "mixed" / f"{name}.png").write_bytes(frame.read_bytes())
+        mask = cv2.imread(str(tiny_dataset / "trainval" / "masks" / frame.name), 0)
+        if name.startswith("Background"):
+            mask = np.zeros_like(mask)
+        cv2.imwrite(str(root / "annotations" / "masks" / f"{name}_pixels0.png"), mask)
+        (root / "annotations" / "masks" / f"{name}.xml").write_text("<annotation/>")
+        lists["train" if index < 8 else "val" if index < 10 else "test"].append(name)
+    for split, names in lists.items():
+        (root / "splits" / f"{split}_full.txt").write_text("\n".join(names))
+    overrides = tiny_overrides(
+        root, tmp_path / "c", **{"train.epochs": 1, "data.layout": "auto", "name": "v2"}
+    )
+    cfg = load_config("sirst_v2", overrides)
+    result = train(cfg)
+    log = (result.run_dir / "log.txt").read_text()
+    assert f"{root} (sirst_v2): 8 train, 2 val (dataset val list), 2 test" in log
+    test = json.loads((result.run_dir / "test_metrics.json").read_text())["last"]["test"]
+    assert test["n_images"] == 2 and test["n_targets"] >= 1  # one frame of the two has targets
+    for key in ("miou", "niou", "pd", "fa", "auc"):
+        assert 0.0 <= test[key] <= 1.0, key

@@ -1,11 +1,15 @@
 """Run a classical baseline (white top-hat or IPI) and write maps like inference.
 
-    python tools/baselines.py CONFIG --method tophat|ipi [--set KEY=VALUE ...] [--out DIR]
+    python tools/baselines.py CONFIG --method tophat|ipi [--tune] [--set KEY=VALUE ...] [--out DIR]
     python tools/baselines.py --images DIR --method tophat|ipi [--out DIR]
 
 Both write OUT/img/<name>.png and OUT/mat/<name>.mat, so cal_from_mask.py scores them
 unchanged. Method parameters go through --param, e.g. --param size=7 --param shape=square
-(top-hat) or --param patch=30 --param step=5 (IPI).
+(top-hat) or --param patch=30 --param step=5 (IPI); --param k=4 thresholds each frame at
+mean + 4·std of its response instead of a fixed gain. --tune chooses the element size (top-hat)
+and the threshold (a fixed gain or a per-frame k) on the config's validation split, never
+on test, prints the choice and its val score, writes them to OUT/tuning.json, then writes the
+test predictions with them.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from lrrnet.baselines import (  # noqa: E402
     run_baseline_on_config,
     run_baseline_on_folder,
 )
-from lrrnet.errors import UserError  # noqa: E402
+from lrrnet.errors import ConfigError, UserError  # noqa: E402
 
 
 def _size(text: str) -> int | None:
@@ -38,6 +42,45 @@ def _size(text: str) -> int | None:
         return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected native or an integer, got {text!r}") from None
+
+
+def _tune(cfg: dict, method: str, fixed: dict, out: str | None) -> dict:
+    """Choose the parameters on the validation split; print and record the choice."""
+    import json
+
+    from lrrnet.baselines.tune import tune_baseline
+    from lrrnet.data import splits_from_config
+    from lrrnet.metrics import format_table
+
+    if cfg["data"]["val_split"] == "test":
+        raise ConfigError("--tune chooses on validation, never on test: data.val_split='test'")
+    splits = splits_from_config(cfg)
+    result = tune_baseline(method, splits.val, fixed=fixed)
+    chosen = ", ".join(
+        f"{key}={value:g}" if isinstance(value, float) else f"{key}={value}"
+        for key, value in result.best.params.items()
+    )
+    print(f"{method}: chose {chosen} on {splits.val_source} ({result.n_images} images)")
+    for rule, choice in sorted(result.best_per_rule.items()):
+        print(
+            f"  best with {'a fixed gain' if rule == 'gain' else 'a per-frame k'}: {choice.params}, val IoU {100 * choice.iou:.2f}"
+        )
+    print(format_table([(f"{method} val", result.val_metrics)]))
+    out_dir = Path(out) if out else Path(cfg["paths"]["results"]) / f"{cfg['name']}_{method}"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    record = {
+        "method": method,
+        "params": result.best.params,
+        "selected_on": splits.val_source,
+        "n_val_images": result.n_images,
+        "val": {k: v for k, v in result.val_metrics.items() if not k.startswith("roc_")},
+        "best_per_rule": {
+            rule: {"params": c.params, "val_miou": c.iou}
+            for rule, c in result.best_per_rule.items()
+        },
+    }
+    (out_dir / "tuning.json").write_text(json.dumps(record, indent=2, default=float) + "\n")
+    return dict(result.best.params)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -71,9 +114,16 @@ def main(argv: list[str] | None = None) -> int:
         metavar="native|N",
         help="run on the image as it is (default) or resized to N×N",
     )
+    parser.add_argument(
+        "--tune",
+        action="store_true",
+        help="choose size and threshold on the config's validation split, then run on test",
+    )
     args = parser.parse_args(argv)
     if (args.config is None) == (args.images is None):
         parser.error("give either CONFIG or --images DIR")
+    if args.tune and (args.images is not None or args.size is not None):
+        parser.error("--tune needs a CONFIG and runs at the frames' own size (no --size)")
     if args.images is not None and args.overrides:
         parser.error("--set needs a CONFIG")
 
@@ -86,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
             from lrrnet.config import load_config
 
             cfg = load_config(args.config, args.overrides)
+            if args.tune:
+                params = _tune(cfg, args.method, params, args.out)
             run = run_baseline_on_config(cfg, args.method, args.out, params, args.size)
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)

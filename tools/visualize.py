@@ -103,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
         threshold=threshold,
         num_worst=args.worst,
         total=total,
-        progress=sys.stderr.isatty(),
+        progress=True,
         report=report,
     )
     print(f"wrote {report.written} panel(s) to {out_dir}")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import ast
 import inspect
 import logging
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -19,12 +18,12 @@ from typing import Any
 
 import cv2
 import numpy as np
-from tqdm import tqdm
 
 from lrrnet.baselines.ipi import build_patch_image, ipi, reconstruct_from_patches, rpca_ialm
 from lrrnet.baselines.tophat import white_tophat
 from lrrnet.data.io import read_image, write_prediction
 from lrrnet.errors import ConfigError, DataError
+from lrrnet.progress import Progress
 
 __all__ = [
     "BASELINES",
@@ -167,8 +166,8 @@ def run_baseline_on_files(
         raise ConfigError(f"size must be a positive integer or native, got {size}")
     run = BaselineRun(out_dir=Path(out_dir))
     start = time.perf_counter()
-    progress = tqdm(images, desc=method, unit="img", disable=not sys.stderr.isatty())
-    for name, path in progress:
+    progress = Progress(len(images), method)
+    for name, path in images:
         try:
             image = read_image(path)
             method_start = time.perf_counter()
@@ -178,11 +177,14 @@ def run_baseline_on_files(
         except DataError as error:
             run.failures.append(f"{name}: {error}")
             logger.error("%s: %s", name, error)
+            progress.update()
             continue
         run.method_seconds += seconds
         run.written.append(name)
-        progress.set_postfix_str(f"{1000 * seconds:.0f} ms/img")
+        progress.set_postfix(f"{1000 * seconds:.0f} ms/img")
+        progress.update()
         logger.debug("%s: %s in %.3f s", method, name, seconds)
+    progress.close()
     run.wall_seconds = time.perf_counter() - start
     return run
 

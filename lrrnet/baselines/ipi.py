@@ -17,6 +17,7 @@ import scipy.linalg
 import scipy.sparse.linalg
 from numpy.lib.stride_tricks import sliding_window_view
 
+from lrrnet.baselines.threshold import response_to_map
 from lrrnet.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -311,6 +312,37 @@ def rpca_ialm(
     return low_rank, sparse, n_iter
 
 
+def ipi_response(
+    image: np.ndarray,
+    patch: int = 50,
+    step: int = 10,
+    lam: float | None = None,
+    tol: float = 1e-7,
+    max_iter: int = 500,
+    svd: str = "auto",
+) -> np.ndarray:
+    """The IPI target image in intensity units: the positive part of the rebuilt sparse part.
+
+    Arguments as for :func:`ipi`.
+
+    Returns:
+        ``H×W`` float32 response, ``>= 0``.
+    """
+    image = np.asarray(image, dtype=np.float64)
+    if image.ndim != 2:
+        raise ConfigError(f"ipi: expected an H×W image, got shape {image.shape}")
+    if int(patch) != patch or patch < 1 or int(step) != step or step < 1:
+        raise ConfigError(f"ipi: patch and step must be positive integers, got {patch}, {step}")
+    patch = min(int(patch), *image.shape)
+    step = min(int(step), patch)
+    patch_image, positions = build_patch_image(image, patch=patch, step=step)
+    _, sparse, n_iter = rpca_ialm(patch_image, lam=lam, tol=tol, max_iter=max_iter, svd=svd)
+    if n_iter == max_iter:
+        logger.warning("ipi: robust PCA hit max_iter=%d before tol=%g", max_iter, tol)
+    target = reconstruct_from_patches(sparse, positions, image.shape, patch, reduce="median")
+    return np.maximum(target, 0.0).astype(np.float32)
+
+
 def ipi(
     image: np.ndarray,
     patch: int = 50,
@@ -320,6 +352,7 @@ def ipi(
     max_iter: int = 500,
     svd: str = "auto",
     gain: float = 1.0,
+    k: float | None = None,
 ) -> np.ndarray:
     """Target map of the infrared patch-image model.
 
@@ -331,7 +364,9 @@ def ipi(
     target is brighter than its background; negative residue is background the low-rank
     part overshot), kept in the image's intensity units, multiplied by the fixed ``gain``
     and clipped to [0, 1]. As for the top-hat, a fixed gain rather than the per-image
-    maximum keeps a threshold comparable across frames.
+    maximum keeps a threshold comparable across frames. With ``k``, the frame's own
+    ``mean + k·std`` of the response is the threshold instead (see
+    :mod:`lrrnet.baselines.threshold`).
 
     Args:
         image: ``H×W`` intensities in [0, 1].
@@ -342,22 +377,12 @@ def ipi(
         max_iter: robust PCA iteration cap.
         svd: SVD strategy of :func:`rpca_ialm`.
         gain: fixed factor on the target image before clipping to [0, 1].
+        k: per-frame threshold ``mean + k·std``; None uses the fixed gain.
 
     Returns:
         ``H×W`` float32 target map in [0, 1].
     """
-    image = np.asarray(image, dtype=np.float64)
-    if image.ndim != 2:
-        raise ConfigError(f"ipi: expected an H×W image, got shape {image.shape}")
-    if int(patch) != patch or patch < 1 or int(step) != step or step < 1:
-        raise ConfigError(f"ipi: patch and step must be positive integers, got {patch}, {step}")
     if not gain > 0:
         raise ConfigError(f"ipi: gain must be > 0, got {gain!r}")
-    patch = min(int(patch), *image.shape)
-    step = min(int(step), patch)
-    patch_image, positions = build_patch_image(image, patch=patch, step=step)
-    _, sparse, n_iter = rpca_ialm(patch_image, lam=lam, tol=tol, max_iter=max_iter, svd=svd)
-    if n_iter == max_iter:
-        logger.warning("ipi: robust PCA hit max_iter=%d before tol=%g", max_iter, tol)
-    target = reconstruct_from_patches(sparse, positions, image.shape, patch, reduce="median")
-    return np.clip(np.maximum(target, 0.0) * np.float32(gain), 0.0, 1.0).astype(np.float32)
+    response = ipi_response(image, patch, step, lam, tol, max_iter, svd)
+    return response_to_map(response, gain, k)

@@ -10,6 +10,13 @@ Layouts (SPEC §4):
   ``ROOT/idx_427/{train,val,test,trainval}.txt``.
 - ``sirst_devkit``: ``ROOT/PNGImages``, ``ROOT/SIRST/BinaryMask/*_pixels0.png``,
   ``ROOT/Splits/{trainval,test}_v1.txt`` (``train_v1``/``val_v1`` used when present).
+- ``sirst_v2``: the open-sirst-v2 devkit, ``ROOT/mixed/NAME.png`` (target frames and
+  target-free background frames), ``ROOT/annotations/masks/NAME_pixels0.png``,
+  ``ROOT/splits/{train,val,test,trainval}_<NAME>.txt`` with NAME ``full`` (512 / 256 / 256 /
+  768, the default) or ``v1`` (``data.dataset_name``).
+- ``irstd1k``: IRSTD-1k as ISNet released it, ``ROOT/IRSTD1k_Img/XDU*.png``,
+  ``ROOT/IRSTD1k_Label/XDU*.png``, ``ROOT/{trainval,test}.txt`` (800 / 201), and in some
+  copies ``ROOT/{train,val}.txt`` (600 / 200).
 - ``folder``: images directly in ``ROOT`` or ``ROOT/images``, masks optional in
   ``ROOT/masks`` (inference); the only split is ``test``.
 
@@ -35,7 +42,20 @@ from lrrnet.errors import ConfigError, DataError, summarize
 
 logger = logging.getLogger(__name__)
 
-LAYOUTS = ("split_folders", "basicirstd", "dnanet", "sirst_v1", "sirst_devkit", "folder")
+LAYOUTS = (
+    "split_folders",
+    "basicirstd",
+    "dnanet",
+    "sirst_v1",
+    "sirst_devkit",
+    "sirst_v2",
+    "irstd1k",
+    "folder",
+)
+# Every split a listed layout may name; the split files are <split><suffix>.
+LISTED_SPLITS = ("train", "val", "test", "trainval")
+# SIRST-V2 split lists: splits/<split>_<NAME>.txt; "full" is the devkit's main protocol.
+SIRST_V2_DEFAULT_LISTS = "full"
 VAL_SPLITS = ("holdout", "val", "test", "none")
 
 # SIRST v1 names its masks after the image with this suffix; other datasets use the same name.
@@ -212,6 +232,10 @@ def detect_layout(root: str | Path) -> str:
         return "sirst_v1"
     if (root / "PNGImages").is_dir() and (root / "Splits").is_dir():
         return "sirst_devkit"
+    if (root / "mixed").is_dir() and (root / "splits").is_dir():
+        return "sirst_v2"
+    if (root / "IRSTD1k_Img").is_dir() and (root / "IRSTD1k_Label").is_dir():
+        return "irstd1k"
     if (root / "images").is_dir() and _basicirstd_names(root):
         return "basicirstd"
     if (root / "images").is_dir() and (root / "50_50").is_dir():
@@ -221,8 +245,21 @@ def detect_layout(root: str | Path) -> str:
     raise DataError(
         f"{root}: no known dataset layout (looked for trainval/ + test/ with images/ and "
         "masks/; images/ with img_idx/train_<NAME>.txt, 50_50/ or idx_427/; PNGImages/ with "
-        "Splits/; or image files in the folder or its images/)"
+        "Splits/; mixed/ with splits/; IRSTD1k_Img/ with IRSTD1k_Label/; or image files in "
+        "the folder or its images/)"
     )
+
+
+# Layouts whose splits are name lists: (list folder, list suffix, images folder, masks
+# folder, mask name suffix), all relative to the root; the list suffix of sirst_v2 depends
+# on data.dataset_name.
+LISTED_LAYOUTS = {
+    "dnanet": ("50_50", ".txt", "images", "masks", ""),
+    "sirst_v1": ("idx_427", ".txt", "images", "masks", "_pixels0"),
+    "sirst_devkit": ("Splits", "_v1.txt", "PNGImages", "SIRST/BinaryMask", "_pixels0"),
+    "sirst_v2": ("splits", None, "mixed", "annotations/masks", "_pixels0"),
+    "irstd1k": (".", ".txt", "IRSTD1k_Img", "IRSTD1k_Label", ""),
+}
 
 
 def _find_basicirstd(root: Path, dataset_name: str | None) -> dict[str, list[Sample]]:
@@ -252,12 +289,13 @@ def _find_basicirstd(root: Path, dataset_name: str | None) -> dict[str, list[Sam
 
 def _find_listed(
     list_dir: Path,
-    list_names: dict[str, str],
+    list_suffix: str,
     images: _FolderIndex,
     masks: _FolderIndex,
     mask_suffix: str,
 ) -> dict[str, list[Sample]]:
-    """Splits from the split files present among ``list_names`` (split -> file name)."""
+    """Splits from the split files ``list_dir/<split><list_suffix>`` that are present."""
+    list_names = {split: f"{split}{list_suffix}" for split in LISTED_SPLITS}
     splits = {
         split: _samples_from_names(
             _read_split_file(list_dir / filename), images, masks, mask_suffix
@@ -290,14 +328,15 @@ def find_splits(
     Args:
         root: dataset folder.
         layout: one of :data:`LAYOUTS`, or ``"auto"`` to detect it.
-        dataset_name: BasicIRSTD split-file suffix (``img_idx/train_<NAME>.txt``); None uses
-            the only pair present.
+        dataset_name: BasicIRSTD split-file suffix (``img_idx/train_<NAME>.txt``; None uses
+            the only pair present) or SIRST-V2 list name (``splits/train_<NAME>.txt``;
+            None is ``full``).
 
     Returns:
         ``"train"`` and ``"test"`` always (``"test"`` only, for the ``folder`` layout);
-        ``"val"`` where the dataset lists one (SIRST v1 ``idx_427``), and then also
-        ``"trainval"``, the union of ``"train"`` and ``"val"``. For split folders ``"train"``
-        is ``trainval/``.
+        ``"val"`` where the dataset lists one (SIRST v1 ``idx_427``, SIRST-V2, IRSTD-1k copies
+        with ``val.txt``), and then also ``"trainval"``, the union of ``"train"`` and
+        ``"val"``. For split folders ``"train"`` is ``trainval/``.
 
     Raises:
         DataError: the root, a split file or a split folder is missing, or a split is empty.
@@ -321,29 +360,16 @@ def find_splits(
                 raise DataError(f"{folder / 'images'}: no images found")
     elif layout == "basicirstd":
         splits = _find_basicirstd(root, dataset_name)
-    elif layout == "dnanet":
+    elif layout in LISTED_LAYOUTS:
+        list_dir, list_suffix, images_dir, masks_dir, mask_suffix = LISTED_LAYOUTS[layout]
+        if layout == "sirst_v2":
+            list_suffix = f"_{dataset_name or SIRST_V2_DEFAULT_LISTS}.txt"
         splits = _find_listed(
-            root / "50_50",
-            {split: f"{split}.txt" for split in ("train", "val", "test")},
-            _FolderIndex(root / "images"),
-            _FolderIndex(root / "masks"),
-            mask_suffix="",
-        )
-    elif layout == "sirst_v1":
-        splits = _find_listed(
-            root / "idx_427",
-            {split: f"{split}.txt" for split in ("train", "val", "test", "trainval")},
-            _FolderIndex(root / "images"),
-            _FolderIndex(root / "masks"),
-            mask_suffix="_pixels0",
-        )
-    elif layout == "sirst_devkit":
-        splits = _find_listed(
-            root / "Splits",
-            {split: f"{split}_v1.txt" for split in ("train", "val", "test", "trainval")},
-            _FolderIndex(root / "PNGImages"),
-            _FolderIndex(root / "SIRST" / "BinaryMask"),
-            mask_suffix="_pixels0",
+            root / list_dir,
+            list_suffix,
+            _FolderIndex(root / images_dir),
+            _FolderIndex(root / masks_dir),
+            mask_suffix,
         )
     else:  # folder
         images_dir = root / "images" if _has_images(root / "images") else root

@@ -36,15 +36,14 @@ import logging
 import math
 import os
 import shutil
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
-from tqdm import tqdm
 
 from lrrnet.errors import DataError
+from lrrnet.progress import Progress
 
 logger = logging.getLogger(__name__)
 
@@ -506,7 +505,7 @@ def generate_dataset(
         num_test: frames in ``test``.
         size: frame side, ``(height, width)`` or ``"HxW"``.
         seed: dataset seed; the same seed writes byte-identical files.
-        progress: show a tqdm bar (only on a terminal).
+        progress: show progress (a bar on a terminal, a log line every 100 frames elsewhere).
         overwrite: replace an existing non-empty ``out_dir``.
 
     Returns:
@@ -533,11 +532,8 @@ def generate_dataset(
         seed,
         out_dir,
     )
-    bar = tqdm(
-        total=num_train + num_test,
-        desc=f"SIRST-Synth {height}x{width}",
-        unit="frame",
-        disable=not progress or not sys.stderr.isatty(),
+    bar = Progress(
+        num_train + num_test, f"SIRST-Synth {height}x{width}", enabled=progress, unit="frame"
     )
     # Test frames are numbered after the training frames: a name identifies one frame.
     first_number = {"trainval": 0, "test": num_train}

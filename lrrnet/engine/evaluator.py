@@ -17,7 +17,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from lrrnet.data import Sample, read_sample
 from lrrnet.data.transforms import add_gaussian_noise, resize_map
@@ -25,6 +24,7 @@ from lrrnet.engine.distributed import DistInfo, all_reduce_sum
 from lrrnet.engine.predictor import Predictor
 from lrrnet.errors import DataError
 from lrrnet.metrics import MetricAccumulator
+from lrrnet.progress import Progress
 
 
 @dataclass
@@ -68,12 +68,13 @@ def iterate_predictions(
 
     Frames are read by two threads a few batches ahead; consecutive frames of equal size run
     as one batch. An unreadable sample raises its ``DataError`` unless ``on_error`` is given,
-    which is then called and the sample skipped.
+    which is then called and the sample skipped. ``progress`` shows a bar on a terminal and
+    logs a line every :data:`lrrnet.progress.LOG_EVERY` frames elsewhere.
     """
     chunk = max(1, batch_size) * 4
     with (
         ThreadPoolExecutor(max_workers=2) as pool,
-        tqdm(total=len(samples), desc=desc, disable=not progress, leave=False) as bar,
+        Progress(len(samples), desc, enabled=progress) as bar,
     ):
         for start in range(0, len(samples), chunk):
             loaded = list(

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import scipy.io
-from tqdm import tqdm
 
 from lrrnet.data.io import IMAGE_SUFFIXES, read_mask, read_prediction
 from lrrnet.data.layouts import warn_size_mismatch
@@ -28,6 +27,7 @@ from lrrnet.metrics import (
     format_area_table,
     format_table,
 )
+from lrrnet.progress import Progress
 
 logger = logging.getLogger(__name__)
 
@@ -113,6 +113,11 @@ def pair_predictions(
 ) -> tuple[list[PredictionPair], list[PairingProblem]]:
     """Pair each prediction ``<name>.mat|.png`` with mask ``<name>.png|<name>_pixels0.png``.
 
+    The predictions decide what is scored when ``masks`` is a folder: a released dataset's
+    ``masks/`` holds every split, so its masks without a prediction are counted in the log,
+    not problems. A prediction without a mask is a problem. When ``masks`` is a mapping (a
+    config's test split), every listed mask needs a prediction too.
+
     Args:
         pred_dir: see :func:`prediction_files`.
         masks: a mask folder, or masks by image name (e.g. a dataset's test split).
@@ -132,11 +137,21 @@ def pair_predictions(
         for name, path in predictions.items()
         if name not in mask_index
     ]
-    problems += [
-        PairingProblem("missing_prediction", f"no prediction for mask {path} in {pred_dir}")
-        for name, path in sorted(mask_index.items())
-        if name not in predictions
-    ]
+    unused = sorted(name for name in mask_index if name not in predictions)
+    if isinstance(masks, Mapping):
+        problems += [
+            PairingProblem(
+                "missing_prediction", f"no prediction for mask {mask_index[name]} in {pred_dir}"
+            )
+            for name in unused
+        ]
+    elif unused:
+        logger.info(
+            "%d of the %d masks in %s have no prediction (other splits) and are not scored",
+            len(unused),
+            len(mask_index),
+            mask_source,
+        )
     if problems and not allow_missing:
         raise DataError(
             f"{len(problems)} unpaired file(s): {_one_line(problems)} "
@@ -150,6 +165,30 @@ def pair_predictions(
         if name in mask_index
     ]
     return pairs, problems
+
+
+def _score_pair(
+    metrics: MetricAccumulator, pair: PredictionPair, strict_sizes: bool
+) -> PairingProblem | None:
+    """Add one pair to ``metrics``; returns the size mismatch instead when strict."""
+    prob = read_prediction(pair.prediction)
+    mask = read_mask(pair.mask)
+    # The lrrnet protocol brings both to 512×512 on its own, as the original does.
+    resized_by_protocol = metrics.protocol == "lrrnet"
+    if prob.shape != mask.shape and not strict_sizes and not resized_by_protocol:
+        warn_size_mismatch(pair.mask, mask.shape, f"prediction {pair.prediction}", prob.shape)
+        prob = resize_map(prob, mask.shape)
+    if prob.shape != mask.shape and not resized_by_protocol:
+        return PairingProblem(
+            "size_mismatch",
+            f"{pair.prediction} is {prob.shape[1]}×{prob.shape[0]} but mask "
+            f"{pair.mask} is {mask.shape[1]}×{mask.shape[0]}",
+        )
+    try:
+        metrics.update(prob, mask)
+    except ValueError as error:
+        raise DataError(f"{pair.prediction} against {pair.mask}: {error}") from None
+    return None
 
 
 def score_pairs(
@@ -175,26 +214,12 @@ def score_pairs(
     """
     metrics = MetricAccumulator(threshold, protocol, curve_thresholds=CURVE_THRESHOLDS)
     mismatches: list[PairingProblem] = []
-    for pair in tqdm(pairs, desc="scoring", unit="img", disable=None if progress else True):
-        prob = read_prediction(pair.prediction)
-        mask = read_mask(pair.mask)
-        # The lrrnet protocol brings both to 512×512 on its own, as the original does.
-        if protocol != "lrrnet" and prob.shape != mask.shape and not strict_sizes:
-            warn_size_mismatch(pair.mask, mask.shape, f"prediction {pair.prediction}", prob.shape)
-            prob = resize_map(prob, mask.shape)
-        if protocol != "lrrnet" and prob.shape != mask.shape:
-            mismatches.append(
-                PairingProblem(
-                    "size_mismatch",
-                    f"{pair.prediction} is {prob.shape[1]}×{prob.shape[0]} but mask "
-                    f"{pair.mask} is {mask.shape[1]}×{mask.shape[0]}",
-                )
-            )
-            continue
-        try:
-            metrics.update(prob, mask)
-        except ValueError as error:
-            raise DataError(f"{pair.prediction} against {pair.mask}: {error}") from None
+    with Progress(len(pairs), "scoring", enabled=progress) as bar:
+        for pair in pairs:
+            problem = _score_pair(metrics, pair, strict_sizes)
+            if problem is not None:
+                mismatches.append(problem)
+            bar.update()
     if mismatches and not allow_missing:
         raise DataError(f"{len(mismatches)} size mismatch(es): {_one_line(mismatches)}")
     for problem in mismatches:
@@ -297,7 +322,7 @@ def score_folder(
         allow_missing: skip and count unpaired files and size mismatches instead of failing.
         out_dir: folder for the report; default ``pred_dir``.
         json_path: the JSON's path (the other files go beside it); overrides ``out_dir``.
-        progress: show a progress bar (on a terminal).
+        progress: show progress (a bar on a terminal, log lines elsewhere).
         strict_sizes: a prediction of another size than its mask is an error (see
             :func:`score_pairs`).
 

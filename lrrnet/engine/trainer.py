@@ -24,7 +24,6 @@ import logging
 import math
 import os
 import random
-import sys
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
@@ -36,7 +35,6 @@ import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Sampler
-from tqdm import tqdm
 
 from lrrnet.config import dump_yaml, to_dict
 from lrrnet.data import (
@@ -57,6 +55,7 @@ from lrrnet.files import atomic_path, write_json_atomic
 from lrrnet.losses import LRRNetLoss
 from lrrnet.metrics import CURVE_THRESHOLDS, METRIC_KEYS, best_threshold
 from lrrnet.models import build_model
+from lrrnet.progress import Progress
 
 logger = logging.getLogger(__name__)
 
@@ -207,21 +206,14 @@ def _train(cfg, tcfg, dcfg, info, device, resume_path) -> RunResult:
             package_logger.setLevel(logging.INFO)
     try:
         logger.info("run folder %s (world size %d, device %s)", run_dir, info.world_size, device)
+        # Finding the splits logs the one line "ROOT (LAYOUT): N train, M val (SOURCE), K test"
+        # that outside checks read; it names where checkpoint selection happens.
         splits = prepare_dataset(cfg, info)
         if cfg["eval"]["val_threshold"] != "off" and not splits.val:
             raise ConfigError(
                 f"eval.val_threshold={cfg['eval']['val_threshold']!r} needs validation images, "
                 f"and data.val_split={dcfg['val_split']!r} gives none"
             )
-        logger.info(
-            "data %s (%s layout): %d train, %d val, %d test; checkpoint selection on %s",
-            dcfg["root"],
-            splits.layout,
-            len(splits.train),
-            len(splits.val),
-            len(splits.test),
-            splits.val_source,
-        )
 
         # ---- model, optimizer, loss ----
         model = build_model(cfg).to(device)
@@ -307,13 +299,19 @@ def _train(cfg, tcfg, dcfg, info, device, resume_path) -> RunResult:
         csv_path = run_dir / "metrics.csv"
         if info.is_main:
             _truncate_csv(csv_path, state.iteration)
-        show_bars = info.is_main and sys.stderr.isatty()
+        # Validation and test show progress on rank 0: a bar on a terminal, log lines elsewhere.
+        show_progress = info.is_main
+        phase_seconds = {"val": 0.0, "test": 0.0}
+        num_evaluations = 0
 
         def validate_and_save() -> dict[str, Any]:
             """Score on val, update best.pth/latest.pth/metrics.csv/TensorBoard; returns metrics."""
+            nonlocal num_evaluations
+            val_started = time.perf_counter()
             metrics = (
-                _score(predictor, splits.val, cfg, info, show_bars, "val") if splits.val else {}
+                _score(predictor, splits.val, cfg, info, show_progress, "val") if splits.val else {}
             )
+            num_evaluations += 1
             score = (
                 metrics.get(tcfg["select_metric"], -math.inf)
                 if splits.val
@@ -364,6 +362,8 @@ def _train(cfg, tcfg, dcfg, info, device, resume_path) -> RunResult:
                         metrics["fa"],
                         " (best)" if improved else "",
                     )
+            # Checkpoint writing is counted as validation time too: both pause training.
+            phase_seconds["val"] += time.perf_counter() - val_started
             return metrics
 
         # ---- the loop ----
@@ -376,12 +376,18 @@ def _train(cfg, tcfg, dcfg, info, device, resume_path) -> RunResult:
             info.world_size,
             state.iteration,
         )
-        epoch_bar = tqdm(
-            total=total_iters, initial=state.iteration, desc=cfg["name"], disable=not show_bars
+        # The iteration log lines (train.log_every) are the progress off a terminal.
+        epoch_bar = Progress(
+            total_iters,
+            cfg["name"],
+            enabled=info.is_main,
+            unit="it",
+            every=None,
+            initial=state.iteration,
         )
         stop = state.iteration >= total_iters
         last_eval_iteration = state.iteration if resume_path else -1
-        started, start_iteration = time.time(), state.iteration
+        started, start_iteration = time.perf_counter(), state.iteration
         loss_window = [0.0, 0]  # sum and count of training losses since the last evaluation
         while not stop and state.epoch < tcfg["epochs"]:
             start_batch = state.iteration - state.epoch * iters_per_epoch
@@ -453,7 +459,7 @@ def _train(cfg, tcfg, dcfg, info, device, resume_path) -> RunResult:
                     for name, value in terms.items():
                         writer.add_scalar(f"loss/{name}", value.item(), state.iteration)
                     writer.add_scalar("lr", lr, state.iteration)
-                    epoch_bar.set_postfix(loss=f"{terms['total'].item():.4f}", lr=f"{lr:.2e}")
+                    epoch_bar.set_postfix(f"loss={terms['total'].item():.4f}, lr={lr:.2e}")
                     logger.info(
                         "iter %d epoch %d loss %.4f (%s) lr %.3e",
                         state.iteration,
@@ -480,7 +486,7 @@ def _train(cfg, tcfg, dcfg, info, device, resume_path) -> RunResult:
         epoch_bar.close()
         if last_eval_iteration != state.iteration:
             validate_and_save()
-        elapsed = time.time() - started
+        elapsed = time.perf_counter() - started
         logger.info(
             "trained %d iterations in %.1f s (%.2f s/iter)",
             state.iteration - start_iteration,
@@ -490,15 +496,16 @@ def _train(cfg, tcfg, dcfg, info, device, resume_path) -> RunResult:
 
         # ---- final test of the selected and the last checkpoint ----
         state.finished = True
+        test_started = time.perf_counter()
 
-        def final_test() -> dict[str, Any]:
+        def final_test(which: str) -> dict[str, Any]:
             """Test metrics of the weights in the model; with ``eval.val_threshold``, also at
             the threshold that scores best on val with these same weights."""
-            entry = {"test": _score(predictor, splits.test, cfg, info, show_bars, "test")}
+            entry = {"test": _score(predictor, splits.test, cfg, info, show_progress, which)}
             chosen_by = cfg["eval"]["val_threshold"]
             if chosen_by != "off":
                 val_curve = _score(
-                    predictor, splits.val, cfg, info, show_bars, "val", CURVE_THRESHOLDS
+                    predictor, splits.val, cfg, info, show_progress, "val", CURVE_THRESHOLDS
                 )["pd_fa_curve"]
                 chosen = best_threshold(val_curve, chosen_by)
                 entry["val_threshold"] = {"by": chosen_by, **chosen}
@@ -507,13 +514,13 @@ def _train(cfg, tcfg, dcfg, info, device, resume_path) -> RunResult:
                     splits.test,
                     cfg,
                     info,
-                    show_bars,
-                    "test",
+                    show_progress,
+                    which,
                     threshold=chosen["threshold"],
                 )
             return entry
 
-        last_entry = final_test()
+        last_entry = final_test("test (last)")
         last_weights = {k: v.clone() for k, v in unwrap_model(model).state_dict().items()}
         best_path = run_dir / "best.pth"
         distributed.barrier(info)
@@ -522,8 +529,21 @@ def _train(cfg, tcfg, dcfg, info, device, resume_path) -> RunResult:
             best_entry = last_entry  # the same weights (always so with data.val_split=none)
         else:
             unwrap_model(model).load_state_dict(best_checkpoint["model"])
-            best_entry = final_test()
+            best_entry = final_test("test (best)")
             unwrap_model(model).load_state_dict(last_weights)
+        phase_seconds["test"] = time.perf_counter() - test_started
+        logger.info(
+            "time per phase: train %.1f s (%d iterations), val %.1f s (%d evaluations of %d "
+            "images, checkpoints included), test %.1f s (%s, %d images)",
+            elapsed - phase_seconds["val"],
+            state.iteration - start_iteration,
+            phase_seconds["val"],
+            num_evaluations,
+            len(splits.val),
+            phase_seconds["test"],
+            "best = last" if best_entry is last_entry else "best and last",
+            len(splits.test),
+        )
         selection = {
             "split": splits.val_source
             if splits.val
@@ -616,7 +636,7 @@ def _reseed_for_rank(seed: int, rank: int, fresh: bool) -> None:
 
 
 def _score(
-    predictor, samples, cfg, info, show_bars, desc, curve_thresholds=None, threshold=None
+    predictor, samples, cfg, info, progress, desc, curve_thresholds=None, threshold=None
 ) -> dict[str, Any]:
     """The config's metrics on ``samples`` (without the ROC arrays, which logs do not need).
 
@@ -629,7 +649,7 @@ def _score(
         protocol=cfg["eval"]["protocol"],
         batch_size=cfg["eval"]["batch_size"],
         dist_info=info,
-        progress=show_bars,
+        progress=progress,
         desc=desc,
         curve_thresholds=curve_thresholds,
     )
