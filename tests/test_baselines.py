@@ -19,7 +19,7 @@ from lrrnet.baselines import (
     run_baseline,
     white_tophat,
 )
-from lrrnet.data.io import read_prediction
+from lrrnet.data.io import read_prediction, write_prediction
 from lrrnet.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -240,6 +240,9 @@ def test_script_images_mode_writes_maps_and_names_a_corrupt_image(tmp_path: Path
     _write_frame(images / "c.png", (20, 30))
     (images / "b.png").write_bytes(b"not a png at all")
     out = tmp_path / "out"
+    # An earlier run's map of b (now unreadable) must not survive to be scored as new.
+    write_prediction(out, "b", np.full((32, 40), 0.9, np.float32))
+    (out / "notes.txt").write_text("kept")
     result = _run_script("--images", str(images), "--method", "tophat", "--out", str(out))
     assert result.returncode != 0
     assert "b.png" in result.stderr and "error:" in result.stderr
@@ -251,7 +254,8 @@ def test_script_images_mode_writes_maps_and_names_a_corrupt_image(tmp_path: Path
         assert np.unravel_index(np.argmax(prob), prob.shape) in {
             (spot[0] + dy, spot[1] + dx) for dy in (0, 1) for dx in (0, 1)
         }
-    assert not (out / "img" / "b.png").exists()
+    assert not (out / "img" / "b.png").exists() and not (out / "mat" / "b.mat").exists()
+    assert (out / "notes.txt").read_text() == "kept"  # only maps are cleared
     assert "images/s" in result.stdout.splitlines()[-1]
 
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from lrrnet.baselines.ipi import build_patch_image, ipi, reconstruct_from_patches, rpca_ialm
 from lrrnet.baselines.tophat import white_tophat
-from lrrnet.data.io import read_image, write_prediction
+from lrrnet.data.io import clear_predictions, read_image, write_prediction
 from lrrnet.errors import ConfigError, DataError
 from lrrnet.progress import Progress
 
@@ -145,7 +145,8 @@ def run_baseline_on_files(
     """Run a baseline over named image files and write ``OUT/img`` and ``OUT/mat`` maps.
 
     An image that cannot be read (or a map that cannot be written) is recorded in
-    ``failures`` with its name and the loop goes on, so one bad file costs one map.
+    ``failures`` with its name and the loop goes on, so one bad file costs one map. Maps an
+    earlier run left in ``out_dir`` are removed first, so an old map is never scored as new.
 
     Args:
         images: ``(name, path)`` pairs; ``name`` becomes ``<name>.png`` / ``<name>.mat``.
@@ -165,6 +166,10 @@ def run_baseline_on_files(
     if size is not None and size < 1:
         raise ConfigError(f"size must be a positive integer or native, got {size}")
     run = BaselineRun(out_dir=Path(out_dir))
+    # As inference does: every map in OUT belongs to this run, a failed frame has none.
+    removed = clear_predictions(run.out_dir)
+    if removed:
+        logger.info("removed %d maps of an earlier run from %s", removed, run.out_dir)
     start = time.perf_counter()
     progress = Progress(len(images), method)
     for name, path in images:
