@@ -205,21 +205,11 @@ def test_cuda_graph_predictor_keeps_one_graph_per_shape_and_sees_new_weights():
     assert (second - first).abs().max().item() > 1e-3
 
 
-def test_resume_on_cuda_is_exact_when_deterministic(dataset, tmp_path, monkeypatch):
+def test_resume_on_cuda_is_exact_when_deterministic(dataset, tmp_path, interrupted_train):
     extra = {"train.deterministic": True, "train.eval_every": 4, "train.max_iters": 9}
     reference = trainer.train(load_config("synthetic", overrides(dataset, tmp_path / "a", **extra)))
-    real_lr_at = trainer.lr_at
-
-    def crash_at_6(iteration, *args):
-        if iteration == 5:
-            raise KeyboardInterrupt
-        return real_lr_at(iteration, *args)
-
     cfg = load_config("synthetic", overrides(dataset, tmp_path / "b", **extra))
-    monkeypatch.setattr(trainer, "lr_at", crash_at_6)
-    with pytest.raises(KeyboardInterrupt):
-        trainer.train(cfg)
-    monkeypatch.setattr(trainer, "lr_at", real_lr_at)
+    interrupted_train(cfg, step=5)  # the last checkpoint is iteration 4's
     resumed = trainer.train(cfg, resume="auto")
     expected = load_checkpoint(reference.run_dir / "latest.pth")["model"]
     actual = load_checkpoint(resumed.run_dir / "latest.pth")["model"]

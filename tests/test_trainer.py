@@ -147,7 +147,7 @@ def _final_weights(run_dir):
     return load_checkpoint(run_dir / "latest.pth")["model"]
 
 
-def test_resume_mid_epoch_gives_identical_weights(tiny_dataset, tmp_path, monkeypatch):
+def test_resume_mid_epoch_gives_identical_weights(tiny_dataset, tmp_path, interrupted_train):
     extra = {"train.eval_every": 4}
     reference = train(
         load_config("synthetic", tiny_overrides(tiny_dataset, tmp_path / "a", **extra))
@@ -155,18 +155,8 @@ def test_resume_mid_epoch_gives_identical_weights(tiny_dataset, tmp_path, monkey
 
     # Interrupt in step 6: the last checkpoint is from iteration 4, in the middle of epoch 0
     # (6 iterations per epoch), so the resume must skip the batches already seen.
-    real_lr_at = trainer.lr_at
-
-    def crash_at_6(iteration, *args):
-        if iteration == 5:
-            raise KeyboardInterrupt
-        return real_lr_at(iteration, *args)
-
     cfg = load_config("synthetic", tiny_overrides(tiny_dataset, tmp_path / "b", **extra))
-    monkeypatch.setattr(trainer, "lr_at", crash_at_6)
-    with pytest.raises(KeyboardInterrupt):
-        train(cfg)
-    monkeypatch.setattr(trainer, "lr_at", real_lr_at)
+    interrupted_train(cfg, step=5)
     interrupted = next((tmp_path / "b" / "tiny").iterdir())
     assert load_checkpoint(interrupted / "latest.pth")["iteration"] == 4
 
