@@ -37,13 +37,13 @@ from lrrnet.losses import LRRNetLoss  # noqa: E402
 from lrrnet.models import LRRNet  # noqa: E402
 from lrrnet.models.benchmark import (  # noqa: E402
     DTYPES,
-    _device_name,
-    _peak_memory_mb,
-    _synchronize,
     benchmark,
     compare_paths,
+    device_name,
+    peak_memory_mb,
     prepare_model,
     resolve_device,
+    synchronize,
     time_forwards,
 )
 
@@ -72,7 +72,7 @@ def benchmark_cuda_graph(
     with torch.inference_mode():
         start = time.perf_counter()
         captured = CapturedForward(model, image, device, dtype)
-        _synchronize(device)
+        synchronize(device)
         capture_ms = 1e3 * (time.perf_counter() - start)
         with autocast_context(device, dtype):
             eager = model(image)
@@ -85,11 +85,11 @@ def benchmark_cuda_graph(
         "fps": 1e3 * batch / latency,
         "capture_ms": capture_ms,
         "max_abs_diff_T": (replayed[1].float() - eager[1].float()).abs().max().item(),
-        "peak_memory_mb": _peak_memory_mb(device),
+        "peak_memory_mb": peak_memory_mb(device),
         "size": size,
         "batch": batch,
         "device": str(device),
-        "device_name": _device_name(device),
+        "device_name": device_name(device),
         "dtype": dtype,
         "cuda_graph": True,
         "channels_last": channels_last,
@@ -149,16 +149,16 @@ def benchmark_training(
 
     start = time.perf_counter()
     step()
-    _synchronize(target)
+    synchronize(target)
     first_ms = 1e3 * (time.perf_counter() - start)
     for _ in range(max(warmup - 1, 0)):
         step()
-    _synchronize(target)
+    synchronize(target)
     times = []
     for _ in range(iters):
         start = time.perf_counter()
         step()
-        _synchronize(target)
+        synchronize(target)
         times.append(1e3 * (time.perf_counter() - start))
     step_ms = statistics.median(times)
     return {
@@ -167,13 +167,13 @@ def benchmark_training(
         "iters_per_s": 1e3 / step_ms,
         "images_per_s": 1e3 * batch / step_ms,
         "first_step_ms": first_ms,
-        "peak_memory_mb": _peak_memory_mb(target),
+        "peak_memory_mb": peak_memory_mb(target),
         "final_loss": losses[-1].item(),
         "losses_finite": all(torch.isfinite(value).item() for value in losses),
         "size": size,
         "batch": batch,
         "device": str(target),
-        "device_name": _device_name(target),
+        "device_name": device_name(target),
         "dtype": dtype,
         "compile": compile_model,
         "channels_last": channels_last,

@@ -123,7 +123,7 @@ class Predictor:
         if cuda_graph and self.device.type != "cuda":
             raise ConfigError(f"cuda_graph needs a CUDA device, got '{self.device}'")
         self.cuda_graph = cuda_graph
-        self._graphs: dict[tuple[Any, ...], CapturedForward] = {}
+        self._graphs: dict[tuple[int, ...], CapturedForward] = {}
         # The model's own multiple: 2 ** (levels − 1), 8 for the published network.
         self.size_multiple = getattr(model, "size_multiple", 8)
         self.size = parse_size(size, self.size_multiple)
@@ -192,7 +192,8 @@ class Predictor:
 
     def _graphed_forward(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The model's ``(D, T)`` for ``batch`` (B×1×H×W) by replaying a captured graph."""
-        key = (tuple(batch.shape), batch.dtype, self.dtype)
+        # The batch is float32 in the predictor's memory format: its shape is the key.
+        key = tuple(batch.shape)
         captured = self._graphs.get(key)
         if captured is None:
             if len(self._graphs) >= self.MAX_CUDA_GRAPHS:

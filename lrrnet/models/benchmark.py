@@ -53,12 +53,12 @@ def count_flops(model: nn.Module, image: torch.Tensor) -> int:
     return counter.get_total_flops()
 
 
-def _synchronize(device: torch.device) -> None:
+def synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
 
-def _peak_memory_mb(device: torch.device) -> float:
+def peak_memory_mb(device: torch.device) -> float:
     """CUDA: peak allocated by tensors; CPU: peak resident size of the whole process."""
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
@@ -87,16 +87,16 @@ def time_forwards(
         for name, run in runners.items():
             start = time.perf_counter()
             run()
-            _synchronize(device)
+            synchronize(device)
             times[f"{name}:first"] = [1e3 * (time.perf_counter() - start)]
             for _ in range(max(warmup - 1, 0)):
                 run()
-            _synchronize(device)
+            synchronize(device)
         for _ in range(iters):
             for name, run in runners.items():
                 start = time.perf_counter()
                 run()
-                _synchronize(device)
+                synchronize(device)
                 times[name].append(1e3 * (time.perf_counter() - start))
     return times
 
@@ -175,11 +175,11 @@ def benchmark(
         "latency_ms_mean": statistics.fmean(times["model"]),
         "fps": 1e3 * batch / latency,
         "first_call_ms": times["model:first"][0],
-        "peak_memory_mb": _peak_memory_mb(target),
+        "peak_memory_mb": peak_memory_mb(target),
         "size": size,
         "batch": batch,
         "device": str(target),
-        "device_name": _device_name(target),
+        "device_name": device_name(target),
         "dtype": dtype,
         "compile": compile_model,
         "channels_last": channels_last,
@@ -258,7 +258,7 @@ def compare_paths(
         "size": size,
         "batch": batch,
         "device": str(target),
-        "device_name": _device_name(target),
+        "device_name": device_name(target),
         "dtype": dtype,
         "warmup": warmup,
         "iters": iters,
@@ -275,7 +275,7 @@ def _max_abs_diffs(
     )
 
 
-def _device_name(device: torch.device) -> str:
+def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     return platform.processor() or platform.machine()
