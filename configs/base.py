@@ -26,6 +26,9 @@ config = {
         "head_input": "difference",
         # Self-attention in the first bottleneck block; False removes it.
         "mid_attention": True,
+        # Initial target probability (bias of the target logits), e.g. 0.01; None: PyTorch's
+        # default initialisation, as the original code. Changes the start of training only.
+        "target_prior": None,
     },
     "data": {
         # Dataset folder. Layout is detected ("auto") or one of: split_folders, basicirstd,

@@ -39,6 +39,7 @@ CONFIG_DIR = PROJECT_ROOT / "configs"
 # Keys whose default is None: the type a non-None value must have.
 NULLABLE_TYPES: dict[str, tuple[type, ...]] = {
     "data.dataset_name": (str,),
+    "model.target_prior": (float,),
     "train.max_iters": (int,),
     "train.grad_clip": (float, int),
     "train.eval_every": (int,),
@@ -220,6 +221,9 @@ def validate(config: Mapping[str, Any]) -> None:
             f"config key 'model.num_groups' = {groups} must divide every width {widths} "
             "(model.base_channels × model.channel_mults)"
         )
+    prior = get(config, "model.target_prior")
+    if prior is not None and not 0.0 < prior < 1.0:
+        raise ConfigError(f"config key 'model.target_prior' = {prior} must be in (0, 1) or None")
     if not 0.0 <= get(config, "data.val_fraction") < 1.0:
         raise ConfigError("config key 'data.val_fraction' must be in [0, 1)")
 

@@ -469,3 +469,30 @@ def test_ablations_come_from_the_config_and_bad_values_are_named() -> None:
         load_config("demo", ["model.head_input='none'"])
     with pytest.raises(ValueError, match="head_input"):
         LRRNet(head_input="none")
+
+
+def test_target_prior_sets_the_starting_target_probability_only() -> None:
+    torch.manual_seed(0)
+    default = LRRNet(**SMALL).eval()
+    torch.manual_seed(0)
+    prior = LRRNet(**SMALL, target_prior=0.01).eval()
+    changed = [
+        key
+        for key, value in prior.state_dict().items()
+        if not torch.equal(value, default.state_dict()[key])
+    ]
+    assert changed == ["out_conv.bias"]
+    image = torch.rand(2, 1, 32, 32)
+    with torch.inference_mode():
+        start = torch.sigmoid(prior(image)[1]).mean().item()
+        plain = torch.sigmoid(default(image)[1]).mean().item()
+    assert 0.003 < start < 0.03 and plain > 0.1
+    from lrrnet.config import load_config
+
+    assert build_model(load_config("demo", ["model.target_prior=0.01"])).out_conv.bias.item() == (
+        pytest.approx(-4.59512, abs=1e-5)
+    )
+    with pytest.raises(ConfigError, match="model.target_prior"):
+        load_config("demo", ["model.target_prior=1.5"])
+    with pytest.raises(ValueError, match="target_prior"):
+        LRRNet(target_prior=0.0)

@@ -20,6 +20,7 @@ so their plain state dicts load without any key mapping. Do not rename them.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -62,6 +63,11 @@ class LRRNet(nn.Module):
             (``B`` alone) or ``"shallow"`` (``u`` alone). The parameters are the same.
         mid_attention: self-attention in the first bottleneck block (the paper's design);
             False drops it (and its ``mid.0.attention.*`` parameters).
+        target_prior: initial target probability everywhere, or None (PyTorch's default
+            initialisation, as the original code). A value such as 0.01 sets the bias of
+            the target logits to ``log(p / (1 − p))``, so training starts from "almost no
+            pixel is a target" instead of p ≈ 0.5 everywhere; it changes the start only,
+            not the architecture or the state-dict keys.
     """
 
     def __init__(
@@ -76,9 +82,12 @@ class LRRNet(nn.Module):
         attention_impl: AttentionImpl = "sdpa",
         head_input: str = "difference",
         mid_attention: bool = True,
+        target_prior: float | None = None,
     ) -> None:
         super().__init__()
         check_attention_impl(attention_impl)
+        if target_prior is not None and not 0.0 < target_prior < 1.0:
+            raise ValueError(f"target_prior must be in (0, 1) or None, got {target_prior!r}")
         if head_input not in HEAD_INPUTS:
             raise ValueError(f"head_input must be one of {HEAD_INPUTS}, got {head_input!r}")
         self.head_input = head_input
@@ -142,6 +151,8 @@ class LRRNet(nn.Module):
         self.out_conv = nn.Conv2d(base_channels, 1, kernel_size=3, padding=1)
         self.out_norm1 = GroupNorm(num_groups, base_channels)
         self.out_conv1 = nn.Conv2d(base_channels, in_channels, kernel_size=3, padding=1)
+        if target_prior is not None:
+            nn.init.constant_(self.out_conv.bias, math.log(target_prior / (1.0 - target_prior)))
 
     # -- configuration -------------------------------------------------------------------
 
