@@ -236,7 +236,7 @@ def _train(cfg, tcfg, dcfg, info, device, resume_path) -> RunResult:
             )
         _reseed_for_rank(cfg["seed"], info.rank, resume_path is None)
         train_model = torch.compile(model) if tcfg["compile"] else model
-        if info.enabled:
+        if info.is_distributed:
             train_model = DistributedDataParallel(
                 train_model, device_ids=[device.index] if use_cuda else None
             )
@@ -669,7 +669,7 @@ def _rng_state() -> dict[str, Any]:
 
 def _gather_rng_states(info: distributed.DistInfo) -> list[dict[str, Any]]:
     """Every rank's RNG states, rank order; they travel as torch.save bytes between ranks."""
-    if not info.enabled:
+    if not info.is_distributed:
         return [_rng_state()]
     buffer = io.BytesIO()
     torch.save(_rng_state(), buffer)
