@@ -22,7 +22,7 @@ from lrrnet.engine.checkpoint import load_checkpoint
 from lrrnet.engine.predictor import Predictor
 from lrrnet.engine.trainer import NonFiniteLossError, _score, train
 from lrrnet.errors import ConfigError, UserError
-from lrrnet.metrics import CURVE_THRESHOLDS
+from lrrnet.metrics import CURVE_THRESHOLDS, METRIC_KEYS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -329,7 +329,7 @@ def test_train_dataset_epoch_in_the_index_equals_set_epoch(tiny_dataset):
 def test_early_stopping_after_patience_evaluations_without_improvement(
     tiny_dataset, tmp_path, monkeypatch
 ):
-    flat = {k: 0.5 for k in trainer.METRIC_COLUMNS} | {"n_images": 3, "n_targets": 3}
+    flat = {k: 0.5 for k in METRIC_KEYS} | {"n_images": 3, "n_targets": 3}
     monkeypatch.setattr(trainer, "evaluate", lambda *args, **kwargs: dict(flat))
     overrides = {"train.eval_every": 2, "train.epochs": 3, "train.early_stop_patience": 2}
     result = train(

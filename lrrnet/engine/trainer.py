@@ -59,8 +59,6 @@ from lrrnet.progress import Progress
 
 logger = logging.getLogger(__name__)
 
-METRIC_COLUMNS = METRIC_KEYS
-
 
 class NonFiniteLossError(UserError):
     """The loss became NaN or infinite; the run stopped and kept its last good checkpoint."""
@@ -342,7 +340,7 @@ def _train(cfg, tcfg, dcfg, info, device, resume_path) -> RunResult:
                     save_checkpoint(checkpoint, run_dir / "best.pth")
                 _append_csv(csv_path, state, optimizer.param_groups[0]["lr"], train_loss, metrics)
                 if metrics:
-                    for key in METRIC_COLUMNS:
+                    for key in METRIC_KEYS:
                         writer.add_scalar(f"val/{key}", metrics[key], state.iteration)
                     _log_images(
                         writer,
@@ -817,9 +815,9 @@ def _append_csv(
         writer = csv.writer(handle)
         if new:
             writer.writerow(
-                ["iteration", "epoch", "lr", "train_loss", *METRIC_COLUMNS, "best_iteration"]
+                ["iteration", "epoch", "lr", "train_loss", *METRIC_KEYS, "best_iteration"]
             )
-        values = [metrics.get(k, "") for k in METRIC_COLUMNS]
+        values = [metrics.get(k, "") for k in METRIC_KEYS]
         writer.writerow(
             [
                 state.iteration,
