@@ -297,35 +297,6 @@ def test_two_process_gloo_run_agrees_on_weights_and_writes_once(tiny_dataset, tm
     assert len(read_csv(run_dirs[0] / "metrics.csv")) == 1
 
 
-def test_epoch_sampler_orders_are_seeded_disjoint_across_ranks_and_resumable():
-    from lrrnet.engine.trainer import EpochSampler
-
-    def order(rank=0, world=1, epoch=0, start=0):
-        sampler = EpochSampler(20, batch_size=3, seed=1, rank=rank, world_size=world)
-        sampler.set_epoch(epoch, start_batch=start)
-        return list(sampler)
-
-    assert order() == order()  # a pure function of (seed, epoch)
-    assert [i for _, i in order(epoch=0)] != [i for _, i in order(epoch=1)]
-    assert {e for e, _ in order(epoch=4)} == {4}  # the epoch travels with every index
-    assert len(order()) == 18  # drop_last: 6 whole batches of 3
-    rank0, rank1 = order(0, 2), order(1, 2)
-    assert len(rank0) == len(rank1) == 9 and not {i for _, i in rank0} & {i for _, i in rank1}
-    assert order(start=2) == order()[6:]
-
-
-def test_train_dataset_epoch_in_the_index_equals_set_epoch(tiny_dataset):
-    from lrrnet.data import TrainDataset, build_splits
-
-    samples = build_splits(tiny_dataset).train[:3]
-    dataset = TrainDataset(samples, base_size=32, augment=True, noise_sigma=5.0, seed=1)
-    dataset.set_epoch(3)
-    from_set_epoch = dataset[2]["image"]
-    dataset.set_epoch(0)
-    assert torch.equal(dataset[(3, 2)]["image"], from_set_epoch)
-    assert not torch.equal(dataset[(4, 2)]["image"], from_set_epoch)
-
-
 def test_early_stopping_after_patience_evaluations_without_improvement(
     tiny_dataset, tmp_path, monkeypatch
 ):

@@ -25,7 +25,7 @@ import math
 import os
 import random
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -34,10 +34,11 @@ from typing import Any
 import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import DataLoader
 
 from lrrnet.config import dump_yaml, to_dict
 from lrrnet.data import (
+    EpochSampler,
     Splits,
     TrainDataset,
     ensure_dataset,
@@ -85,38 +86,6 @@ class RunResult:
     test: dict[str, dict[str, Any]] = field(default_factory=dict)
     model: torch.nn.Module | None = None  # the trained network, with the last weights
     report: dict[str, Any] = field(default_factory=dict)  # what test_metrics.json holds
-
-
-class EpochSampler(Sampler[tuple[int, int]]):
-    """A permutation per epoch from (seed, epoch), split across ranks, resumable mid-epoch.
-
-    Like ``DistributedSampler`` with ``drop_last=True`` (every rank gets the same number of
-    indices), plus ``start_batch`` to skip the batches an interrupted run already trained on
-    without loading them.
-    """
-
-    def __init__(self, size: int, batch_size: int, seed: int, rank: int = 0, world_size: int = 1):
-        self.size, self.batch_size, self.seed = size, batch_size, seed
-        self.rank, self.world_size = rank, world_size
-        self.per_rank = size // world_size
-        self.batches_per_epoch = self.per_rank // batch_size
-        self.epoch, self.start_batch = 0, 0
-
-    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
-        self.epoch, self.start_batch = epoch, start_batch
-
-    def __iter__(self) -> Iterator[tuple[int, int]]:
-        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-        order = torch.randperm(self.size, generator=generator)[: self.per_rank * self.world_size]
-        mine = order[self.rank :: self.world_size][: self.batches_per_epoch * self.batch_size]
-        # (epoch, index) pairs: persistent workers hold a copy of the dataset that never sees
-        # set_epoch, so the epoch travels with each index.
-        return iter(
-            (self.epoch, index) for index in mine[self.start_batch * self.batch_size :].tolist()
-        )
-
-    def __len__(self) -> int:
-        return (self.batches_per_epoch - self.start_batch) * self.batch_size
 
 
 def seed_everything(seed: int, deterministic: bool = False) -> None:
