@@ -4,7 +4,15 @@ from types import MappingProxyType
 import pytest
 import yaml
 
-from lrrnet.config import base_config, dump_yaml, load_config, override, parse_override
+from lrrnet.config import (
+    base_config,
+    dump_yaml,
+    freeze,
+    load_config,
+    override,
+    parse_override,
+    to_dict,
+)
 from lrrnet.errors import ConfigError
 
 
@@ -90,6 +98,16 @@ def test_yaml_round_trip(tmp_path):
     assert yaml.safe_load(path.read_text())["train"]["epochs"] == 7
     again = load_config(path)
     assert again == cfg
+
+
+def test_to_dict_is_the_plain_copy_that_yaml_and_checkpoints_hold():
+    cfg = load_config("irstd1k")
+    plain = to_dict(cfg)
+    assert type(plain) is dict and type(plain["train"]) is dict
+    assert plain["model"]["channel_mults"] == [1, 2, 4, 8]  # tuples as lists, as in YAML
+    plain["train"]["lr"] = 1.0
+    assert cfg["train"]["lr"] == 1e-4  # a copy
+    assert freeze(to_dict(cfg)) == cfg
 
 
 def test_yaml_with_unknown_key_fails(tmp_path):
