@@ -19,14 +19,13 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import io
 import logging
 import math
 import os
 import random
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -36,7 +35,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
-from lrrnet.config import dump_yaml, to_dict
+from lrrnet.config import dump_yaml
 from lrrnet.data import (
     EpochSampler,
     Splits,
@@ -47,11 +46,21 @@ from lrrnet.data import (
     validate_samples,
 )
 from lrrnet.engine import distributed
-from lrrnet.engine.checkpoint import load_checkpoint, save_checkpoint, unwrap_model
+from lrrnet.engine.checkpoint import (
+    TrainState,
+    gather_rng_states,
+    load_checkpoint,
+    load_for_resume,
+    resolve_resume,
+    restore_training,
+    save_checkpoint,
+    training_checkpoint,
+    unwrap_model,
+)
 from lrrnet.engine.evaluator import evaluate
 from lrrnet.engine.predictor import Predictor, autocast_context, config_eval_size
 from lrrnet.engine.schedule import lr_at
-from lrrnet.errors import CheckpointError, ConfigError, UserError
+from lrrnet.errors import ConfigError, UserError
 from lrrnet.files import atomic_path, write_json_atomic
 from lrrnet.losses import LRRNetLoss
 from lrrnet.metrics import CURVE_THRESHOLDS, METRIC_KEYS, best_threshold
@@ -63,18 +72,6 @@ logger = logging.getLogger(__name__)
 
 class NonFiniteLossError(UserError):
     """The loss became NaN or infinite; the run stopped and kept its last good checkpoint."""
-
-
-@dataclass
-class TrainState:
-    """Progress that a checkpoint carries besides the weights."""
-
-    iteration: int = 0  # completed optimisation steps
-    epoch: int = 0  # the epoch in progress (or the next one at an epoch boundary)
-    best_score: float = -math.inf
-    best_iteration: int = -1
-    evals_since_best: int = 0
-    finished: bool = False
 
 
 @dataclass
@@ -114,23 +111,6 @@ def prepare_dataset(cfg: Mapping[str, Any], info: distributed.DistInfo) -> Split
     return splits
 
 
-def resolve_resume(cfg: Mapping[str, Any], resume: str | None) -> Path | None:
-    """``auto``: ``latest.pth`` of the newest run of this config (None when there is none)."""
-    if resume is None:
-        return None
-    if resume != "auto":
-        path = Path(resume)
-        path = path / "latest.pth" if path.is_dir() else path
-        if not path.is_file():
-            raise CheckpointError(f"{path}: checkpoint to resume from not found")
-        return path
-    runs = sorted(Path(cfg["paths"]["checkpoints"], cfg["name"]).glob("*/latest.pth"))
-    if not runs:
-        logger.info("--resume auto: no earlier run of '%s', starting a new one", cfg["name"])
-        return None
-    return runs[-1]
-
-
 def train(cfg: Mapping[str, Any], resume: str | None = None) -> RunResult:
     """Train one config; returns the run folder and the test metrics of best and last."""
     tcfg, dcfg = cfg["train"], cfg["data"]
@@ -152,7 +132,7 @@ def _train(cfg, tcfg, dcfg, info, device, resume_path) -> RunResult:
     amp = tcfg["amp"] if use_cuda else "fp32"
     amp = "fp32" if amp == "off" else amp
     # A resume is checked against the checkpoint before anything is written or validated.
-    resumed = _load_for_resume(resume_path, cfg, info, device) if resume_path else None
+    resumed = load_for_resume(resume_path, cfg, info.world_size, device) if resume_path else None
 
     # ---- run folder and logging (rank 0 writes every file) ----
     run_dir = resume_path.parent if resume_path else _new_run_dir(cfg)
@@ -194,7 +174,7 @@ def _train(cfg, tcfg, dcfg, info, device, resume_path) -> RunResult:
         criterion = LRRNetLoss(**cfg["loss"])
         state = TrainState()
         if resumed is not None:
-            state = _restore(resumed, model, optimizer, scaler, info)
+            state = restore_training(resumed, model, optimizer, scaler, info.rank)
             logger.info(
                 "resumed from %s at iteration %d (epoch %d)",
                 resume_path,
@@ -300,10 +280,11 @@ def _train(cfg, tcfg, dcfg, info, device, resume_path) -> RunResult:
                 state.evals_since_best += 1
             train_loss = loss_window[0] / max(1, loss_window[1])
             loss_window[:] = [0.0, 0]
-            rng_states = _gather_rng_states(info)
+            rng_states = gather_rng_states(info)
             if info.is_main:
-                checkpoint = _checkpoint(model, optimizer, scaler, state, cfg, metrics, rng_states)
-                checkpoint.update(iters_per_epoch=iters_per_epoch, world_size=info.world_size)
+                checkpoint = training_checkpoint(
+                    model, optimizer, scaler, state, cfg, metrics, rng_states, iters_per_epoch
+                )
                 save_checkpoint(checkpoint, run_dir / "latest.pth")
                 if improved:
                     save_checkpoint(checkpoint, run_dir / "best.pth")
@@ -623,91 +604,6 @@ def _score(
     return {k: v for k, v in metrics.items() if not k.startswith("roc_")}
 
 
-def _rng_state() -> dict[str, Any]:
-    """This process's RNG states as tensors and plain values (weights_only loads them)."""
-    numpy_state = np.random.get_state()
-    return {
-        "python": random.getstate(),
-        "numpy": (numpy_state[0], torch.from_numpy(numpy_state[1].copy()), *numpy_state[2:]),
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-    }
-
-
-def _gather_rng_states(info: distributed.DistInfo) -> list[dict[str, Any]]:
-    """Every rank's RNG states, rank order; they travel as torch.save bytes between ranks."""
-    if not info.is_distributed:
-        return [_rng_state()]
-    buffer = io.BytesIO()
-    torch.save(_rng_state(), buffer)
-    blobs = distributed.all_gather_object(info, buffer.getvalue())
-    return [torch.load(io.BytesIO(blob), weights_only=True) for blob in blobs]
-
-
-def _checkpoint(
-    model, optimizer, scaler, state: TrainState, cfg, metrics, rng_states
-) -> dict[str, Any]:
-    """Everything to resume exactly, with the RNG states of every rank (a list, rank order)."""
-    return {
-        "model": unwrap_model(model).state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "scaler": scaler.state_dict(),
-        "rng": rng_states,
-        "config": to_dict(cfg),
-        "metrics": dict(metrics),
-        **asdict(state),
-    }
-
-
-def _load_for_resume(
-    path: Path, cfg: Mapping[str, Any], info: distributed.DistInfo, device: torch.device
-) -> dict[str, Any]:
-    """The checkpoint to resume from, refused when the run cannot continue exactly.
-
-    The position inside an epoch is counted in batches of ``train.batch_size`` per process,
-    so another batch size or process count would start at the wrong sample (or past the end
-    of the epoch): refused with both values. Other config changes are allowed and logged.
-    """
-    checkpoint = load_checkpoint(path, map_location=device)
-    for key in ("model", "optimizer", "iteration", "epoch", "rng"):
-        if key not in checkpoint:
-            raise CheckpointError(
-                f"{path}: not a training checkpoint (no '{key}' entry); cannot resume"
-            )
-    stored = checkpoint.get("config") or {}
-    old_batch = stored.get("train", {}).get("batch_size", cfg["train"]["batch_size"])
-    old_world = checkpoint.get("world_size", len(checkpoint["rng"]))
-    new_batch, new_world = cfg["train"]["batch_size"], info.world_size
-    if (old_batch, old_world) != (new_batch, new_world):
-        raise UserError(
-            f"{path}: saved with train.batch_size={old_batch} × {old_world} process(es), resuming "
-            f"with train.batch_size={new_batch} × {new_world}; resume with the same values "
-            "(the iteration counts batches of that size)"
-        )
-    changes = config_changes(stored, to_dict(cfg)) if stored else []
-    if changes:
-        logger.warning("resuming %s with a changed config: %s", path, "; ".join(changes))
-    checkpoint["config_changes"] = changes
-    return checkpoint
-
-
-def config_changes(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = "") -> list[str]:
-    """``key: old -> new`` for every dotted key whose value differs (tuples equal lists)."""
-    changes = []
-    for key in sorted(set(old) | set(new), key=str):
-        dotted = f"{prefix}{key}"
-        before, after = old.get(key, "<absent>"), new.get(key, "<absent>")
-        if isinstance(before, Mapping) and isinstance(after, Mapping):
-            changes += config_changes(before, after, f"{dotted}.")
-        elif _plain(before) != _plain(after):
-            changes.append(f"{dotted}: {before!r} -> {after!r}")
-    return changes
-
-
-def _plain(value: Any) -> Any:
-    return [_plain(v) for v in value] if isinstance(value, (list, tuple)) else value
-
-
 def _write_config(cfg: Mapping[str, Any], run_dir: Path, resumed: dict[str, Any] | None) -> None:
     """Write ``config.yaml``; on a resume with changes, keep the one it replaces.
 
@@ -722,31 +618,6 @@ def _write_config(cfg: Mapping[str, Any], run_dir: Path, resumed: dict[str, Any]
         path.replace(kept)
         logger.info("config changed on resume: the previous one is kept as %s", kept.name)
     dump_yaml(cfg, path)
-
-
-def _restore(
-    checkpoint: dict[str, Any], model, optimizer, scaler, info: distributed.DistInfo
-) -> TrainState:
-    model.load_state_dict(checkpoint["model"])
-    optimizer.load_state_dict(checkpoint["optimizer"])
-    if checkpoint.get("scaler"):
-        scaler.load_state_dict(checkpoint["scaler"])
-    # _load_for_resume refused another process count, so every rank has its own state.
-    rng = checkpoint["rng"][info.rank]
-    random.setstate(_tuples(rng["python"]))
-    name, keys, *rest = rng["numpy"]
-    # The checkpoint was loaded onto the training device; RNG states live on the host.
-    np.random.set_state((name, keys.cpu().numpy(), *rest))
-    torch.set_rng_state(rng["torch"].cpu())
-    if rng["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all([s.cpu() for s in rng["cuda"]])
-    fields = {k: checkpoint[k] for k in TrainState.__dataclass_fields__ if k in checkpoint}
-    return TrainState(**fields)
-
-
-def _tuples(value: Any) -> Any:
-    # random.setstate wants tuples all the way down.
-    return tuple(_tuples(v) for v in value) if isinstance(value, (list, tuple)) else value
 
 
 def _summary_writer(run_dir: Path, iteration: int):
