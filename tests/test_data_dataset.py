@@ -10,9 +10,9 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from lrrnet.data.dataset import EpochSampler, TrainDataset, seed_worker
+from lrrnet.data.dataset import EpochSampler, TrainDataset, seed_worker, train_loader
 from lrrnet.data.layouts import Sample
-from lrrnet.errors import ConfigError, DataError
+from lrrnet.errors import ConfigError, DataError, UserError
 
 
 def _write_sample(folder: Path, name: str, height: int, width: int, seed: int) -> Sample:
@@ -132,6 +132,16 @@ def test_epoch_sampler_orders_are_seeded_disjoint_across_ranks_and_resumable():
     rank0, rank1 = order(0, 2), order(1, 2)
     assert len(rank0) == len(rank1) == 9 and not {i for _, i in rank0} & {i for _, i in rank1}
     assert order(start=2) == order()[6:]
+
+
+def test_train_loader_gives_whole_batches_of_an_epoch_sampler(samples):
+    dataset = TrainDataset(samples, mode="crop", crop_size=16, seed=7)
+    loader = train_loader(dataset, batch_size=2, seed=7, rank=1, world_size=2)
+    assert isinstance(loader.sampler, EpochSampler) and loader.sampler.batches_per_epoch == 1
+    (batch,) = list(loader)  # 6 images, 3 per rank: one whole batch of 2
+    assert batch["image"].shape == (2, 1, 16, 16)
+    with pytest.raises(UserError, match="6 images, fewer than one batch per process"):
+        train_loader(dataset, batch_size=4, seed=7, rank=0, world_size=2)
 
 
 def test_seed_worker_seeds_numpy_from_torch():

@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from lrrnet.data.io import image_to_unit, read_image_gray, read_mask_levels
 from lrrnet.data.layouts import Sample
@@ -25,7 +25,7 @@ from lrrnet.data.transforms import (
     resize_mask,
     resize_pair,
 )
-from lrrnet.errors import ConfigError, DataError
+from lrrnet.errors import ConfigError, DataError, UserError
 
 TRAIN_MODES = ("resize", "crop")
 
@@ -160,6 +160,41 @@ class EpochSampler(Sampler[tuple[int, int]]):
 
     def __len__(self) -> int:
         return (self.batches_per_epoch - self.start_batch) * self.batch_size
+
+
+def train_loader(
+    dataset: TrainDataset,
+    batch_size: int,
+    seed: int,
+    rank: int = 0,
+    world_size: int = 1,
+    num_workers: int = 0,
+    pin_memory: bool = False,
+) -> DataLoader:
+    """Whole batches of ``dataset`` in the order of an :class:`EpochSampler` (its ``sampler``).
+
+    Raises:
+        UserError: the split holds fewer images than one batch per process.
+    """
+    sampler = EpochSampler(len(dataset), batch_size, seed, rank, world_size)
+    if sampler.batches_per_epoch == 0:
+        raise UserError(
+            f"train split has {len(dataset)} images, fewer than one batch per process "
+            f"(train.batch_size={batch_size}, {world_size} process(es))"
+        )
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=num_workers,
+        worker_init_fn=seed_worker,
+        # A private generator: creating an iterator must not draw from the global RNG, or a
+        # mid-epoch resume would shift every later dropout mask.
+        generator=torch.Generator().manual_seed(seed),
+        pin_memory=pin_memory,
+        persistent_workers=num_workers > 0,
+        drop_last=True,
+    )
 
 
 def seed_worker(worker_id: int) -> None:

@@ -33,16 +33,14 @@ from typing import Any
 import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader
 
 from lrrnet.config import dump_yaml
 from lrrnet.data import (
-    EpochSampler,
     Splits,
     TrainDataset,
     ensure_dataset,
-    seed_worker,
     splits_from_config,
+    train_loader,
     validate_samples,
 )
 from lrrnet.engine import distributed
@@ -201,25 +199,16 @@ def _train(cfg, tcfg, dcfg, info, device, resume_path) -> RunResult:
             size_multiple=unwrap_model(model).size_multiple,
         )
         batch_size = tcfg["batch_size"]
-        sampler = EpochSampler(len(dataset), batch_size, cfg["seed"], info.rank, info.world_size)
-        if sampler.batches_per_epoch == 0:
-            raise UserError(
-                f"train split has {len(dataset)} images, fewer than one batch per process "
-                f"(train.batch_size={batch_size}, {info.world_size} process(es))"
-            )
-        loader = DataLoader(
+        loader = train_loader(
             dataset,
-            batch_size=batch_size,
-            sampler=sampler,
+            batch_size,
+            cfg["seed"],
+            info.rank,
+            info.world_size,
             num_workers=dcfg["num_workers"],
-            worker_init_fn=seed_worker,
-            # A private generator: creating an iterator must not draw from the global RNG,
-            # or a mid-epoch resume would shift every later dropout mask.
-            generator=torch.Generator().manual_seed(cfg["seed"]),
             pin_memory=use_cuda,
-            persistent_workers=dcfg["num_workers"] > 0,
-            drop_last=True,
         )
+        sampler = loader.sampler
         iters_per_epoch = sampler.batches_per_epoch
         stored_per_epoch = resumed.get("iters_per_epoch") if resumed is not None else None
         if stored_per_epoch is not None and stored_per_epoch != iters_per_epoch:
