@@ -389,15 +389,6 @@ def test_strict_sizes_refuses_a_mask_of_another_size(tmp_path):
         trainer.prepare_dataset(strict, info)
 
 
-def test_truncate_csv_drops_later_rows_and_a_row_cut_by_a_kill(tmp_path):
-    path = tmp_path / "metrics.csv"
-    path.write_text("iteration,epoch,lr\n2,0,0.1\n4,0,0.1\n6,1,0.1\n8,1")  # 8: cut mid-append
-    trainer._truncate_csv(path, 6)
-    assert path.read_text().splitlines() == ["iteration,epoch,lr", "2,0,0.1", "4,0,0.1", "6,1,0.1"]
-    trainer._truncate_csv(path, 2)
-    assert [row["iteration"] for row in read_csv(path)] == ["2"]
-
-
 def test_resume_refuses_another_batch_size_or_split_and_logs_config_changes(
     tiny_dataset, tmp_path, caplog
 ):

@@ -17,7 +17,6 @@ with the same weights as an uninterrupted one (on the CPU; CUDA kernels may diff
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import logging
 import math
@@ -26,7 +25,6 @@ import random
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +32,6 @@ import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from lrrnet.config import dump_yaml
 from lrrnet.data import (
     Splits,
     TrainDataset,
@@ -43,7 +40,7 @@ from lrrnet.data import (
     train_loader,
     validate_samples,
 )
-from lrrnet.engine import distributed
+from lrrnet.engine import distributed, run_files
 from lrrnet.engine.checkpoint import (
     TrainState,
     gather_rng_states,
@@ -59,9 +56,8 @@ from lrrnet.engine.evaluator import evaluate
 from lrrnet.engine.predictor import Predictor, autocast_context, config_eval_size
 from lrrnet.engine.schedule import lr_at
 from lrrnet.errors import ConfigError, UserError
-from lrrnet.files import atomic_path, write_json_atomic
 from lrrnet.losses import LRRNetLoss
-from lrrnet.metrics import CURVE_THRESHOLDS, METRIC_KEYS, best_threshold
+from lrrnet.metrics import CURVE_THRESHOLDS, best_threshold
 from lrrnet.models import build_model
 from lrrnet.progress import Progress
 
@@ -133,23 +129,9 @@ def _train(cfg, tcfg, dcfg, info, device, resume_path) -> RunResult:
     resumed = load_for_resume(resume_path, cfg, info.world_size, device) if resume_path else None
 
     # ---- run folder and logging (rank 0 writes every file) ----
-    run_dir = resume_path.parent if resume_path else _new_run_dir(cfg)
+    run_dir = resume_path.parent if resume_path else run_files.new_run_dir(cfg)
     run_dir = Path(distributed.broadcast_object(info, str(run_dir)))
-    file_handler = None
-    package_logger = logging.getLogger("lrrnet")
-    previous_level = package_logger.level
-    if info.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        file_handler = logging.FileHandler(run_dir / "log.txt")
-        file_handler.setFormatter(
-            logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
-        )
-        file_handler.setLevel(logging.INFO)
-        package_logger.addHandler(file_handler)
-        # log.txt keeps INFO whatever the console shows.
-        if package_logger.getEffectiveLevel() > logging.INFO:
-            package_logger.setLevel(logging.INFO)
-    try:
+    with run_files.log_file(run_dir if info.is_main else None):
         logger.info("run folder %s (world size %d, device %s)", run_dir, info.world_size, device)
         # Finding the splits logs the one line "ROOT (LAYOUT): N train, M val (SOURCE), K test"
         # that outside checks read; it names where checkpoint selection happens.
@@ -220,7 +202,7 @@ def _train(cfg, tcfg, dcfg, info, device, resume_path) -> RunResult:
                 "so the run cannot continue where it stopped"
             )
         if info.is_main:  # only now: a refused resume leaves the run folder as it was
-            _write_config(cfg, run_dir, resumed)
+            run_files.write_config(cfg, run_dir, resumed)
         total_iters = tcfg["epochs"] * iters_per_epoch
         if tcfg["max_iters"] is not None:
             total_iters = min(total_iters, tcfg["max_iters"])
@@ -231,10 +213,9 @@ def _train(cfg, tcfg, dcfg, info, device, resume_path) -> RunResult:
             size=config_eval_size(cfg),
             channels_last=tcfg["channels_last"],
         )
-        writer = _summary_writer(run_dir, state.iteration) if info.is_main else None
-        csv_path = run_dir / "metrics.csv"
+        writer = run_files.open_tensorboard(run_dir, state.iteration) if info.is_main else None
         if info.is_main:
-            _truncate_csv(csv_path, state.iteration)
+            run_files.truncate_metrics_csv(run_dir, state.iteration)
         # Validation and test show progress on rank 0: a bar on a terminal, log lines elsewhere.
         show_progress = info.is_main
         phase_seconds = {"val": 0.0, "test": 0.0}
@@ -277,12 +258,12 @@ def _train(cfg, tcfg, dcfg, info, device, resume_path) -> RunResult:
                 save_checkpoint(checkpoint, run_dir / "latest.pth")
                 if improved:
                     save_checkpoint(checkpoint, run_dir / "best.pth")
-                _append_csv(csv_path, state, optimizer.param_groups[0]["lr"], train_loss, metrics)
+                lr = optimizer.param_groups[0]["lr"]
+                run_files.append_metrics_csv(run_dir, state, lr, train_loss, metrics)
                 if metrics:
-                    for key in METRIC_KEYS:
-                        writer.add_scalar(f"val/{key}", metrics[key], state.iteration)
-                    _log_images(
+                    run_files.tensorboard_validation(
                         writer,
+                        metrics,
                         predictor,
                         splits.val[: tcfg["num_log_images"]],
                         state.iteration,
@@ -393,9 +374,7 @@ def _train(cfg, tcfg, dcfg, info, device, resume_path) -> RunResult:
                 epoch_bar.update(1)
 
                 if info.is_main and state.iteration % tcfg["log_every"] == 0:
-                    for name, value in terms.items():
-                        writer.add_scalar(f"loss/{name}", value.item(), state.iteration)
-                    writer.add_scalar("lr", lr, state.iteration)
+                    run_files.tensorboard_losses(writer, terms, lr, state.iteration)
                     epoch_bar.set_postfix(f"loss={terms['total'].item():.4f}, lr={lr:.2e}")
                     logger.info(
                         "iter %d epoch %d loss %.4f (%s) lr %.3e",
@@ -499,7 +478,7 @@ def _train(cfg, tcfg, dcfg, info, device, resume_path) -> RunResult:
             "last": {"iteration": state.iteration, **last_entry},
         }
         if info.is_main:
-            write_json_atomic(run_dir / "test_metrics.json", result)
+            run_files.write_test_report(run_dir, result)
             logger.info("checkpoint selected on %s by %s", selection["split"], selection["metric"])
             for which in ("best", "last"):
                 entry = result[which]
@@ -530,22 +509,6 @@ def _train(cfg, tcfg, dcfg, info, device, resume_path) -> RunResult:
             unwrap_model(model),
             result,
         )
-    finally:
-        if file_handler is not None:
-            package_logger.removeHandler(file_handler)
-            package_logger.setLevel(previous_level)
-            file_handler.close()
-
-
-def _new_run_dir(cfg: Mapping[str, Any]) -> Path:
-    """``checkpoints/<name>/<timestamp>``, with a ``-N`` suffix when that folder exists (runs
-    started within the same second, e.g. short runs of several seeds)."""
-    folder = Path(cfg["paths"]["checkpoints"], cfg["name"])
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    run_dir, suffix = folder / stamp, 1
-    while run_dir.exists():
-        run_dir, suffix = folder / f"{stamp}-{suffix}", suffix + 1
-    return run_dir
 
 
 def _split_record(cfg: Mapping[str, Any], splits: Splits) -> dict[str, Any]:
@@ -591,91 +554,3 @@ def _score(
         curve_thresholds=curve_thresholds,
     )
     return {k: v for k, v in metrics.items() if not k.startswith("roc_")}
-
-
-def _write_config(cfg: Mapping[str, Any], run_dir: Path, resumed: dict[str, Any] | None) -> None:
-    """Write ``config.yaml``; on a resume with changes, keep the one it replaces.
-
-    The replaced file becomes ``config.until-iter<N>.yaml`` (N: the iteration resumed from),
-    so the run folder holds every config the run was trained with, in order.
-    """
-    path = run_dir / "config.yaml"
-    if resumed is not None and path.exists():
-        if not resumed["config_changes"]:
-            return
-        kept = run_dir / f"config.until-iter{resumed['iteration']}.yaml"
-        path.replace(kept)
-        logger.info("config changed on resume: the previous one is kept as %s", kept.name)
-    dump_yaml(cfg, path)
-
-
-def _summary_writer(run_dir: Path, iteration: int):
-    from torch.utils.tensorboard import SummaryWriter
-
-    # purge_step drops events an interrupted run wrote after its last checkpoint.
-    return SummaryWriter(str(run_dir), purge_step=iteration + 1 if iteration else None)
-
-
-def _log_images(writer, predictor: Predictor, samples, iteration: int, threshold: float) -> None:
-    """TensorBoard panels: input, background D, probability, detection, marked ground truth."""
-    from lrrnet.data.io import read_image, read_mask
-    from lrrnet.data.transforms import resize_mask
-    from lrrnet.visualize import detection_panel
-
-    for index, sample in enumerate(samples):
-        image = read_image(sample.image)
-        prediction = predictor.predict(image)
-        panel = detection_panel(
-            image,
-            prediction.reconstruction,
-            prediction.target_prob,
-            resize_mask(read_mask(sample.mask), image.shape),
-            threshold=threshold,
-            name=sample.name,
-        )
-        writer.add_image(f"val/{index}_{sample.name}", panel, iteration, dataformats="HWC")
-
-
-def _append_csv(
-    path: Path, state: TrainState, lr: float, train_loss: float, metrics: Mapping[str, Any]
-) -> None:
-    new = not path.exists()
-    with path.open("a", newline="") as handle:
-        writer = csv.writer(handle)
-        if new:
-            writer.writerow(
-                ["iteration", "epoch", "lr", "train_loss", *METRIC_KEYS, "best_iteration"]
-            )
-        values = [metrics.get(k, "") for k in METRIC_KEYS]
-        writer.writerow(
-            [
-                state.iteration,
-                state.epoch,
-                f"{lr:.6g}",
-                f"{train_loss:.6f}",
-                *values,
-                state.best_iteration,
-            ]
-        )
-
-
-def _truncate_csv(path: Path, iteration: int) -> None:
-    """On resume, drop rows an interrupted run wrote after the checkpoint it resumes from.
-
-    A row cut short by a kill during its append (fewer fields than the header) goes too.
-    The rewrite is atomic: a kill during it leaves the old file.
-    """
-    if not path.exists():
-        return
-    with path.open(newline="") as handle:
-        rows = list(csv.reader(handle))
-    if not rows:
-        return
-    header = rows[0]
-    kept = [header] + [
-        row
-        for row in rows[1:]
-        if len(row) == len(header) and row[0].isdigit() and int(row[0]) <= iteration
-    ]
-    with atomic_path(path) as temp, temp.open("w", newline="") as handle:
-        csv.writer(handle).writerows(kept)
