@@ -17,12 +17,15 @@ import torch.multiprocessing as mp
 from lrrnet.config import load_config
 from lrrnet.data import splits_from_config
 from lrrnet.data.synthetic import generate_dataset
-from lrrnet.engine import trainer
-from lrrnet.engine.checkpoint import load_checkpoint
+from lrrnet.engine import selection, trainer
+from lrrnet.engine.checkpoint import load_checkpoint, load_model_weights
+from lrrnet.engine.distributed import init_distributed
 from lrrnet.engine.predictor import Predictor
-from lrrnet.engine.trainer import NonFiniteLossError, _score, train
+from lrrnet.engine.selection import _score
+from lrrnet.engine.trainer import NonFiniteLossError, train
 from lrrnet.errors import ConfigError, UserError
 from lrrnet.metrics import CURVE_THRESHOLDS, METRIC_KEYS
+from lrrnet.models import build_model
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -249,6 +252,14 @@ def _ddp_worker(rank, world_size, port, overrides, out_dir, crash_at=None, resum
         LOCAL_RANK=str(rank),
     )
     torch.set_num_threads(1)
+    models = []  # the network each train() builds: it ends with the last weights
+    real_build_model = trainer.build_model
+
+    def recording_build_model(cfg):
+        models.append(real_build_model(cfg))
+        return models[-1]
+
+    trainer.build_model = recording_build_model
     if crash_at is not None:  # both ranks stop in the same step, like a killed job
         real_lr_at = trainer.lr_at
 
@@ -264,7 +275,7 @@ def _ddp_worker(rank, world_size, port, overrides, out_dir, crash_at=None, resum
             return
     result = train(load_config("synthetic", overrides), resume=resume)
     state = {
-        "weights": result.model.state_dict(),
+        "weights": models[-1].state_dict(),
         "test": result.test,
         "run_dir": str(result.run_dir),
     }
@@ -301,7 +312,7 @@ def test_early_stopping_after_patience_evaluations_without_improvement(
     tiny_dataset, tmp_path, monkeypatch
 ):
     flat = {k: 0.5 for k in METRIC_KEYS} | {"n_images": 3, "n_targets": 3}
-    monkeypatch.setattr(trainer, "evaluate", lambda *args, **kwargs: dict(flat))
+    monkeypatch.setattr(selection, "evaluate", lambda *args, **kwargs: dict(flat))
     overrides = {"train.eval_every": 2, "train.epochs": 3, "train.early_stop_patience": 2}
     result = train(
         load_config("synthetic", tiny_overrides(tiny_dataset, tmp_path / "e", **overrides))
@@ -369,7 +380,6 @@ def test_two_process_run_resumes_to_identical_weights(tiny_dataset, tmp_path):
 def test_strict_sizes_refuses_a_mask_of_another_size(tmp_path):
     import cv2
 
-    from lrrnet.engine.distributed import init_distributed
     from lrrnet.errors import DataError
 
     root = tmp_path / "SIRST-Synth"
@@ -543,9 +553,12 @@ def test_threshold_chosen_on_val_and_the_split_recorded(tiny_dataset, tmp_path):
         assert chosen["by"] == "f1" and chosen["threshold"] in CURVE_THRESHOLDS
         assert report[which]["test_at_val_threshold"]["n_images"] == 6
     # The threshold is the best of the curve on val (with the last weights).
-    predictor = Predictor(result.model.eval(), device="cpu", size="native")
+    model = build_model(cfg)
+    load_model_weights(model, result.run_dir / "latest.pth")
+    predictor = Predictor(model.eval(), device="cpu", size="native")
     val = splits_from_config(cfg).val
-    curve = _score(predictor, val, cfg, None, False, "val", CURVE_THRESHOLDS)["pd_fa_curve"]
+    info = init_distributed("cpu")
+    curve = _score(predictor, val, cfg, info, "val", CURVE_THRESHOLDS)["pd_fa_curve"]
     assert report["last"]["val_threshold"]["f1"] == max(row["f1"] for row in curve)
     assert "test at val threshold" in (result.run_dir / "log.txt").read_text()
 
