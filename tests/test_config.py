@@ -13,7 +13,9 @@ from lrrnet.config import (
     parse_override,
     to_dict,
 )
+from lrrnet.data.layouts import LAYOUTS
 from lrrnet.errors import ConfigError
+from lrrnet.models import build_model
 
 
 def test_named_config_inherits_base_and_overrides_fields():
@@ -191,15 +193,11 @@ def test_values_are_checked_before_any_work(item, pattern):
 
 
 def test_attention_impl_is_a_config_key_the_model_takes():
-    from lrrnet.models import build_model
-
     cfg = load_config("irstd1k", ["model.attention_impl=naive"])
     assert build_model(cfg).attention_impl == "naive"
 
 
 def test_every_layout_the_data_package_knows_is_a_valid_choice():
-    from lrrnet.data.layouts import LAYOUTS
-
     for layout in LAYOUTS:  # sirst_v2 and irstd1k were missing from a hand-kept copy once
         assert load_config("synthetic", [f"data.layout={layout!r}"])["data"]["layout"] == layout
     with pytest.raises(ConfigError, match="data.layout"):

@@ -23,7 +23,7 @@ from lrrnet.engine.distributed import init_distributed
 from lrrnet.engine.predictor import Predictor
 from lrrnet.engine.selection import _score
 from lrrnet.engine.trainer import NonFiniteLossError, train
-from lrrnet.errors import ConfigError, UserError
+from lrrnet.errors import ConfigError, DataError, UserError
 from lrrnet.metrics import CURVE_THRESHOLDS, METRIC_KEYS
 from lrrnet.models import build_model
 
@@ -379,8 +379,6 @@ def test_two_process_run_resumes_to_identical_weights(tiny_dataset, tmp_path):
 
 def test_strict_sizes_refuses_a_mask_of_another_size(tmp_path):
     import cv2
-
-    from lrrnet.errors import DataError
 
     root = tmp_path / "SIRST-Synth"
     generate_dataset(root, num_train=4, num_test=2, size=32, seed=3, progress=False)
