@@ -2,9 +2,10 @@
 
 Training randomness comes only from ``np.random.default_rng([seed, epoch, index])`` and the
 order of an epoch from ``(seed, epoch)``, so a sample is the same whatever the number of
-DataLoader workers, the order they run in, or a resume in the middle of an epoch. Evaluation does not go through a Dataset: the evaluator
-(:mod:`lrrnet.engine.evaluator`) reads each frame at its own size and groups equal sizes
-into batches, so that one unreadable frame is reported instead of ending the run.
+DataLoader workers, the order they run in, or a resume in the middle of an epoch.
+Evaluation does not go through a Dataset: the evaluator (:mod:`lrrnet.engine.evaluator`)
+reads each frame at its own size and groups equal sizes into batches, so that one
+unreadable frame is reported instead of ending the run.
 """
 
 from __future__ import annotations
