@@ -15,6 +15,8 @@ import logging
 import sys
 
 from lrrnet.config import available_configs, load_config
+from lrrnet.engine.distributed import is_main_process
+from lrrnet.engine.seeds import train_seeds
 from lrrnet.engine.trainer import train
 from lrrnet.errors import UserError
 from lrrnet.metrics import format_table
@@ -62,7 +64,7 @@ def main(argv=None) -> int:
         rows.append((f"{result.name} best", result.test["best"]))
         rows.append((f"{result.name} last", result.test["last"]))
         logger.info("%s: run folder %s", result.name, result.run_dir)
-    if rows and _is_main_process():
+    if rows and is_main_process():
         print(format_table(rows))
     if failed:
         print(f"error: {len(failed)} config(s) failed: {', '.join(failed)}", file=sys.stderr)
@@ -72,8 +74,6 @@ def main(argv=None) -> int:
 
 def _train_seeds(name: str, args: argparse.Namespace) -> list[str]:
     """Train one config per seed, print the summary; returns the failed runs' labels."""
-    from lrrnet.engine.seeds import train_seeds
-
     try:
         outcome = train_seeds(name, args.overrides, args.seeds, resume=args.resume)
     except UserError as error:
@@ -81,16 +81,10 @@ def _train_seeds(name: str, args: argparse.Namespace) -> list[str]:
         return [name]
     for seed, message in outcome.failed:
         print(f"error: {name} seed {seed}: {message}", file=sys.stderr)
-    if outcome.summary_path and _is_main_process():
+    if outcome.summary_path and is_main_process():
         print(outcome.table)
         print(f"summary: {outcome.summary_path}")
     return [f"{name} seed {seed}" for seed, _ in outcome.failed]
-
-
-def _is_main_process() -> bool:
-    import os
-
-    return os.environ.get("RANK", "0") == "0"
 
 
 if __name__ == "__main__":

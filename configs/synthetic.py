@@ -1,7 +1,7 @@
 """The built-in synthetic SIRST dataset (generated at datasets/SIRST-Synth on first use).
 
-128×128 frames keep a CPU epoch to about two minutes; the recipe otherwise follows the
-paper's loss, with a higher learning rate because the run is short.
+128×128 frames keep a CPU epoch short; the recipe otherwise follows the paper's loss, with
+a higher learning rate because the run is short.
 """
 
 from configs.base import config as base

@@ -71,7 +71,7 @@ def override(base: Mapping[str, Any], changes: Mapping[str, Any], *, _prefix: st
         base: the parent config (its keys are the valid ones).
         changes: nested dict of the fields to change.
     """
-    merged = _thaw(base)
+    merged = to_dict(base)
     for key, value in changes.items():
         dotted = f"{_prefix}{key}"
         if key not in merged:
@@ -83,7 +83,7 @@ def override(base: Mapping[str, Any], changes: Mapping[str, Any], *, _prefix: st
                 )
             merged[key] = override(merged[key], value, _prefix=f"{dotted}.")
         else:
-            merged[key] = copy.deepcopy(_thaw(value))
+            merged[key] = copy.deepcopy(to_dict(value))
     return merged
 
 
@@ -260,14 +260,22 @@ def freeze(value: Any) -> Any:
     return value
 
 
-def to_dict(config: Mapping[str, Any]) -> dict:
-    """A plain, mutable deep copy of a (frozen) config, e.g. for YAML or a checkpoint."""
-    return _thaw(config)
+def to_dict(value: Any) -> Any:
+    """A plain, mutable deep copy of a (frozen) config: dicts and lists, as YAML holds it.
+
+    The inverse of :func:`freeze`; what ``config.yaml`` and a checkpoint's ``config`` hold,
+    and what two configs are compared as (a tuple and a list of the same items are equal).
+    """
+    if isinstance(value, Mapping):
+        return {k: to_dict(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_dict(v) for v in value]
+    return value
 
 
 def dump_yaml(config: Mapping[str, Any], path: str | Path) -> None:
     """Write the resolved config as YAML (tuples as lists); ``load_config`` reads it back."""
-    write_text_atomic(path, yaml.safe_dump(_lists(to_dict(config)), sort_keys=False))
+    write_text_atomic(path, yaml.safe_dump(to_dict(config), sort_keys=False))
 
 
 def _resolve_path(name_or_path: str | Path) -> Path:
@@ -308,7 +316,7 @@ def _read_config_file(path: Path) -> dict:
         raise ConfigError(f"{path}: cannot load config ({type(error).__name__}: {error})") from None
     if not isinstance(getattr(module, "config", None), Mapping):
         raise ConfigError(f"{path}: defines no dict named 'config'")
-    return _thaw(module.config)
+    return to_dict(module.config)
 
 
 def _check_against(config: Mapping[str, Any], schema: Mapping[str, Any], prefix: str) -> None:
@@ -376,21 +384,3 @@ def _nest(parts: list[str], value: Any) -> dict:
     for part in reversed(parts):
         node = {part: node}
     return node
-
-
-def _thaw(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {k: _thaw(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_thaw(v) for v in value]
-    if isinstance(value, tuple):
-        return tuple(_thaw(v) for v in value)
-    return value
-
-
-def _lists(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _lists(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_lists(v) for v in value]
-    return value

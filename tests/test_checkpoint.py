@@ -3,19 +3,32 @@
 from __future__ import annotations
 
 import pickle
+import random
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
+from lrrnet.config import load_config
 from lrrnet.engine.checkpoint import (
+    TrainState,
+    config_changes,
     extract_model_state,
+    gather_rng_states,
     load_checkpoint,
+    load_for_resume,
     load_model_weights,
+    newest_run_checkpoint,
+    resolve_resume,
+    restore_training,
+    run_checkpoints,
     save_checkpoint,
+    training_checkpoint,
     unwrap_model,
 )
+from lrrnet.engine.distributed import init_distributed
 from lrrnet.errors import CheckpointError, UserError
 
 SENTINEL: list[str] = []
@@ -148,3 +161,80 @@ def test_unwrap_model_removes_wrappers() -> None:
     nn.init.zeros_(plain[2].weight)
     load_model_weights(plain, {"model": compiled.state_dict()})
     assert torch.equal(plain[2].weight, model[2].weight)
+
+
+def _draws() -> tuple:
+    return random.random(), float(np.random.random()), float(torch.rand(1))
+
+
+def test_training_checkpoint_restores_weights_optimizer_counters_and_rng(tmp_path: Path) -> None:
+    cfg = load_config("synthetic")
+    info = init_distributed("cpu")
+    model = small_model()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    model(torch.ones(1, 1, 5, 5)).sum().backward()
+    optimizer.step()
+    scaler = torch.amp.GradScaler("cuda", enabled=False)
+    state = TrainState(iteration=6, epoch=1, best_score=0.5, best_iteration=4)
+    checkpoint = training_checkpoint(
+        model, optimizer, scaler, state, cfg, {"miou": 0.5}, gather_rng_states(info), 6
+    )
+    save_checkpoint(checkpoint, tmp_path / "latest.pth")
+    expected = _draws()
+
+    _draws()  # move every RNG on
+    fresh = small_model()
+    nn.init.zeros_(fresh[0].weight)
+    fresh_optimizer = torch.optim.Adam(fresh.parameters(), lr=1e-3)
+    loaded = load_for_resume(tmp_path / "latest.pth", cfg, 1, torch.device("cpu"))
+    restored = restore_training(loaded, fresh, fresh_optimizer, scaler, rank=0)
+    assert restored == state and loaded["config_changes"] == []
+    assert (loaded["iters_per_epoch"], loaded["world_size"]) == (6, 1)
+    assert torch.equal(fresh[0].weight, model[0].weight)
+    assert fresh_optimizer.state_dict()["state"][0]["step"] == 1
+    assert _draws() == expected  # python, NumPy and torch RNGs where the checkpoint left them
+
+
+def test_resume_refuses_another_process_count_and_lists_config_changes(tmp_path: Path) -> None:
+    cfg = load_config("synthetic", ["train.batch_size=4"])
+    model = small_model()
+    optimizer = torch.optim.Adam(model.parameters())
+    scaler = torch.amp.GradScaler("cuda", enabled=False)
+    rng = gather_rng_states(init_distributed("cpu"))
+    checkpoint = training_checkpoint(model, optimizer, scaler, TrainState(), cfg, {}, rng, 3)
+    save_checkpoint(checkpoint, tmp_path / "latest.pth")
+    with pytest.raises(UserError, match=r"batch_size=4 × 1 process\(es\), resuming with .*4 × 2"):
+        load_for_resume(tmp_path / "latest.pth", cfg, 2, torch.device("cpu"))
+    changed = load_config("synthetic", ["train.batch_size=4", "train.lr=0.5"])
+    loaded = load_for_resume(tmp_path / "latest.pth", changed, 1, torch.device("cpu"))
+    assert loaded["config_changes"] == ["train.lr: 0.001 -> 0.5"]
+    save_checkpoint(model.state_dict(), tmp_path / "weights.pth")
+    with pytest.raises(CheckpointError, match="not a training checkpoint"):
+        load_for_resume(tmp_path / "weights.pth", cfg, 1, torch.device("cpu"))
+
+
+def test_config_changes_name_every_dotted_key() -> None:
+    old = {"train": {"lr": 0.1, "milestones": [1, 2]}, "name": "a"}
+    new = {"train": {"lr": 0.2, "milestones": [1, 2], "extra": 1}, "name": "a"}
+    assert config_changes(old, new) == ["train.extra: '<absent>' -> 1", "train.lr: 0.1 -> 0.2"]
+
+
+def test_newest_run_lookup_and_resume_resolution(tmp_path: Path, caplog) -> None:
+    cfg = load_config("synthetic", [f"paths.checkpoints={str(tmp_path)!r}", "name='tiny'"])
+    assert resolve_resume(cfg, None) is None
+    caplog.set_level("INFO", logger="lrrnet")
+    assert resolve_resume(cfg, "auto") is None
+    assert "no earlier run of 'tiny'" in caplog.text
+    with pytest.raises(CheckpointError, match="no run with best.pth; train first"):
+        newest_run_checkpoint(cfg)
+    for stamp in ("20260102-000000", "20260101-000000"):
+        (tmp_path / "tiny" / stamp).mkdir(parents=True)
+        for name in ("latest.pth", "best.pth"):
+            (tmp_path / "tiny" / stamp / name).write_bytes(b"")
+    newest = tmp_path / "tiny" / "20260102-000000"
+    assert run_checkpoints(cfg, "latest.pth")[-1] == newest / "latest.pth"
+    assert newest_run_checkpoint(cfg) == newest / "best.pth"
+    assert resolve_resume(cfg, "auto") == newest / "latest.pth"
+    assert resolve_resume(cfg, str(newest)) == newest / "latest.pth"  # a run folder
+    with pytest.raises(CheckpointError, match="nowhere.pth: checkpoint to resume from not found"):
+        resolve_resume(cfg, str(tmp_path / "nowhere.pth"))

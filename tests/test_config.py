@@ -4,8 +4,18 @@ from types import MappingProxyType
 import pytest
 import yaml
 
-from lrrnet.config import base_config, dump_yaml, load_config, override, parse_override
+from lrrnet.config import (
+    base_config,
+    dump_yaml,
+    freeze,
+    load_config,
+    override,
+    parse_override,
+    to_dict,
+)
+from lrrnet.data.layouts import LAYOUTS
 from lrrnet.errors import ConfigError
+from lrrnet.models import build_model
 
 
 def test_named_config_inherits_base_and_overrides_fields():
@@ -92,6 +102,16 @@ def test_yaml_round_trip(tmp_path):
     assert again == cfg
 
 
+def test_to_dict_is_the_plain_copy_that_yaml_and_checkpoints_hold():
+    cfg = load_config("irstd1k")
+    plain = to_dict(cfg)
+    assert type(plain) is dict and type(plain["train"]) is dict
+    assert plain["model"]["channel_mults"] == [1, 2, 4, 8]  # tuples as lists, as in YAML
+    plain["train"]["lr"] = 1.0
+    assert cfg["train"]["lr"] == 1e-4  # a copy
+    assert freeze(to_dict(cfg)) == cfg
+
+
 def test_yaml_with_unknown_key_fails(tmp_path):
     path = tmp_path / "config.yaml"
     path.write_text("train:\n  epoch: 3\n")
@@ -173,15 +193,11 @@ def test_values_are_checked_before_any_work(item, pattern):
 
 
 def test_attention_impl_is_a_config_key_the_model_takes():
-    from lrrnet.models import build_model
-
     cfg = load_config("irstd1k", ["model.attention_impl=naive"])
     assert build_model(cfg).attention_impl == "naive"
 
 
 def test_every_layout_the_data_package_knows_is_a_valid_choice():
-    from lrrnet.data.layouts import LAYOUTS
-
     for layout in LAYOUTS:  # sirst_v2 and irstd1k were missing from a hand-kept copy once
         assert load_config("synthetic", [f"data.layout={layout!r}"])["data"]["layout"] == layout
     with pytest.raises(ConfigError, match="data.layout"):

@@ -10,12 +10,9 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from lrrnet.data.dataset import (
-    TrainDataset,
-    seed_worker,
-)
+from lrrnet.data.dataset import EpochSampler, TrainDataset, seed_worker, train_loader
 from lrrnet.data.layouts import Sample
-from lrrnet.errors import ConfigError, DataError
+from lrrnet.errors import ConfigError, DataError, UserError
 
 
 def _write_sample(folder: Path, name: str, height: int, width: int, seed: int) -> Sample:
@@ -56,9 +53,14 @@ def test_mask_of_another_size_is_resized_to_its_frame(tmp_path: Path, mode):
     assert len(target) == (1 if mode == "crop" else 2) and list(brightest) in target
 
 
-def _epoch(dataset: TrainDataset, num_workers: int) -> list[dict]:
+def _epoch(dataset: TrainDataset, epoch: int, num_workers: int) -> list[dict]:
+    """Every item of ``epoch`` in order, in batches of 2."""
     loader = DataLoader(
-        dataset, batch_size=2, shuffle=False, num_workers=num_workers, worker_init_fn=seed_worker
+        dataset,
+        batch_size=2,
+        sampler=[(epoch, index) for index in range(len(dataset))],
+        num_workers=num_workers,
+        worker_init_fn=seed_worker,
     )
     return list(loader)
 
@@ -103,22 +105,43 @@ def test_training_sample_without_mask_is_refused(samples):
 def test_same_batches_with_any_number_of_workers_and_after_recreation(samples):
     options = {"mode": "crop", "crop_size": 16, "augment": True, "noise_sigma": 3.0, "seed": 7}
     dataset = TrainDataset(samples, **options)
-    dataset.set_epoch(2)
-    single = _epoch(dataset, num_workers=0)
-    parallel = _epoch(dataset, num_workers=2)
-    recreated = TrainDataset(samples, **options)
-    recreated.set_epoch(2)
-    resumed_item = recreated[3]  # a resume mid-epoch draws item 3 on its own
+    single = _epoch(dataset, 2, num_workers=0)
+    parallel = _epoch(dataset, 2, num_workers=2)
+    resumed_item = TrainDataset(samples, **options)[(2, 3)]  # a resume mid-epoch: item 3 alone
     for a, b in zip(single, parallel, strict=True):
         assert torch.equal(a["image"], b["image"]) and torch.equal(a["mask"], b["mask"])
     assert torch.equal(single[1]["image"][1], resumed_item["image"])
 
-    dataset.set_epoch(3)
-    next_epoch = _epoch(dataset, num_workers=0)
+    next_epoch = _epoch(dataset, 3, num_workers=0)
     assert not torch.equal(single[0]["image"], next_epoch[0]["image"])
     other_seed = TrainDataset(samples, **{**options, "seed": 8})
-    other_seed.set_epoch(2)
-    assert not torch.equal(other_seed[0]["image"], single[0]["image"][0])
+    assert not torch.equal(other_seed[(2, 0)]["image"], single[0]["image"][0])
+    assert torch.equal(dataset[0]["image"], dataset[(0, 0)]["image"])  # a position: epoch 0
+
+
+def test_epoch_sampler_orders_are_seeded_disjoint_across_ranks_and_resumable():
+    def order(rank=0, world=1, epoch=0, start=0):
+        sampler = EpochSampler(20, batch_size=3, seed=1, rank=rank, world_size=world)
+        sampler.set_epoch(epoch, start_batch=start)
+        return list(sampler)
+
+    assert order() == order()  # a pure function of (seed, epoch)
+    assert [i for _, i in order(epoch=0)] != [i for _, i in order(epoch=1)]
+    assert {e for e, _ in order(epoch=4)} == {4}  # the epoch travels with every index
+    assert len(order()) == 18  # drop_last: 6 whole batches of 3
+    rank0, rank1 = order(0, 2), order(1, 2)
+    assert len(rank0) == len(rank1) == 9 and not {i for _, i in rank0} & {i for _, i in rank1}
+    assert order(start=2) == order()[6:]
+
+
+def test_train_loader_gives_whole_batches_of_an_epoch_sampler(samples):
+    dataset = TrainDataset(samples, mode="crop", crop_size=16, seed=7)
+    loader = train_loader(dataset, batch_size=2, seed=7, rank=1, world_size=2)
+    assert isinstance(loader.sampler, EpochSampler) and loader.sampler.batches_per_epoch == 1
+    (batch,) = list(loader)  # 6 images, 3 per rank: one whole batch of 2
+    assert batch["image"].shape == (2, 1, 16, 16)
+    with pytest.raises(UserError, match="6 images, fewer than one batch per process"):
+        train_loader(dataset, batch_size=4, seed=7, rank=0, world_size=2)
 
 
 def test_seed_worker_seeds_numpy_from_torch():

@@ -23,8 +23,10 @@ def test_every_ddp_rank_uses_its_local_rank_gpu(fake_cuda, monkeypatch, name):
         monkeypatch.setenv("LOCAL_RANK", str(local_rank))
         info = distributed.init_distributed(name)
         assert info.device == torch.device(f"cuda:{local_rank}")
+        assert info.is_distributed and info.is_main == (local_rank == 0)
 
 
 def test_single_process_keeps_the_named_gpu(fake_cuda):
+    assert not distributed.init_distributed("cuda").is_distributed
     assert distributed.resolve_device("cuda:3") == torch.device("cuda:3")
     assert distributed.resolve_device("cuda", local_rank=2) == torch.device("cuda:2")

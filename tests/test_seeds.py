@@ -11,8 +11,15 @@ from pathlib import Path
 import pytest
 import torch
 
+from lrrnet.config import load_config
 from lrrnet.engine.checkpoint import load_checkpoint
-from lrrnet.engine.seeds import summary_rows, summary_table, train_seeds, write_summary
+from lrrnet.engine.seeds import (
+    _resume_for_seed,
+    summary_rows,
+    summary_table,
+    train_seeds,
+    write_summary,
+)
 from lrrnet.engine.trainer import RunResult
 from lrrnet.errors import UserError
 from lrrnet.metrics import METRIC_KEYS
@@ -114,9 +121,6 @@ def test_run_configs_seeds_end_to_end(tiny_dataset, tmp_path, capsys):  # noqa: 
 
 
 def test_resume_auto_picks_the_newest_run_of_each_seed(tmp_path):
-    from lrrnet.config import load_config
-    from lrrnet.engine.seeds import _resume_for_seed
-
     folder = tmp_path / "tiny"
     for stamp, seed in (("20260101-000000", 1), ("20260102-000000", 2), ("20260103-000000", 1)):
         (folder / stamp).mkdir(parents=True)

@@ -17,12 +17,15 @@ import torch.multiprocessing as mp
 from lrrnet.config import load_config
 from lrrnet.data import splits_from_config
 from lrrnet.data.synthetic import generate_dataset
-from lrrnet.engine import trainer
-from lrrnet.engine.checkpoint import load_checkpoint
+from lrrnet.engine import selection, trainer
+from lrrnet.engine.checkpoint import load_checkpoint, load_model_weights
+from lrrnet.engine.distributed import init_distributed
 from lrrnet.engine.predictor import Predictor
-from lrrnet.engine.trainer import NonFiniteLossError, _score, train
-from lrrnet.errors import ConfigError, UserError
-from lrrnet.metrics import CURVE_THRESHOLDS
+from lrrnet.engine.selection import _score
+from lrrnet.engine.trainer import NonFiniteLossError, train
+from lrrnet.errors import ConfigError, DataError, UserError
+from lrrnet.metrics import CURVE_THRESHOLDS, METRIC_KEYS
+from lrrnet.models import build_model
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -249,6 +252,14 @@ def _ddp_worker(rank, world_size, port, overrides, out_dir, crash_at=None, resum
         LOCAL_RANK=str(rank),
     )
     torch.set_num_threads(1)
+    models = []  # the network each train() builds: it ends with the last weights
+    real_build_model = trainer.build_model
+
+    def recording_build_model(cfg):
+        models.append(real_build_model(cfg))
+        return models[-1]
+
+    trainer.build_model = recording_build_model
     if crash_at is not None:  # both ranks stop in the same step, like a killed job
         real_lr_at = trainer.lr_at
 
@@ -264,7 +275,7 @@ def _ddp_worker(rank, world_size, port, overrides, out_dir, crash_at=None, resum
             return
     result = train(load_config("synthetic", overrides), resume=resume)
     state = {
-        "weights": result.model.state_dict(),
+        "weights": models[-1].state_dict(),
         "test": result.test,
         "run_dir": str(result.run_dir),
     }
@@ -297,40 +308,11 @@ def test_two_process_gloo_run_agrees_on_weights_and_writes_once(tiny_dataset, tm
     assert len(read_csv(run_dirs[0] / "metrics.csv")) == 1
 
 
-def test_epoch_sampler_orders_are_seeded_disjoint_across_ranks_and_resumable():
-    from lrrnet.engine.trainer import EpochSampler
-
-    def order(rank=0, world=1, epoch=0, start=0):
-        sampler = EpochSampler(20, batch_size=3, seed=1, rank=rank, world_size=world)
-        sampler.set_epoch(epoch, start_batch=start)
-        return list(sampler)
-
-    assert order() == order()  # a pure function of (seed, epoch)
-    assert [i for _, i in order(epoch=0)] != [i for _, i in order(epoch=1)]
-    assert {e for e, _ in order(epoch=4)} == {4}  # the epoch travels with every index
-    assert len(order()) == 18  # drop_last: 6 whole batches of 3
-    rank0, rank1 = order(0, 2), order(1, 2)
-    assert len(rank0) == len(rank1) == 9 and not {i for _, i in rank0} & {i for _, i in rank1}
-    assert order(start=2) == order()[6:]
-
-
-def test_train_dataset_epoch_in_the_index_equals_set_epoch(tiny_dataset):
-    from lrrnet.data import TrainDataset, build_splits
-
-    samples = build_splits(tiny_dataset).train[:3]
-    dataset = TrainDataset(samples, base_size=32, augment=True, noise_sigma=5.0, seed=1)
-    dataset.set_epoch(3)
-    from_set_epoch = dataset[2]["image"]
-    dataset.set_epoch(0)
-    assert torch.equal(dataset[(3, 2)]["image"], from_set_epoch)
-    assert not torch.equal(dataset[(4, 2)]["image"], from_set_epoch)
-
-
 def test_early_stopping_after_patience_evaluations_without_improvement(
     tiny_dataset, tmp_path, monkeypatch
 ):
-    flat = {k: 0.5 for k in trainer.METRIC_COLUMNS} | {"n_images": 3, "n_targets": 3}
-    monkeypatch.setattr(trainer, "evaluate", lambda *args, **kwargs: dict(flat))
+    flat = {k: 0.5 for k in METRIC_KEYS} | {"n_images": 3, "n_targets": 3}
+    monkeypatch.setattr(selection, "evaluate", lambda *args, **kwargs: dict(flat))
     overrides = {"train.eval_every": 2, "train.epochs": 3, "train.early_stop_patience": 2}
     result = train(
         load_config("synthetic", tiny_overrides(tiny_dataset, tmp_path / "e", **overrides))
@@ -398,9 +380,6 @@ def test_two_process_run_resumes_to_identical_weights(tiny_dataset, tmp_path):
 def test_strict_sizes_refuses_a_mask_of_another_size(tmp_path):
     import cv2
 
-    from lrrnet.engine.distributed import init_distributed
-    from lrrnet.errors import DataError
-
     root = tmp_path / "SIRST-Synth"
     generate_dataset(root, num_train=4, num_test=2, size=32, seed=3, progress=False)
     mask_path = sorted((root / "test" / "masks").iterdir())[0]
@@ -416,15 +395,6 @@ def test_strict_sizes_refuses_a_mask_of_another_size(tmp_path):
         DataError, match=f"{mask_path}: mask size 64x64 differs from image size 32x32"
     ):
         trainer.prepare_dataset(strict, info)
-
-
-def test_truncate_csv_drops_later_rows_and_a_row_cut_by_a_kill(tmp_path):
-    path = tmp_path / "metrics.csv"
-    path.write_text("iteration,epoch,lr\n2,0,0.1\n4,0,0.1\n6,1,0.1\n8,1")  # 8: cut mid-append
-    trainer._truncate_csv(path, 6)
-    assert path.read_text().splitlines() == ["iteration,epoch,lr", "2,0,0.1", "4,0,0.1", "6,1,0.1"]
-    trainer._truncate_csv(path, 2)
-    assert [row["iteration"] for row in read_csv(path)] == ["2"]
 
 
 def test_resume_refuses_another_batch_size_or_split_and_logs_config_changes(
@@ -581,9 +551,12 @@ def test_threshold_chosen_on_val_and_the_split_recorded(tiny_dataset, tmp_path):
         assert chosen["by"] == "f1" and chosen["threshold"] in CURVE_THRESHOLDS
         assert report[which]["test_at_val_threshold"]["n_images"] == 6
     # The threshold is the best of the curve on val (with the last weights).
-    predictor = Predictor(result.model.eval(), device="cpu", size="native")
+    model = build_model(cfg)
+    load_model_weights(model, result.run_dir / "latest.pth")
+    predictor = Predictor(model.eval(), device="cpu", size="native")
     val = splits_from_config(cfg).val
-    curve = _score(predictor, val, cfg, None, False, "val", CURVE_THRESHOLDS)["pd_fa_curve"]
+    info = init_distributed("cpu")
+    curve = _score(predictor, val, cfg, info, "val", CURVE_THRESHOLDS)["pd_fa_curve"]
     assert report["last"]["val_threshold"]["f1"] == max(row["f1"] for row in curve)
     assert "test at val threshold" in (result.run_dir / "log.txt").read_text()
 

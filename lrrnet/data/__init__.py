@@ -1,9 +1,6 @@
 """Datasets: layouts and splits, validation, transforms, PyTorch datasets, synthetic data."""
 
-from lrrnet.data.dataset import (
-    TrainDataset,
-    seed_worker,
-)
+from lrrnet.data.dataset import EpochSampler, TrainDataset, seed_worker, train_loader
 from lrrnet.data.from_config import ensure_dataset, splits_from_config
 from lrrnet.data.io import (
     IMAGE_SUFFIXES,
@@ -31,6 +28,7 @@ __all__ = [
     "LAYOUTS",
     "VAL_SPLITS",
     "Difficulty",
+    "EpochSampler",
     "Sample",
     "Splits",
     "TrainDataset",
@@ -47,6 +45,7 @@ __all__ = [
     "read_sample",
     "seed_worker",
     "splits_from_config",
+    "train_loader",
     "validate_samples",
     "write_prediction",
 ]

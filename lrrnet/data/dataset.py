@@ -1,20 +1,21 @@
-"""The PyTorch training dataset.
+"""The PyTorch training dataset and the sampler that feeds it.
 
-Training randomness comes only from ``np.random.default_rng([seed, epoch, index])``, so a
-sample is the same whatever the number of DataLoader workers, the order they run in, or a
-resume in the middle of an epoch. Evaluation does not go through a Dataset: the evaluator
-(:mod:`lrrnet.engine.evaluator`) reads each frame at its own size and groups equal sizes
-into batches, so that one unreadable frame is reported instead of ending the run.
+Training randomness comes only from ``np.random.default_rng([seed, epoch, index])`` and the
+order of an epoch from ``(seed, epoch)``, so a sample is the same whatever the number of
+DataLoader workers, the order they run in, or a resume in the middle of an epoch.
+Evaluation does not go through a Dataset: the evaluator (:mod:`lrrnet.engine.evaluator`)
+reads each frame at its own size and groups equal sizes into batches, so that one
+unreadable frame is reported instead of ending the run.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from lrrnet.data.io import image_to_unit, read_image_gray, read_mask_levels
 from lrrnet.data.layouts import Sample
@@ -25,7 +26,7 @@ from lrrnet.data.transforms import (
     resize_mask,
     resize_pair,
 )
-from lrrnet.errors import ConfigError, DataError
+from lrrnet.errors import ConfigError, DataError, UserError
 
 TRAIN_MODES = ("resize", "crop")
 
@@ -52,11 +53,10 @@ class TrainDataset(Dataset):
         size_multiple: what the network needs sides to be multiples of (its
             ``size_multiple``: 8 for the published network, 16 with five levels).
 
-    The augmentation of an item is a pure function of (seed, epoch, index). The epoch comes
-    either from :meth:`set_epoch` (called before each epoch's iterator is created, so that
-    non-persistent workers copy it) or, with persistent DataLoader workers whose copy of the
-    dataset never sees ``set_epoch``, from the index itself: ``dataset[(epoch, index)]``, as
-    the trainer's sampler yields.
+    The augmentation of an item is a pure function of (seed, epoch, index); the epoch
+    travels with the index, ``dataset[(epoch, index)]``, as :class:`EpochSampler` yields,
+    because persistent DataLoader workers hold a copy of the dataset that a setter on it
+    would never reach.
     """
 
     def __init__(
@@ -94,24 +94,20 @@ class TrainDataset(Dataset):
         self.augment = augment
         self.noise_sigma = noise_sigma
         self.seed = seed
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        """Select the epoch whose random augmentations the next iterator draws."""
-        self.epoch = int(epoch)
 
     def __len__(self) -> int:
         return len(self.samples)
 
     def __getitem__(self, index: int | tuple[int, int]) -> dict:
-        """One augmented sample; ``index`` is a position or an ``(epoch, position)`` pair.
+        """One augmented sample; ``index`` is an ``(epoch, position)`` pair (a position alone
+        is one of epoch 0).
 
         Returns:
             ``image``: ``1×S×S`` float32 in [0, 1]; ``mask``: ``1×S×S`` float32 in [0, 1]
             (the mask divided by its maximum: {0, 1} for a binary mask);
             ``name``: the sample's name.
         """
-        epoch, index = index if isinstance(index, tuple) else (self.epoch, index)
+        epoch, index = index if isinstance(index, tuple) else (0, index)
         sample = self.samples[index]
         rng = np.random.default_rng([self.seed, epoch, index])
         # As the published recipe: the frame resized in its own type (uint8 for 8-bit files)
@@ -132,6 +128,74 @@ class TrainDataset(Dataset):
             "mask": torch.from_numpy(np.ascontiguousarray(mask, dtype=np.float32)[None]),
             "name": sample.name,
         }
+
+
+class EpochSampler(Sampler[tuple[int, int]]):
+    """A permutation per epoch from (seed, epoch), split across ranks, resumable mid-epoch.
+
+    Like ``DistributedSampler`` with ``drop_last=True`` (every rank gets the same number of
+    indices), plus ``start_batch`` to skip the batches an interrupted run already trained on
+    without loading them. It yields ``(epoch, index)`` pairs for :class:`TrainDataset`.
+    """
+
+    def __init__(self, size: int, batch_size: int, seed: int, rank: int = 0, world_size: int = 1):
+        self.size, self.batch_size, self.seed = size, batch_size, seed
+        self.rank, self.world_size = rank, world_size
+        self.per_rank = size // world_size
+        self.batches_per_epoch = self.per_rank // batch_size
+        self.epoch, self.start_batch = 0, 0
+
+    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
+        """The epoch the next iterator draws, from its batch ``start_batch`` on."""
+        self.epoch, self.start_batch = epoch, start_batch
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        order = torch.randperm(self.size, generator=generator)[: self.per_rank * self.world_size]
+        mine = order[self.rank :: self.world_size][: self.batches_per_epoch * self.batch_size]
+        # The epoch travels with each index: persistent workers hold their own copy of the
+        # dataset, which no setter called here would reach.
+        return iter(
+            (self.epoch, index) for index in mine[self.start_batch * self.batch_size :].tolist()
+        )
+
+    def __len__(self) -> int:
+        return (self.batches_per_epoch - self.start_batch) * self.batch_size
+
+
+def train_loader(
+    dataset: TrainDataset,
+    batch_size: int,
+    seed: int,
+    rank: int = 0,
+    world_size: int = 1,
+    num_workers: int = 0,
+    pin_memory: bool = False,
+) -> DataLoader:
+    """Whole batches of ``dataset`` in the order of an :class:`EpochSampler` (its ``sampler``).
+
+    Raises:
+        UserError: the split holds fewer images than one batch per process.
+    """
+    sampler = EpochSampler(len(dataset), batch_size, seed, rank, world_size)
+    if sampler.batches_per_epoch == 0:
+        raise UserError(
+            f"train split has {len(dataset)} images, fewer than one batch per process "
+            f"(train.batch_size={batch_size}, {world_size} process(es))"
+        )
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=num_workers,
+        worker_init_fn=seed_worker,
+        # A private generator: creating an iterator must not draw from the global RNG, or a
+        # mid-epoch resume would shift every later dropout mask.
+        generator=torch.Generator().manual_seed(seed),
+        pin_memory=pin_memory,
+        persistent_workers=num_workers > 0,
+        drop_last=True,
+    )
 
 
 def seed_worker(worker_id: int) -> None:

@@ -1,25 +1,39 @@
-"""Checkpoint I/O: safe loading, strict weight matching, atomic saving.
+"""Checkpoints: safe loading, strict weight matching, atomic saving, and what a training
+checkpoint holds to resume exactly.
 
 Two kinds of file are accepted wherever a checkpoint is: this project's ``.pth`` (a dict
 whose ``model`` entry is the state dict, beside optimizer state, iteration, config …) and
 the released ``.pkl`` files (a bare state dict). Checkpoints are untrusted downloads, so
 they are always read with ``torch.load(..., weights_only=True)``: tensors and plain
 containers only, never arbitrary pickled objects.
+
+A training checkpoint (``latest.pth``, ``best.pth`` of a run folder) holds the model,
+optimizer and gradient-scaler states, every rank's RNG states, the resolved config, the
+validation metrics it was saved with and the :class:`TrainState` counters. A run's files are
+``checkpoints/<name>/<timestamp>/``; :func:`run_checkpoints` lists them, oldest first.
 """
 
 from __future__ import annotations
 
+import io
 import logging
+import math
 import os
 import pickle
+import random
 import re
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
-from lrrnet.errors import CheckpointError, summarize
+from lrrnet.config import to_dict
+from lrrnet.engine.distributed import DistInfo, all_gather_object
+from lrrnet.errors import CheckpointError, UserError, summarize
 from lrrnet.files import atomic_path
 
 logger = logging.getLogger(__name__)
@@ -204,3 +218,172 @@ def unwrap_model(model: nn.Module) -> nn.Module:
             model = model._orig_mod
         else:
             return model
+
+
+@dataclass
+class TrainState:
+    """Progress that a training checkpoint carries besides the weights."""
+
+    iteration: int = 0  # completed optimisation steps
+    epoch: int = 0  # the epoch in progress (or the next one at an epoch boundary)
+    best_score: float = -math.inf
+    best_iteration: int = -1
+    evals_since_best: int = 0
+    finished: bool = False
+
+
+def training_checkpoint(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    state: TrainState,
+    cfg: Mapping[str, Any],
+    metrics: Mapping[str, Any],
+    rng_states: list[dict[str, Any]],
+    iters_per_epoch: int,
+) -> dict[str, Any]:
+    """Everything to resume exactly, with the RNG states of every rank (a list, rank order).
+
+    ``iters_per_epoch`` and ``world_size`` (the length of ``rng_states``) let a resume refuse
+    a changed training split or process count instead of starting at the wrong sample.
+    """
+    return {
+        "model": unwrap_model(model).state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scaler": scaler.state_dict(),
+        "rng": rng_states,
+        "config": to_dict(cfg),
+        "metrics": dict(metrics),
+        **asdict(state),
+        "iters_per_epoch": iters_per_epoch,
+        "world_size": len(rng_states),
+    }
+
+
+def gather_rng_states(info: DistInfo) -> list[dict[str, Any]]:
+    """Every rank's RNG states, rank order; they travel as torch.save bytes between ranks."""
+    if not info.is_distributed:
+        return [_rng_state()]
+    buffer = io.BytesIO()
+    torch.save(_rng_state(), buffer)
+    blobs = all_gather_object(info, buffer.getvalue())
+    return [torch.load(io.BytesIO(blob), weights_only=True) for blob in blobs]
+
+
+def _rng_state() -> dict[str, Any]:
+    """This process's RNG states as tensors and plain values (weights_only loads them)."""
+    numpy_state = np.random.get_state()
+    return {
+        "python": random.getstate(),
+        "numpy": (numpy_state[0], torch.from_numpy(numpy_state[1].copy()), *numpy_state[2:]),
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+
+
+def restore_rng_state(rng: Mapping[str, Any]) -> None:
+    """Set this process's RNGs to a state of :func:`gather_rng_states`."""
+    random.setstate(rng["python"])
+    name, keys, *rest = rng["numpy"]
+    # A checkpoint loaded onto the training device has its tensors there; RNG states live
+    # on the host.
+    np.random.set_state((name, keys.cpu().numpy(), *rest))
+    torch.set_rng_state(rng["torch"].cpu())
+    if rng["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.cpu() for s in rng["cuda"]])
+
+
+def run_checkpoints(cfg: Mapping[str, Any], filename: str) -> list[Path]:
+    """``checkpoints/<name>/*/<filename>`` of a config, oldest run first (folders are timestamps)."""
+    return sorted(Path(cfg["paths"]["checkpoints"], cfg["name"]).glob(f"*/{filename}"))
+
+
+def newest_run_checkpoint(cfg: Mapping[str, Any], filename: str = "best.pth") -> Path:
+    """``checkpoints/<name>/<newest timestamp>/best.pth`` of a config."""
+    runs = run_checkpoints(cfg, filename)
+    if not runs:
+        folder = Path(cfg["paths"]["checkpoints"], cfg["name"])
+        raise CheckpointError(f"{folder}: no run with {filename}; train first or pass --checkpoint")
+    return runs[-1]
+
+
+def resolve_resume(cfg: Mapping[str, Any], resume: str | None) -> Path | None:
+    """The checkpoint ``--resume`` names: a file, a run folder's ``latest.pth``, or for
+    ``auto`` the ``latest.pth`` of the newest run of this config (None when there is none)."""
+    if resume is None:
+        return None
+    if resume != "auto":
+        path = Path(resume)
+        path = path / "latest.pth" if path.is_dir() else path
+        if not path.is_file():
+            raise CheckpointError(f"{path}: checkpoint to resume from not found")
+        return path
+    runs = run_checkpoints(cfg, "latest.pth")
+    if not runs:
+        logger.info("--resume auto: no earlier run of '%s', starting a new one", cfg["name"])
+        return None
+    return runs[-1]
+
+
+def load_for_resume(
+    path: Path, cfg: Mapping[str, Any], world_size: int, device: torch.device
+) -> dict[str, Any]:
+    """The checkpoint to resume from, refused when the run cannot continue exactly.
+
+    The position inside an epoch is counted in batches of ``train.batch_size`` per process,
+    so another batch size or process count would start at the wrong sample (or past the end
+    of the epoch): refused with both values. Other config changes are allowed, logged, and
+    listed in the returned dict's ``config_changes``.
+    """
+    checkpoint = load_checkpoint(path, map_location=device)
+    for key in ("model", "optimizer", "iteration", "epoch", "rng"):
+        if key not in checkpoint:
+            raise CheckpointError(
+                f"{path}: not a training checkpoint (no '{key}' entry); cannot resume"
+            )
+    stored = checkpoint.get("config") or {}
+    old_batch = stored.get("train", {}).get("batch_size", cfg["train"]["batch_size"])
+    old_world = checkpoint.get("world_size", len(checkpoint["rng"]))
+    new_batch = cfg["train"]["batch_size"]
+    if (old_batch, old_world) != (new_batch, world_size):
+        raise UserError(
+            f"{path}: saved with train.batch_size={old_batch} × {old_world} process(es), resuming "
+            f"with train.batch_size={new_batch} × {world_size}; resume with the same values "
+            "(the iteration counts batches of that size)"
+        )
+    changes = config_changes(to_dict(stored), to_dict(cfg)) if stored else []
+    if changes:
+        logger.warning("resuming %s with a changed config: %s", path, "; ".join(changes))
+    checkpoint["config_changes"] = changes
+    return checkpoint
+
+
+def config_changes(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """``key: old -> new`` for every dotted key whose value differs."""
+    changes = []
+    for key in sorted(set(old) | set(new), key=str):
+        dotted = f"{prefix}{key}"
+        before, after = old.get(key, "<absent>"), new.get(key, "<absent>")
+        if isinstance(before, Mapping) and isinstance(after, Mapping):
+            changes += config_changes(before, after, f"{dotted}.")
+        elif before != after:
+            changes.append(f"{dotted}: {before!r} -> {after!r}")
+    return changes
+
+
+def restore_training(
+    checkpoint: Mapping[str, Any],
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    rank: int,
+) -> TrainState:
+    """Load a checkpoint of :func:`load_for_resume` into the objects; returns its counters."""
+    model.load_state_dict(checkpoint["model"])
+    optimizer.load_state_dict(checkpoint["optimizer"])
+    if checkpoint.get("scaler"):
+        scaler.load_state_dict(checkpoint["scaler"])
+    # load_for_resume refused another process count, so every rank has its own state.
+    restore_rng_state(checkpoint["rng"][rank])
+    fields = {k: checkpoint[k] for k in TrainState.__dataclass_fields__ if k in checkpoint}
+    return TrainState(**fields)

@@ -11,11 +11,15 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from lrrnet.errors import ConfigError
+
 logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class DistInfo:
+    """This process's place in the job: rank 0 of 1 without torchrun."""
+
     rank: int
     world_size: int
     local_rank: int
@@ -26,7 +30,8 @@ class DistInfo:
         return self.rank == 0
 
     @property
-    def enabled(self) -> bool:
+    def is_distributed(self) -> bool:
+        """More than one process: the collectives below talk to the other ranks."""
         return self.world_size > 1
 
 
@@ -36,8 +41,6 @@ def resolve_device(name: str, local_rank: int = 0, world_size: int = 1) -> torch
     Under DDP (``world_size > 1``) every rank takes its own GPU, ``cuda:LOCAL_RANK``, even
     when a config names ``cuda:N``: one fixed index would put every rank on the same GPU.
     """
-    from lrrnet.errors import ConfigError
-
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda"):
@@ -77,13 +80,13 @@ def is_main_process() -> bool:
 
 
 def barrier(info: DistInfo) -> None:
-    if info.enabled:
+    if info.is_distributed:
         dist.barrier()
 
 
 def broadcast_object(info: DistInfo, value: Any) -> Any:
     """Rank 0's ``value`` on every rank."""
-    if not info.enabled:
+    if not info.is_distributed:
         return value
     holder = [value]
     dist.broadcast_object_list(holder, src=0)
@@ -92,7 +95,7 @@ def broadcast_object(info: DistInfo, value: Any) -> Any:
 
 def all_gather_object(info: DistInfo, value: Any) -> list[Any]:
     """Every rank's ``value``, in rank order, on every rank (``[value]`` in one process)."""
-    if not info.enabled:
+    if not info.is_distributed:
         return [value]
     gathered: list[Any] = [None] * info.world_size
     dist.all_gather_object(gathered, value)
@@ -101,7 +104,7 @@ def all_gather_object(info: DistInfo, value: Any) -> list[Any]:
 
 def all_reduce_sum(info: DistInfo, values: np.ndarray) -> np.ndarray:
     """Element-wise sum of a float64 vector over ranks (evaluation counts)."""
-    if not info.enabled:
+    if not info.is_distributed:
         return values
     # float64 keeps pixel counts exact; Gloo and NCCL both reduce doubles.
     tensor = torch.as_tensor(values, dtype=torch.float64, device=_comm_device(info))
@@ -111,7 +114,7 @@ def all_reduce_sum(info: DistInfo, values: np.ndarray) -> np.ndarray:
 
 def any_true(info: DistInfo, flag: bool) -> bool:
     """True on every rank when ``flag`` is true on any rank."""
-    if not info.enabled:
+    if not info.is_distributed:
         return flag
     tensor = torch.tensor([1.0 if flag else 0.0], device=_comm_device(info))
     dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
@@ -119,7 +122,7 @@ def any_true(info: DistInfo, flag: bool) -> bool:
 
 
 def cleanup(info: DistInfo) -> None:
-    if info.enabled and dist.is_initialized():
+    if info.is_distributed and dist.is_initialized():
         dist.destroy_process_group()
 
 

@@ -125,7 +125,7 @@ def evaluate(
         predictor, shard, batch_size, progress=progress, desc=desc
     ):
         accumulator.update(resize_map(prob, item.mask.shape), item.mask)
-    if dist_info is not None and dist_info.enabled:
+    if dist_info is not None and dist_info.is_distributed:
         accumulator = MetricAccumulator.from_state(
             all_reduce_sum(dist_info, accumulator.state()), threshold, protocol, curve_thresholds
         )

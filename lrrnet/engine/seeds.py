@@ -22,6 +22,7 @@ from typing import Any
 import yaml
 
 from lrrnet.config import load_config
+from lrrnet.engine.checkpoint import run_checkpoints
 from lrrnet.engine.distributed import is_main_process
 from lrrnet.engine.trainer import RunResult, train
 from lrrnet.errors import UserError
@@ -172,8 +173,7 @@ def summary_table(rows: list[dict[str, Any]]) -> str:
 
 def _resume_for_seed(cfg, seed: int) -> str | None:
     """``latest.pth`` of the newest run of this config trained with ``seed``, if any."""
-    runs = sorted(Path(cfg["paths"]["checkpoints"], cfg["name"]).glob("*/latest.pth"))
-    for path in reversed(runs):
+    for path in reversed(run_checkpoints(cfg, "latest.pth")):
         saved = yaml.safe_load((path.parent / "config.yaml").read_text())
         if saved.get("seed") == seed:
             return str(path)

@@ -1,13 +1,13 @@
 """Training: one explicit loop.
 
-Read ``train`` top to bottom to see everything a run does: data, model, optimizer, the
-iteration loop with its LR step, finiteness check, logging, validation and checkpointing as
-plain ``if`` statements, then the final test of the selected and the last checkpoints.
-There is no hook or callback system on purpose.
-
-Honesty rules kept here: checkpoints are selected on a validation split held out of the
-training data (unless the config asks for the original best-on-test behaviour, which is
-logged as optimistic), and both the selected and the last checkpoint are scored on test.
+Read :func:`train` top to bottom to see everything a run does: data, model, optimizer, the
+iteration loop with its LR step, finiteness check and logging, validation and checkpointing
+where the config asks for them (:func:`~lrrnet.engine.selection.validate_and_save`), then
+the test of the selected and the last checkpoint
+(:func:`~lrrnet.engine.selection.test_best_and_last`). Each is a plain call in the loop;
+there is no hook or callback system on purpose. What a checkpoint holds is
+:mod:`lrrnet.engine.checkpoint`; the other files of the run folder are
+:mod:`lrrnet.engine.run_files`.
 
 Exact resume: the data order is a pure function of (seed, epoch), augmentation of
 (seed, epoch, index), the LR of the iteration, and the checkpoint holds model, optimizer,
@@ -17,65 +17,49 @@ with the same weights as an uninterrupted one (on the CPU; CUDA kernels may diff
 
 from __future__ import annotations
 
-import csv
-import hashlib
-import io
 import logging
 import math
 import os
 import random
 import time
-from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, Sampler
 
-from lrrnet.config import dump_yaml, to_dict
 from lrrnet.data import (
     Splits,
     TrainDataset,
     ensure_dataset,
-    seed_worker,
     splits_from_config,
+    train_loader,
     validate_samples,
 )
-from lrrnet.engine import distributed
-from lrrnet.engine.checkpoint import load_checkpoint, save_checkpoint, unwrap_model
-from lrrnet.engine.evaluator import evaluate
+from lrrnet.engine import distributed, run_files
+from lrrnet.engine.checkpoint import (
+    TrainState,
+    load_for_resume,
+    resolve_resume,
+    restore_training,
+    unwrap_model,
+)
 from lrrnet.engine.predictor import Predictor, autocast_context, config_eval_size
 from lrrnet.engine.schedule import lr_at
-from lrrnet.errors import CheckpointError, ConfigError, UserError
-from lrrnet.files import atomic_path, write_json_atomic
+from lrrnet.engine.selection import log_test_report, test_best_and_last, validate_and_save
+from lrrnet.errors import ConfigError, UserError
 from lrrnet.losses import LRRNetLoss
-from lrrnet.metrics import CURVE_THRESHOLDS, METRIC_KEYS, best_threshold
 from lrrnet.models import build_model
 from lrrnet.progress import Progress
 
 logger = logging.getLogger(__name__)
 
-METRIC_COLUMNS = METRIC_KEYS
-
 
 class NonFiniteLossError(UserError):
     """The loss became NaN or infinite; the run stopped and kept its last good checkpoint."""
-
-
-@dataclass
-class TrainState:
-    """Progress that a checkpoint carries besides the weights."""
-
-    iteration: int = 0  # completed optimisation steps
-    epoch: int = 0  # the epoch in progress (or the next one at an epoch boundary)
-    best_score: float = -math.inf
-    best_iteration: int = -1
-    evals_since_best: int = 0
-    finished: bool = False
 
 
 @dataclass
@@ -85,126 +69,43 @@ class RunResult:
     name: str
     run_dir: Path
     test: dict[str, dict[str, Any]] = field(default_factory=dict)
-    model: torch.nn.Module | None = None  # the trained network, with the last weights
     report: dict[str, Any] = field(default_factory=dict)  # what test_metrics.json holds
 
 
-class EpochSampler(Sampler[tuple[int, int]]):
-    """A permutation per epoch from (seed, epoch), split across ranks, resumable mid-epoch.
-
-    Like ``DistributedSampler`` with ``drop_last=True`` (every rank gets the same number of
-    indices), plus ``start_batch`` to skip the batches an interrupted run already trained on
-    without loading them.
-    """
-
-    def __init__(self, size: int, batch_size: int, seed: int, rank: int = 0, world_size: int = 1):
-        self.size, self.batch_size, self.seed = size, batch_size, seed
-        self.rank, self.world_size = rank, world_size
-        self.per_rank = size // world_size
-        self.batches_per_epoch = self.per_rank // batch_size
-        self.epoch, self.start_batch = 0, 0
-
-    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
-        self.epoch, self.start_batch = epoch, start_batch
-
-    def __iter__(self) -> Iterator[tuple[int, int]]:
-        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-        order = torch.randperm(self.size, generator=generator)[: self.per_rank * self.world_size]
-        mine = order[self.rank :: self.world_size][: self.batches_per_epoch * self.batch_size]
-        # (epoch, index) pairs: persistent workers hold a copy of the dataset that never sees
-        # set_epoch, so the epoch travels with each index.
-        return iter(
-            (self.epoch, index) for index in mine[self.start_batch * self.batch_size :].tolist()
-        )
-
-    def __len__(self) -> int:
-        return (self.batches_per_epoch - self.start_batch) * self.batch_size
-
-
-def seed_everything(seed: int, deterministic: bool = False) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-    if deterministic:
-        # cuBLAS is deterministic only with a fixed workspace; it reads this when its first
-        # handle is created, so it must be set before the first matrix product on the GPU.
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True, warn_only=True)
-        torch.backends.cudnn.benchmark = False
-
-
-def prepare_dataset(cfg: Mapping[str, Any], info: distributed.DistInfo) -> Splits:
-    """Find the splits (generating the synthetic dataset when asked) and validate every file."""
-    if info.is_main:
-        ensure_dataset(cfg)
-    distributed.barrier(info)
-    splits = splits_from_config(cfg, generate=False)
-    strict = cfg["data"]["strict_sizes"]
-    validate_samples(splits.train, "train", strict_sizes=strict)
-    validate_samples(splits.test, "test", strict_sizes=strict)
-    if splits.val:
-        validate_samples(splits.val, "val", strict_sizes=strict)
-    return splits
-
-
-def resolve_resume(cfg: Mapping[str, Any], resume: str | None) -> Path | None:
-    """``auto``: ``latest.pth`` of the newest run of this config (None when there is none)."""
-    if resume is None:
-        return None
-    if resume != "auto":
-        path = Path(resume)
-        path = path / "latest.pth" if path.is_dir() else path
-        if not path.is_file():
-            raise CheckpointError(f"{path}: checkpoint to resume from not found")
-        return path
-    runs = sorted(Path(cfg["paths"]["checkpoints"], cfg["name"]).glob("*/latest.pth"))
-    if not runs:
-        logger.info("--resume auto: no earlier run of '%s', starting a new one", cfg["name"])
-        return None
-    return runs[-1]
-
-
 def train(cfg: Mapping[str, Any], resume: str | None = None) -> RunResult:
-    """Train one config; returns the run folder and the test metrics of best and last."""
-    tcfg, dcfg = cfg["train"], cfg["data"]
-    info = distributed.init_distributed(tcfg["device"])
-    device = info.device
+    """Train one config; returns the run folder and the test metrics of best and last.
+
+    Args:
+        cfg: a resolved config (:func:`lrrnet.config.load_config`).
+        resume: None for a new run; ``"auto"`` for the newest run of this config; or a
+            checkpoint, or a run folder (its ``latest.pth``), to continue.
+    """
+    info = distributed.init_distributed(cfg["train"]["device"])
     try:
-        return _train(cfg, tcfg, dcfg, info, device, resolve_resume(cfg, resume))
+        return _train(cfg, info, resolve_resume(cfg, resume))
     finally:
         distributed.cleanup(info)
 
 
-def _train(cfg, tcfg, dcfg, info, device, resume_path) -> RunResult:
-    seed_everything(cfg["seed"], tcfg["deterministic"])
+def _train(
+    cfg: Mapping[str, Any], info: distributed.DistInfo, resume_path: Path | None
+) -> RunResult:
+    train_cfg, data_cfg, device = cfg["train"], cfg["data"], info.device
+    seed_everything(cfg["seed"], train_cfg["deterministic"])
     use_cuda = device.type == "cuda"
     if use_cuda:
-        torch.backends.cudnn.benchmark = not tcfg["deterministic"]
-    if tcfg["amp"] != "off" and not use_cuda:
-        logger.warning("train.amp=%s ignored on the CPU", tcfg["amp"])
-    amp = tcfg["amp"] if use_cuda else "fp32"
-    amp = "fp32" if amp == "off" else amp
+        torch.backends.cudnn.benchmark = not train_cfg["deterministic"]
+    if train_cfg["amp"] != "off" and not use_cuda:
+        logger.warning("train.amp=%s ignored on the CPU", train_cfg["amp"])
+    # What forward passes compute in: train.amp's autocast on CUDA, float32 otherwise.
+    precision = train_cfg["amp"] if use_cuda and train_cfg["amp"] != "off" else "fp32"
     # A resume is checked against the checkpoint before anything is written or validated.
-    resumed = _load_for_resume(resume_path, cfg, info, device) if resume_path else None
+    resumed = load_for_resume(resume_path, cfg, info.world_size, device) if resume_path else None
 
-    # ---- run folder and logging (rank 0 writes every file) ----
-    run_dir = resume_path.parent if resume_path else _new_run_dir(cfg)
+    # ---- run folder (rank 0 writes every file) and its log.txt ----
+    run_dir = resume_path.parent if resume_path else run_files.new_run_dir(cfg)
     run_dir = Path(distributed.broadcast_object(info, str(run_dir)))
-    file_handler = None
-    package_logger = logging.getLogger("lrrnet")
-    previous_level = package_logger.level
-    if info.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        file_handler = logging.FileHandler(run_dir / "log.txt")
-        file_handler.setFormatter(
-            logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
-        )
-        file_handler.setLevel(logging.INFO)
-        package_logger.addHandler(file_handler)
-        # log.txt keeps INFO whatever the console shows.
-        if package_logger.getEffectiveLevel() > logging.INFO:
-            package_logger.setLevel(logging.INFO)
-    try:
+    with run_files.log_file(run_dir if info.is_main else None):
         logger.info("run folder %s (world size %d, device %s)", run_dir, info.world_size, device)
         # Finding the splits logs the one line "ROOT (LAYOUT): N train, M val (SOURCE), K test"
         # that outside checks read; it names where checkpoint selection happens.
@@ -212,31 +113,35 @@ def _train(cfg, tcfg, dcfg, info, device, resume_path) -> RunResult:
         if cfg["eval"]["val_threshold"] != "off" and not splits.val:
             raise ConfigError(
                 f"eval.val_threshold={cfg['eval']['val_threshold']!r} needs validation images, "
-                f"and data.val_split={dcfg['val_split']!r} gives none"
+                f"and data.val_split={data_cfg['val_split']!r} gives none"
             )
 
         # ---- model, optimizer, loss ----
         model = build_model(cfg).to(device)
-        memory_format = torch.channels_last if tcfg["channels_last"] else torch.contiguous_format
+        channels_last = train_cfg["channels_last"]
+        memory_format = torch.channels_last if channels_last else torch.contiguous_format
         model = model.to(memory_format=memory_format)
-        optimizer_class = torch.optim.AdamW if tcfg["optimizer"] == "adamw" else torch.optim.Adam
-        optimizer = optimizer_class(
-            model.parameters(), lr=tcfg["lr"], weight_decay=tcfg["weight_decay"]
+        optimizer_class = (
+            torch.optim.AdamW if train_cfg["optimizer"] == "adamw" else torch.optim.Adam
         )
-        scaler = torch.amp.GradScaler("cuda", enabled=amp == "fp16")
+        optimizer = optimizer_class(
+            model.parameters(), lr=train_cfg["lr"], weight_decay=train_cfg["weight_decay"]
+        )
+        scaler = torch.amp.GradScaler("cuda", enabled=precision == "fp16")
         criterion = LRRNetLoss(**cfg["loss"])
         state = TrainState()
         if resumed is not None:
-            state = _restore(resumed, model, optimizer, scaler, info)
+            state = restore_training(resumed, model, optimizer, scaler, info.rank)
             logger.info(
                 "resumed from %s at iteration %d (epoch %d)",
                 resume_path,
                 state.iteration,
                 state.epoch,
             )
-        _reseed_for_rank(cfg["seed"], info.rank, resume_path is None)
-        train_model = torch.compile(model) if tcfg["compile"] else model
-        if info.enabled:
+        else:  # each rank its own dropout stream, after the shared weight initialisation
+            torch.manual_seed(cfg["seed"] + 1000 * info.rank)
+        train_model = torch.compile(model) if train_cfg["compile"] else model
+        if info.is_distributed:
             train_model = DistributedDataParallel(
                 train_model, device_ids=[device.index] if use_cuda else None
             )
@@ -244,35 +149,26 @@ def _train(cfg, tcfg, dcfg, info, device, resume_path) -> RunResult:
         # ---- data ----
         dataset = TrainDataset(
             splits.train,
-            mode=dcfg["train_mode"],
-            base_size=dcfg["base_size"],
-            crop_size=dcfg["crop_size"],
-            pos_prob=dcfg["pos_prob"],
-            augment=dcfg["augment"],
-            noise_sigma=dcfg["noise_sigma"],
+            mode=data_cfg["train_mode"],
+            base_size=data_cfg["base_size"],
+            crop_size=data_cfg["crop_size"],
+            pos_prob=data_cfg["pos_prob"],
+            augment=data_cfg["augment"],
+            noise_sigma=data_cfg["noise_sigma"],
             seed=cfg["seed"],
             size_multiple=unwrap_model(model).size_multiple,
         )
-        batch_size = tcfg["batch_size"]
-        sampler = EpochSampler(len(dataset), batch_size, cfg["seed"], info.rank, info.world_size)
-        if sampler.batches_per_epoch == 0:
-            raise UserError(
-                f"train split has {len(dataset)} images, fewer than one batch per process "
-                f"(train.batch_size={batch_size}, {info.world_size} process(es))"
-            )
-        loader = DataLoader(
+        batch_size = train_cfg["batch_size"]
+        loader = train_loader(
             dataset,
-            batch_size=batch_size,
-            sampler=sampler,
-            num_workers=dcfg["num_workers"],
-            worker_init_fn=seed_worker,
-            # A private generator: creating an iterator must not draw from the global RNG,
-            # or a mid-epoch resume would shift every later dropout mask.
-            generator=torch.Generator().manual_seed(cfg["seed"]),
+            batch_size,
+            cfg["seed"],
+            info.rank,
+            info.world_size,
+            num_workers=data_cfg["num_workers"],
             pin_memory=use_cuda,
-            persistent_workers=dcfg["num_workers"] > 0,
-            drop_last=True,
         )
+        sampler = loader.sampler
         iters_per_epoch = sampler.batches_per_epoch
         stored_per_epoch = resumed.get("iters_per_epoch") if resumed is not None else None
         if stored_per_epoch is not None and stored_per_epoch != iters_per_epoch:
@@ -283,88 +179,21 @@ def _train(cfg, tcfg, dcfg, info, device, resume_path) -> RunResult:
                 f"{batch_size} × {info.world_size} process(es)); the training split changed, "
                 "so the run cannot continue where it stopped"
             )
+        writer = None  # TensorBoard, on rank 0
         if info.is_main:  # only now: a refused resume leaves the run folder as it was
-            _write_config(cfg, run_dir, resumed)
-        total_iters = tcfg["epochs"] * iters_per_epoch
-        if tcfg["max_iters"] is not None:
-            total_iters = min(total_iters, tcfg["max_iters"])
+            run_files.write_config(cfg, run_dir, resumed)
+            run_files.truncate_metrics_csv(run_dir, state.iteration)
+            writer = run_files.open_tensorboard(run_dir, state.iteration)
+        total_iters = train_cfg["epochs"] * iters_per_epoch
+        if train_cfg["max_iters"] is not None:
+            total_iters = min(total_iters, train_cfg["max_iters"])
         predictor = Predictor(
             unwrap_model(model),
             device=device,
-            dtype=amp,
+            dtype=precision,
             size=config_eval_size(cfg),
-            channels_last=tcfg["channels_last"],
+            channels_last=channels_last,
         )
-        writer = _summary_writer(run_dir, state.iteration) if info.is_main else None
-        csv_path = run_dir / "metrics.csv"
-        if info.is_main:
-            _truncate_csv(csv_path, state.iteration)
-        # Validation and test show progress on rank 0: a bar on a terminal, log lines elsewhere.
-        show_progress = info.is_main
-        phase_seconds = {"val": 0.0, "test": 0.0}
-        num_evaluations = 0
-
-        def validate_and_save() -> dict[str, Any]:
-            """Score on val, update best.pth/latest.pth/metrics.csv/TensorBoard; returns metrics."""
-            nonlocal num_evaluations
-            val_started = time.perf_counter()
-            metrics = (
-                _score(predictor, splits.val, cfg, info, show_progress, "val") if splits.val else {}
-            )
-            num_evaluations += 1
-            score = (
-                metrics.get(tcfg["select_metric"], -math.inf)
-                if splits.val
-                else float(state.iteration)
-            )
-            if math.isnan(score):  # e.g. Pd or AUC on a validation split without targets
-                logger.warning(
-                    "val %s is undefined (no targets?); not selecting on it", tcfg["select_metric"]
-                )
-                score = -math.inf
-            improved = score > state.best_score
-            if improved:
-                state.best_score, state.best_iteration, state.evals_since_best = (
-                    score,
-                    state.iteration,
-                    0,
-                )
-            else:
-                state.evals_since_best += 1
-            train_loss = loss_window[0] / max(1, loss_window[1])
-            loss_window[:] = [0.0, 0]
-            rng_states = _gather_rng_states(info)
-            if info.is_main:
-                checkpoint = _checkpoint(model, optimizer, scaler, state, cfg, metrics, rng_states)
-                checkpoint.update(iters_per_epoch=iters_per_epoch, world_size=info.world_size)
-                save_checkpoint(checkpoint, run_dir / "latest.pth")
-                if improved:
-                    save_checkpoint(checkpoint, run_dir / "best.pth")
-                _append_csv(csv_path, state, optimizer.param_groups[0]["lr"], train_loss, metrics)
-                if metrics:
-                    for key in METRIC_COLUMNS:
-                        writer.add_scalar(f"val/{key}", metrics[key], state.iteration)
-                    _log_images(
-                        writer,
-                        predictor,
-                        splits.val[: tcfg["num_log_images"]],
-                        state.iteration,
-                        cfg["eval"]["threshold"],
-                    )
-                    logger.info(
-                        "iter %d epoch %d val: IoU %.4f nIoU %.4f F1 %.4f Pd %.4f Fa %.3e%s",
-                        state.iteration,
-                        state.epoch,
-                        metrics["miou"],
-                        metrics["niou"],
-                        metrics["f1"],
-                        metrics["pd"],
-                        metrics["fa"],
-                        " (best)" if improved else "",
-                    )
-            # Checkpoint writing is counted as validation time too: both pause training.
-            phase_seconds["val"] += time.perf_counter() - val_started
-            return metrics
 
         # ---- the loop ----
         model.train()
@@ -377,7 +206,7 @@ def _train(cfg, tcfg, dcfg, info, device, resume_path) -> RunResult:
             state.iteration,
         )
         # The iteration log lines (train.log_every) are the progress off a terminal.
-        epoch_bar = Progress(
+        progress = Progress(
             total_iters,
             cfg["name"],
             enabled=info.is_main,
@@ -388,8 +217,9 @@ def _train(cfg, tcfg, dcfg, info, device, resume_path) -> RunResult:
         stop = state.iteration >= total_iters
         last_eval_iteration = state.iteration if resume_path else -1
         started, start_iteration = time.perf_counter(), state.iteration
-        loss_window = [0.0, 0]  # sum and count of training losses since the last evaluation
-        while not stop and state.epoch < tcfg["epochs"]:
+        val_seconds, num_evaluations = 0.0, 0
+        loss_sum, loss_count = 0.0, 0  # training losses since the last evaluation
+        while not stop and state.epoch < train_cfg["epochs"]:
             start_batch = state.iteration - state.epoch * iters_per_epoch
             if not 0 <= start_batch < iters_per_epoch:
                 # A checkpoint from before iters_per_epoch was stored, with another split.
@@ -403,13 +233,13 @@ def _train(cfg, tcfg, dcfg, info, device, resume_path) -> RunResult:
                 lr = lr_at(
                     state.iteration,
                     total_iters,
-                    tcfg["lr"],
-                    tcfg["schedule"],
-                    tcfg["poly_power"],
-                    tcfg["warmup_iters"],
-                    tcfg["min_lr"],
-                    tcfg["step_milestones"],
-                    tcfg["step_gamma"],
+                    train_cfg["lr"],
+                    train_cfg["schedule"],
+                    train_cfg["poly_power"],
+                    train_cfg["warmup_iters"],
+                    train_cfg["min_lr"],
+                    train_cfg["step_milestones"],
+                    train_cfg["step_gamma"],
                 )
                 for group in optimizer.param_groups:
                     group["lr"] = lr
@@ -419,7 +249,7 @@ def _train(cfg, tcfg, dcfg, info, device, resume_path) -> RunResult:
                     .contiguous(memory_format=memory_format)
                 )
                 masks = batch["mask"].to(device, non_blocking=True)
-                with autocast_context(device, amp):
+                with autocast_context(device, precision):
                     reconstruction, target_logits = train_model(images)
                 loss, terms = criterion(
                     reconstruction.float(), target_logits.float(), images.float(), masks
@@ -445,21 +275,18 @@ def _train(cfg, tcfg, dcfg, info, device, resume_path) -> RunResult:
 
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
-                if tcfg["grad_clip"] is not None:
+                if train_cfg["grad_clip"] is not None:
                     scaler.unscale_(optimizer)
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), tcfg["grad_clip"])
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), train_cfg["grad_clip"])
                 scaler.step(optimizer)
                 scaler.update()
                 state.iteration += 1
-                loss_window[0] += total_value
-                loss_window[1] += 1
-                epoch_bar.update(1)
+                loss_sum, loss_count = loss_sum + total_value, loss_count + 1
+                progress.update(1)
 
-                if info.is_main and state.iteration % tcfg["log_every"] == 0:
-                    for name, value in terms.items():
-                        writer.add_scalar(f"loss/{name}", value.item(), state.iteration)
-                    writer.add_scalar("lr", lr, state.iteration)
-                    epoch_bar.set_postfix(f"loss={terms['total'].item():.4f}, lr={lr:.2e}")
+                if info.is_main and state.iteration % train_cfg["log_every"] == 0:
+                    run_files.tensorboard_losses(writer, terms, lr, state.iteration)
+                    progress.set_postfix(f"loss={terms['total'].item():.4f}, lr={lr:.2e}")
                     logger.info(
                         "iter %d epoch %d loss %.4f (%s) lr %.3e",
                         state.iteration,
@@ -473,19 +300,49 @@ def _train(cfg, tcfg, dcfg, info, device, resume_path) -> RunResult:
                     state.epoch += 1
                 if state.iteration >= total_iters:
                     stop = True
-                eval_due = tcfg["eval_every"] and state.iteration % tcfg["eval_every"] == 0
-                if eval_due or (at_epoch_end and tcfg["eval_epoch_end"]) or stop:
-                    validate_and_save()
+                eval_due = (
+                    train_cfg["eval_every"] and state.iteration % train_cfg["eval_every"] == 0
+                )
+                if eval_due or (at_epoch_end and train_cfg["eval_epoch_end"]) or stop:
+                    val_seconds += validate_and_save(
+                        cfg,
+                        info,
+                        state,
+                        predictor,
+                        splits.val,
+                        model,
+                        optimizer,
+                        scaler,
+                        iters_per_epoch,
+                        run_dir,
+                        writer,
+                        train_loss=loss_sum / max(1, loss_count),
+                    )
+                    num_evaluations, loss_sum, loss_count = num_evaluations + 1, 0.0, 0
                     last_eval_iteration = state.iteration
-                    patience = tcfg["early_stop_patience"]
+                    patience = train_cfg["early_stop_patience"]
                     if patience is not None and state.evals_since_best >= patience:
                         logger.info("early stop: %d evaluations without improvement", patience)
                         stop = True
                 if stop:
                     break
-        epoch_bar.close()
-        if last_eval_iteration != state.iteration:
-            validate_and_save()
+        progress.close()
+        if last_eval_iteration != state.iteration:  # e.g. a new run of train.max_iters=0
+            val_seconds += validate_and_save(
+                cfg,
+                info,
+                state,
+                predictor,
+                splits.val,
+                model,
+                optimizer,
+                scaler,
+                iters_per_epoch,
+                run_dir,
+                writer,
+                train_loss=loss_sum / max(1, loss_count),
+            )
+            num_evaluations += 1
         elapsed = time.perf_counter() - started
         logger.info(
             "trained %d iterations in %.1f s (%.2f s/iter)",
@@ -497,358 +354,50 @@ def _train(cfg, tcfg, dcfg, info, device, resume_path) -> RunResult:
         # ---- final test of the selected and the last checkpoint ----
         state.finished = True
         test_started = time.perf_counter()
-
-        def final_test(which: str) -> dict[str, Any]:
-            """Test metrics of the weights in the model; with ``eval.val_threshold``, also at
-            the threshold that scores best on val with these same weights."""
-            entry = {"test": _score(predictor, splits.test, cfg, info, show_progress, which)}
-            chosen_by = cfg["eval"]["val_threshold"]
-            if chosen_by != "off":
-                val_curve = _score(
-                    predictor, splits.val, cfg, info, show_progress, "val", CURVE_THRESHOLDS
-                )["pd_fa_curve"]
-                chosen = best_threshold(val_curve, chosen_by)
-                entry["val_threshold"] = {"by": chosen_by, **chosen}
-                entry["test_at_val_threshold"] = _score(
-                    predictor,
-                    splits.test,
-                    cfg,
-                    info,
-                    show_progress,
-                    which,
-                    threshold=chosen["threshold"],
-                )
-            return entry
-
-        last_entry = final_test("test (last)")
-        last_weights = {k: v.clone() for k, v in unwrap_model(model).state_dict().items()}
-        best_path = run_dir / "best.pth"
-        distributed.barrier(info)
-        best_checkpoint = load_checkpoint(best_path, map_location=device)
-        if best_checkpoint["iteration"] == state.iteration:
-            best_entry = last_entry  # the same weights (always so with data.val_split=none)
-        else:
-            unwrap_model(model).load_state_dict(best_checkpoint["model"])
-            best_entry = final_test("test (best)")
-            unwrap_model(model).load_state_dict(last_weights)
-        phase_seconds["test"] = time.perf_counter() - test_started
+        report = test_best_and_last(cfg, info, predictor, model, splits, run_dir, state.iteration)
+        best, last = report["best"], report["last"]
+        test_seconds = time.perf_counter() - test_started
         logger.info(
             "time per phase: train %.1f s (%d iterations), val %.1f s (%d evaluations of %d "
             "images, checkpoints included), test %.1f s (%s, %d images)",
-            elapsed - phase_seconds["val"],
+            elapsed - val_seconds,
             state.iteration - start_iteration,
-            phase_seconds["val"],
+            val_seconds,
             num_evaluations,
             len(splits.val),
-            phase_seconds["test"],
-            "best = last" if best_entry is last_entry else "best and last",
+            test_seconds,
+            "best = last" if best["iteration"] == last["iteration"] else "best and last",
             len(splits.test),
         )
-        selection = {
-            "split": splits.val_source
-            if splits.val
-            else "none (no validation images: best = last)",
-            "metric": tcfg["select_metric"],
-            **_split_record(cfg, splits),
-        }
-        result = {
-            "selection": selection,
-            "threshold": cfg["eval"]["threshold"],
-            "best": {
-                "iteration": best_checkpoint["iteration"],
-                "val": best_checkpoint.get("metrics", {}),
-                **best_entry,
-            },
-            "last": {"iteration": state.iteration, **last_entry},
-        }
         if info.is_main:
-            write_json_atomic(run_dir / "test_metrics.json", result)
-            logger.info("checkpoint selected on %s by %s", selection["split"], selection["metric"])
-            for which in ("best", "last"):
-                entry = result[which]
-                scored = [("test", entry["test"])]
-                if "val_threshold" in entry:
-                    threshold = entry["val_threshold"]["threshold"]
-                    scored.append(
-                        (f"test at val threshold {threshold:g}", entry["test_at_val_threshold"])
-                    )
-                for label, metrics in scored:
-                    logger.info(
-                        "%s (%s, iter %d): IoU %.4f nIoU %.4f F1 %.4f Pd %.4f Fa %.3e AUC %.4f",
-                        label,
-                        which,
-                        entry["iteration"],
-                        metrics["miou"],
-                        metrics["niou"],
-                        metrics["f1"],
-                        metrics["pd"],
-                        metrics["fa"],
-                        metrics["auc"],
-                    )
+            run_files.write_test_report(run_dir, report)
+            log_test_report(report)
             writer.close()
-        return RunResult(
-            cfg["name"],
-            run_dir,
-            {"best": best_entry["test"], "last": last_entry["test"]},
-            unwrap_model(model),
-            result,
-        )
-    finally:
-        if file_handler is not None:
-            package_logger.removeHandler(file_handler)
-            package_logger.setLevel(previous_level)
-            file_handler.close()
+        return RunResult(cfg["name"], run_dir, {"best": best["test"], "last": last["test"]}, report)
 
 
-def _new_run_dir(cfg: Mapping[str, Any]) -> Path:
-    """``checkpoints/<name>/<timestamp>``, with a ``-N`` suffix when that folder exists (runs
-    started within the same second, e.g. short runs of several seeds)."""
-    folder = Path(cfg["paths"]["checkpoints"], cfg["name"])
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    run_dir, suffix = folder / stamp, 1
-    while run_dir.exists():
-        run_dir, suffix = folder / f"{stamp}-{suffix}", suffix + 1
-    return run_dir
+def seed_everything(seed: int, deterministic: bool = False) -> None:
+    """Seed Python, NumPy and torch; ``deterministic`` also asks for deterministic kernels."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if deterministic:
+        # cuBLAS is deterministic only with a fixed workspace; it reads this when its first
+        # handle is created, so it must be set before the first matrix product on the GPU.
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
 
 
-def _split_record(cfg: Mapping[str, Any], splits: Splits) -> dict[str, Any]:
-    """What identifies the split: its seed, sizes, and the validation names with their hash.
-
-    Runs of several training seeds can be checked to have scored on the same split by
-    comparing ``val_names_sha256``.
-    """
-    val_names = sorted(sample.name for sample in splits.val)
-    return {
-        "val_split": cfg["data"]["val_split"],
-        "split_seed": cfg["data"]["split_seed"],
-        "n_train": len(splits.train),
-        "n_val": len(val_names),
-        "n_test": len(splits.test),
-        "val_names_sha256": hashlib.sha256("\n".join(val_names).encode()).hexdigest(),
-        "val_names": val_names,
-    }
-
-
-def _reseed_for_rank(seed: int, rank: int, fresh: bool) -> None:
-    """Give each rank its own dropout stream (after the shared weight initialisation)."""
-    if fresh:
-        torch.manual_seed(seed + 1000 * rank)
-
-
-def _score(
-    predictor, samples, cfg, info, progress, desc, curve_thresholds=None, threshold=None
-) -> dict[str, Any]:
-    """The config's metrics on ``samples`` (without the ROC arrays, which logs do not need).
-
-    ``threshold`` replaces ``eval.threshold``; ``curve_thresholds`` adds ``pd_fa_curve``.
-    """
-    metrics = evaluate(
-        predictor,
-        samples,
-        threshold=cfg["eval"]["threshold"] if threshold is None else threshold,
-        protocol=cfg["eval"]["protocol"],
-        batch_size=cfg["eval"]["batch_size"],
-        dist_info=info,
-        progress=progress,
-        desc=desc,
-        curve_thresholds=curve_thresholds,
-    )
-    return {k: v for k, v in metrics.items() if not k.startswith("roc_")}
-
-
-def _rng_state() -> dict[str, Any]:
-    """This process's RNG states as tensors and plain values (weights_only loads them)."""
-    numpy_state = np.random.get_state()
-    return {
-        "python": random.getstate(),
-        "numpy": (numpy_state[0], torch.from_numpy(numpy_state[1].copy()), *numpy_state[2:]),
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-    }
-
-
-def _gather_rng_states(info: distributed.DistInfo) -> list[dict[str, Any]]:
-    """Every rank's RNG states, rank order; they travel as torch.save bytes between ranks."""
-    if not info.enabled:
-        return [_rng_state()]
-    buffer = io.BytesIO()
-    torch.save(_rng_state(), buffer)
-    blobs = distributed.all_gather_object(info, buffer.getvalue())
-    return [torch.load(io.BytesIO(blob), weights_only=True) for blob in blobs]
-
-
-def _checkpoint(
-    model, optimizer, scaler, state: TrainState, cfg, metrics, rng_states
-) -> dict[str, Any]:
-    """Everything to resume exactly, with the RNG states of every rank (a list, rank order)."""
-    return {
-        "model": unwrap_model(model).state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "scaler": scaler.state_dict(),
-        "rng": rng_states,
-        "config": to_dict(cfg),
-        "metrics": dict(metrics),
-        **asdict(state),
-    }
-
-
-def _load_for_resume(
-    path: Path, cfg: Mapping[str, Any], info: distributed.DistInfo, device: torch.device
-) -> dict[str, Any]:
-    """The checkpoint to resume from, refused when the run cannot continue exactly.
-
-    The position inside an epoch is counted in batches of ``train.batch_size`` per process,
-    so another batch size or process count would start at the wrong sample (or past the end
-    of the epoch): refused with both values. Other config changes are allowed and logged.
-    """
-    checkpoint = load_checkpoint(path, map_location=device)
-    for key in ("model", "optimizer", "iteration", "epoch", "rng"):
-        if key not in checkpoint:
-            raise CheckpointError(
-                f"{path}: not a training checkpoint (no '{key}' entry); cannot resume"
-            )
-    stored = checkpoint.get("config") or {}
-    old_batch = stored.get("train", {}).get("batch_size", cfg["train"]["batch_size"])
-    old_world = checkpoint.get("world_size", len(checkpoint["rng"]))
-    new_batch, new_world = cfg["train"]["batch_size"], info.world_size
-    if (old_batch, old_world) != (new_batch, new_world):
-        raise UserError(
-            f"{path}: saved with train.batch_size={old_batch} × {old_world} process(es), resuming "
-            f"with train.batch_size={new_batch} × {new_world}; resume with the same values "
-            "(the iteration counts batches of that size)"
-        )
-    changes = config_changes(stored, to_dict(cfg)) if stored else []
-    if changes:
-        logger.warning("resuming %s with a changed config: %s", path, "; ".join(changes))
-    checkpoint["config_changes"] = changes
-    return checkpoint
-
-
-def config_changes(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = "") -> list[str]:
-    """``key: old -> new`` for every dotted key whose value differs (tuples equal lists)."""
-    changes = []
-    for key in sorted(set(old) | set(new), key=str):
-        dotted = f"{prefix}{key}"
-        before, after = old.get(key, "<absent>"), new.get(key, "<absent>")
-        if isinstance(before, Mapping) and isinstance(after, Mapping):
-            changes += config_changes(before, after, f"{dotted}.")
-        elif _plain(before) != _plain(after):
-            changes.append(f"{dotted}: {before!r} -> {after!r}")
-    return changes
-
-
-def _plain(value: Any) -> Any:
-    return [_plain(v) for v in value] if isinstance(value, (list, tuple)) else value
-
-
-def _write_config(cfg: Mapping[str, Any], run_dir: Path, resumed: dict[str, Any] | None) -> None:
-    """Write ``config.yaml``; on a resume with changes, keep the one it replaces.
-
-    The replaced file becomes ``config.until-iter<N>.yaml`` (N: the iteration resumed from),
-    so the run folder holds every config the run was trained with, in order.
-    """
-    path = run_dir / "config.yaml"
-    if resumed is not None and path.exists():
-        if not resumed["config_changes"]:
-            return
-        kept = run_dir / f"config.until-iter{resumed['iteration']}.yaml"
-        path.replace(kept)
-        logger.info("config changed on resume: the previous one is kept as %s", kept.name)
-    dump_yaml(cfg, path)
-
-
-def _restore(
-    checkpoint: dict[str, Any], model, optimizer, scaler, info: distributed.DistInfo
-) -> TrainState:
-    model.load_state_dict(checkpoint["model"])
-    optimizer.load_state_dict(checkpoint["optimizer"])
-    if checkpoint.get("scaler"):
-        scaler.load_state_dict(checkpoint["scaler"])
-    # _load_for_resume refused another process count, so every rank has its own state.
-    rng = checkpoint["rng"][info.rank]
-    random.setstate(_tuples(rng["python"]))
-    name, keys, *rest = rng["numpy"]
-    # The checkpoint was loaded onto the training device; RNG states live on the host.
-    np.random.set_state((name, keys.cpu().numpy(), *rest))
-    torch.set_rng_state(rng["torch"].cpu())
-    if rng["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all([s.cpu() for s in rng["cuda"]])
-    fields = {k: checkpoint[k] for k in TrainState.__dataclass_fields__ if k in checkpoint}
-    return TrainState(**fields)
-
-
-def _tuples(value: Any) -> Any:
-    # random.setstate wants tuples all the way down.
-    return tuple(_tuples(v) for v in value) if isinstance(value, (list, tuple)) else value
-
-
-def _summary_writer(run_dir: Path, iteration: int):
-    from torch.utils.tensorboard import SummaryWriter
-
-    # purge_step drops events an interrupted run wrote after its last checkpoint.
-    return SummaryWriter(str(run_dir), purge_step=iteration + 1 if iteration else None)
-
-
-def _log_images(writer, predictor: Predictor, samples, iteration: int, threshold: float) -> None:
-    """TensorBoard panels: input, background D, probability, detection, marked ground truth."""
-    from lrrnet.data.io import read_image, read_mask
-    from lrrnet.data.transforms import resize_mask
-    from lrrnet.visualize import detection_panel
-
-    for index, sample in enumerate(samples):
-        image = read_image(sample.image)
-        prediction = predictor.predict(image)
-        panel = detection_panel(
-            image,
-            prediction.reconstruction,
-            prediction.target_prob,
-            resize_mask(read_mask(sample.mask), image.shape),
-            threshold=threshold,
-            name=sample.name,
-        )
-        writer.add_image(f"val/{index}_{sample.name}", panel, iteration, dataformats="HWC")
-
-
-def _append_csv(
-    path: Path, state: TrainState, lr: float, train_loss: float, metrics: Mapping[str, Any]
-) -> None:
-    new = not path.exists()
-    with path.open("a", newline="") as handle:
-        writer = csv.writer(handle)
-        if new:
-            writer.writerow(
-                ["iteration", "epoch", "lr", "train_loss", *METRIC_COLUMNS, "best_iteration"]
-            )
-        values = [metrics.get(k, "") for k in METRIC_COLUMNS]
-        writer.writerow(
-            [
-                state.iteration,
-                state.epoch,
-                f"{lr:.6g}",
-                f"{train_loss:.6f}",
-                *values,
-                state.best_iteration,
-            ]
-        )
-
-
-def _truncate_csv(path: Path, iteration: int) -> None:
-    """On resume, drop rows an interrupted run wrote after the checkpoint it resumes from.
-
-    A row cut short by a kill during its append (fewer fields than the header) goes too.
-    The rewrite is atomic: a kill during it leaves the old file.
-    """
-    if not path.exists():
-        return
-    with path.open(newline="") as handle:
-        rows = list(csv.reader(handle))
-    if not rows:
-        return
-    header = rows[0]
-    kept = [header] + [
-        row
-        for row in rows[1:]
-        if len(row) == len(header) and row[0].isdigit() and int(row[0]) <= iteration
-    ]
-    with atomic_path(path) as temp, temp.open("w", newline="") as handle:
-        csv.writer(handle).writerows(kept)
+def prepare_dataset(cfg: Mapping[str, Any], info: distributed.DistInfo) -> Splits:
+    """Find the splits (generating the synthetic dataset when asked) and validate every file."""
+    if info.is_main:
+        ensure_dataset(cfg)
+    distributed.barrier(info)
+    splits = splits_from_config(cfg, generate=False)
+    strict = cfg["data"]["strict_sizes"]
+    validate_samples(splits.train, "train", strict_sizes=strict)
+    validate_samples(splits.test, "test", strict_sizes=strict)
+    if splits.val:
+        validate_samples(splits.val, "val", strict_sizes=strict)
+    return splits

@@ -1,0 +1,198 @@
+"""The files of a run folder besides its checkpoints, all written by rank 0.
+
+``checkpoints/<name>/<timestamp>/`` holds, beside ``latest.pth`` and ``best.pth``
+(:mod:`lrrnet.engine.checkpoint`):
+
+- ``log.txt``: the run's log lines at INFO and above (:func:`log_file`);
+- ``config.yaml``: the resolved config; a resume with a changed config keeps the one it
+  replaces as ``config.until-iter<N>.yaml`` (:func:`write_config`);
+- ``metrics.csv``: one row per evaluation (:func:`append_metrics_csv`), cut back to the
+  checkpoint resumed from (:func:`truncate_metrics_csv`);
+- ``events.out.tfevents.*``: TensorBoard losses, LR, validation metrics and detection
+  panels (:func:`open_tensorboard`, :func:`tensorboard_losses`,
+  :func:`tensorboard_validation`);
+- ``test_metrics.json``: the test metrics of the selected and the last checkpoint, with
+  what identifies the split (:func:`write_test_report`).
+
+The trainer calls each of these at the point where it writes; nothing here runs by itself.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from lrrnet.config import dump_yaml
+from lrrnet.data import Sample
+from lrrnet.data.io import read_image, read_mask
+from lrrnet.data.transforms import resize_mask
+from lrrnet.engine.checkpoint import TrainState
+from lrrnet.engine.predictor import Predictor
+from lrrnet.files import atomic_path, write_json_atomic
+from lrrnet.metrics import METRIC_KEYS
+from lrrnet.visualize import detection_panel
+
+logger = logging.getLogger(__name__)
+
+METRICS_CSV = "metrics.csv"
+
+
+def new_run_dir(cfg: Mapping[str, Any]) -> Path:
+    """``checkpoints/<name>/<timestamp>``, with a ``-N`` suffix when that folder exists (runs
+    started within the same second, e.g. short runs of several seeds)."""
+    folder = Path(cfg["paths"]["checkpoints"], cfg["name"])
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    run_dir, suffix = folder / stamp, 1
+    while run_dir.exists():
+        run_dir, suffix = folder / f"{stamp}-{suffix}", suffix + 1
+    return run_dir
+
+
+@contextmanager
+def log_file(run_dir: Path | None) -> Iterator[None]:
+    """Copy the ``lrrnet`` log lines to ``run_dir/log.txt`` while the block runs.
+
+    ``None`` (the other ranks) writes nothing. log.txt keeps INFO whatever the console shows.
+    """
+    if run_dir is None:
+        yield
+        return
+    package_logger = logging.getLogger("lrrnet")
+    previous_level = package_logger.level
+    run_dir.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(run_dir / "log.txt")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setLevel(logging.INFO)
+    package_logger.addHandler(handler)
+    if package_logger.getEffectiveLevel() > logging.INFO:
+        package_logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        package_logger.removeHandler(handler)
+        package_logger.setLevel(previous_level)
+        handler.close()
+
+
+def write_config(cfg: Mapping[str, Any], run_dir: Path, resumed: Mapping[str, Any] | None) -> None:
+    """Write ``config.yaml``; on a resume with changes, keep the one it replaces.
+
+    The replaced file becomes ``config.until-iter<N>.yaml`` (N: the iteration resumed from),
+    so the run folder holds every config the run was trained with, in order.
+
+    Args:
+        resumed: the checkpoint of :func:`lrrnet.engine.checkpoint.load_for_resume`, or None
+            for a new run.
+    """
+    path = run_dir / "config.yaml"
+    if resumed is not None and path.exists():
+        if not resumed["config_changes"]:
+            return
+        kept = run_dir / f"config.until-iter{resumed['iteration']}.yaml"
+        path.replace(kept)
+        logger.info("config changed on resume: the previous one is kept as %s", kept.name)
+    dump_yaml(cfg, path)
+
+
+def open_tensorboard(run_dir: Path, iteration: int):
+    """A ``SummaryWriter`` on the run folder that continues after ``iteration``."""
+    # Imported here: TensorBoard takes seconds to import, and only training needs it.
+    from torch.utils.tensorboard import SummaryWriter
+
+    # purge_step drops events an interrupted run wrote after its last checkpoint.
+    return SummaryWriter(str(run_dir), purge_step=iteration + 1 if iteration else None)
+
+
+def tensorboard_losses(
+    writer, terms: Mapping[str, torch.Tensor], lr: float, iteration: int
+) -> None:
+    """TensorBoard scalars of a training step: every loss term (``loss/<name>``) and ``lr``."""
+    for name, value in terms.items():
+        writer.add_scalar(f"loss/{name}", value.item(), iteration)
+    writer.add_scalar("lr", lr, iteration)
+
+
+def tensorboard_validation(
+    writer,
+    metrics: Mapping[str, Any],
+    predictor: Predictor,
+    samples: Sequence[Sample],
+    iteration: int,
+    threshold: float,
+) -> None:
+    """TensorBoard scalars of a validation (``val/<metric>``), and a detection panel per
+    sample in ``samples``: input, background D, probability, detection, marked ground truth."""
+    for key in METRIC_KEYS:
+        writer.add_scalar(f"val/{key}", metrics[key], iteration)
+    for index, sample in enumerate(samples):
+        image = read_image(sample.image)
+        prediction = predictor.predict(image)
+        panel = detection_panel(
+            image,
+            prediction.reconstruction,
+            prediction.target_prob,
+            resize_mask(read_mask(sample.mask), image.shape),
+            threshold=threshold,
+            name=sample.name,
+        )
+        writer.add_image(f"val/{index}_{sample.name}", panel, iteration, dataformats="HWC")
+
+
+def append_metrics_csv(
+    run_dir: Path, state: TrainState, lr: float, train_loss: float, metrics: Mapping[str, Any]
+) -> None:
+    """One ``metrics.csv`` row: iteration, epoch, LR, mean training loss, val metrics, best."""
+    path = run_dir / METRICS_CSV
+    new = not path.exists()
+    with path.open("a", newline="") as handle:
+        writer = csv.writer(handle)
+        if new:
+            writer.writerow(
+                ["iteration", "epoch", "lr", "train_loss", *METRIC_KEYS, "best_iteration"]
+            )
+        values = [metrics.get(k, "") for k in METRIC_KEYS]
+        writer.writerow(
+            [
+                state.iteration,
+                state.epoch,
+                f"{lr:.6g}",
+                f"{train_loss:.6f}",
+                *values,
+                state.best_iteration,
+            ]
+        )
+
+
+def truncate_metrics_csv(run_dir: Path, iteration: int) -> None:
+    """On resume, drop rows an interrupted run wrote after the checkpoint it resumes from.
+
+    A row cut short by a kill during its append (fewer fields than the header) goes too.
+    The rewrite is atomic: a kill during it leaves the old file.
+    """
+    path = run_dir / METRICS_CSV
+    if not path.exists():
+        return
+    with path.open(newline="") as handle:
+        rows = list(csv.reader(handle))
+    if not rows:
+        return
+    header = rows[0]
+    kept = [header] + [
+        row
+        for row in rows[1:]
+        if len(row) == len(header) and row[0].isdigit() and int(row[0]) <= iteration
+    ]
+    with atomic_path(path) as temp, temp.open("w", newline="") as handle:
+        csv.writer(handle).writerows(kept)
+
+
+def write_test_report(run_dir: Path, report: Mapping[str, Any]) -> None:
+    """Write ``test_metrics.json`` (strict JSON: undefined metrics as null)."""
+    write_json_atomic(run_dir / "test_metrics.json", report)

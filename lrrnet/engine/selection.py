@@ -1,0 +1,219 @@
+"""Checkpoint selection: a training run scored on val as it trains, and on test at its end.
+
+Honesty rules kept here: checkpoints are selected on a validation split held out of the
+training data (unless the config asks for the original best-on-test behaviour, which is
+logged as optimistic), and both the selected and the last checkpoint are scored on test.
+:func:`validate_and_save` scores val, keeps the best by ``train.select_metric`` and writes
+the checkpoints; :func:`test_best_and_last` scores the last weights and those of
+``best.pth`` on test and returns what ``test_metrics.json`` holds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from lrrnet.data import Sample, Splits
+from lrrnet.engine import distributed, run_files
+from lrrnet.engine.checkpoint import (
+    TrainState,
+    gather_rng_states,
+    load_checkpoint,
+    save_checkpoint,
+    training_checkpoint,
+    unwrap_model,
+)
+from lrrnet.engine.evaluator import evaluate
+from lrrnet.engine.predictor import Predictor
+from lrrnet.metrics import CURVE_THRESHOLDS, best_threshold
+
+logger = logging.getLogger(__name__)
+
+# The metrics of a log line, as str.format fields named by the keys of evaluate's result.
+METRICS_LINE = "IoU {miou:.4f} nIoU {niou:.4f} F1 {f1:.4f} Pd {pd:.4f} Fa {fa:.3e}"
+
+
+def validate_and_save(
+    cfg: Mapping[str, Any],
+    info: distributed.DistInfo,
+    state: TrainState,
+    predictor: Predictor,
+    val_samples: Sequence[Sample],
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    iters_per_epoch: int,
+    run_dir: Path,
+    writer,
+    train_loss: float,
+) -> float:
+    """Score on val, update ``state``'s best, and save: ``latest.pth`` (``best.pth`` too when
+    the score improved), a ``metrics.csv`` row, the TensorBoard scalars and panels.
+
+    Without validation images the newest weights count as the best. Every rank scores its
+    share of val and sends its RNG states; rank 0 writes (``writer`` is None elsewhere).
+
+    Returns:
+        The seconds it took: validation and checkpoint writing both pause training.
+    """
+    started = time.perf_counter()
+    select_metric = cfg["train"]["select_metric"]
+    if val_samples:
+        metrics = _score(predictor, val_samples, cfg, info, "val")
+        score = metrics.get(select_metric, -math.inf)
+    else:
+        metrics, score = {}, float(state.iteration)
+    if math.isnan(score):  # e.g. Pd or AUC on a validation split without targets
+        logger.warning("val %s is undefined (no targets?); not selecting on it", select_metric)
+        score = -math.inf
+    improved = score > state.best_score
+    if improved:
+        state.best_score, state.best_iteration, state.evals_since_best = score, state.iteration, 0
+    else:
+        state.evals_since_best += 1
+    rng_states = gather_rng_states(info)
+    if info.is_main:
+        checkpoint = training_checkpoint(
+            model, optimizer, scaler, state, cfg, metrics, rng_states, iters_per_epoch
+        )
+        save_checkpoint(checkpoint, run_dir / "latest.pth")
+        if improved:
+            save_checkpoint(checkpoint, run_dir / "best.pth")
+        lr = optimizer.param_groups[0]["lr"]
+        run_files.append_metrics_csv(run_dir, state, lr, train_loss, metrics)
+        if metrics:
+            panels = val_samples[: cfg["train"]["num_log_images"]]
+            threshold = cfg["eval"]["threshold"]
+            run_files.tensorboard_validation(
+                writer, metrics, predictor, panels, state.iteration, threshold
+            )
+            line, best = METRICS_LINE.format(**metrics), " (best)" if improved else ""
+            logger.info("iter %d epoch %d val: %s%s", state.iteration, state.epoch, line, best)
+    return time.perf_counter() - started
+
+
+def test_best_and_last(
+    cfg: Mapping[str, Any],
+    info: distributed.DistInfo,
+    predictor: Predictor,
+    model: torch.nn.Module,
+    splits: Splits,
+    run_dir: Path,
+    iteration: int,
+) -> dict[str, Any]:
+    """Test the last weights (those in ``model``), then those of ``best.pth``.
+
+    The best checkpoint is scored on its own unless it is the last one; ``model`` ends with
+    the last weights again.
+
+    Returns:
+        What ``test_metrics.json`` holds: ``selection`` (where and by what the checkpoint was
+        selected, and the split), ``threshold``, and the entries ``best`` and ``last``: the
+        iteration, for best the val metrics it was selected with, and :func:`_test_entry`.
+    """
+    entry = _test_entry(cfg, info, predictor, splits, "test (last)")
+    last = {"iteration": iteration, **entry}
+    last_weights = {k: v.clone() for k, v in unwrap_model(model).state_dict().items()}
+    distributed.barrier(info)
+    best_checkpoint = load_checkpoint(run_dir / "best.pth", map_location=info.device)
+    if best_checkpoint["iteration"] != iteration:  # else the same weights (data.val_split=none)
+        unwrap_model(model).load_state_dict(best_checkpoint["model"])
+        entry = _test_entry(cfg, info, predictor, splits, "test (best)")
+        unwrap_model(model).load_state_dict(last_weights)
+    val = best_checkpoint.get("metrics", {})
+    best = {"iteration": best_checkpoint["iteration"], "val": val, **entry}
+    return {
+        "selection": _selection(cfg, splits),
+        "threshold": cfg["eval"]["threshold"],
+        "best": best,
+        "last": last,
+    }
+
+
+def _selection(cfg: Mapping[str, Any], splits: Splits) -> dict[str, Any]:
+    """Where and by what the checkpoint was selected, and what identifies the split: its
+    seed, sizes, and the validation names with their hash (runs of several training seeds
+    can be checked to have scored on the same split by comparing ``val_names_sha256``)."""
+    val_names = sorted(sample.name for sample in splits.val)
+    return {
+        "split": splits.val_source if splits.val else "none (no validation images: best = last)",
+        "metric": cfg["train"]["select_metric"],
+        "val_split": cfg["data"]["val_split"],
+        "split_seed": cfg["data"]["split_seed"],
+        "n_train": len(splits.train),
+        "n_val": len(val_names),
+        "n_test": len(splits.test),
+        "val_names_sha256": hashlib.sha256("\n".join(val_names).encode()).hexdigest(),
+        "val_names": val_names,
+    }
+
+
+def _test_entry(
+    cfg: Mapping[str, Any],
+    info: distributed.DistInfo,
+    predictor: Predictor,
+    splits: Splits,
+    desc: str,
+) -> dict[str, Any]:
+    """Test metrics of the weights in the predictor; with ``eval.val_threshold``, also at the
+    threshold that scores best on val with these same weights."""
+    entry = {"test": _score(predictor, splits.test, cfg, info, desc)}
+    chosen_by = cfg["eval"]["val_threshold"]
+    if chosen_by != "off":
+        on_val = _score(predictor, splits.val, cfg, info, "val", CURVE_THRESHOLDS)
+        chosen = best_threshold(on_val["pd_fa_curve"], chosen_by)
+        entry["val_threshold"] = {"by": chosen_by, **chosen}
+        at_chosen = _score(predictor, splits.test, cfg, info, desc, threshold=chosen["threshold"])
+        entry["test_at_val_threshold"] = at_chosen
+    return entry
+
+
+def _score(
+    predictor: Predictor,
+    samples: Sequence[Sample],
+    cfg: Mapping[str, Any],
+    info: distributed.DistInfo,
+    desc: str,
+    curve_thresholds: Sequence[float] | None = None,
+    threshold: float | None = None,
+) -> dict[str, Any]:
+    """The config's metrics on ``samples`` (without the ROC arrays, which logs do not need).
+
+    Each rank scores its share; the counts are summed over ranks. Rank 0 shows the progress
+    (a bar on a terminal, log lines elsewhere). ``threshold`` replaces ``eval.threshold``;
+    ``curve_thresholds`` adds ``pd_fa_curve``.
+    """
+    metrics = evaluate(
+        predictor,
+        samples,
+        threshold=cfg["eval"]["threshold"] if threshold is None else threshold,
+        protocol=cfg["eval"]["protocol"],
+        batch_size=cfg["eval"]["batch_size"],
+        dist_info=info,
+        progress=info.is_main,
+        desc=desc,
+        curve_thresholds=curve_thresholds,
+    )
+    return {k: v for k, v in metrics.items() if not k.startswith("roc_")}
+
+
+def log_test_report(report: Mapping[str, Any]) -> None:
+    """The numbers of ``test_metrics.json`` in the log: one line per checkpoint and threshold."""
+    selection = report["selection"]
+    logger.info("checkpoint selected on %s by %s", selection["split"], selection["metric"])
+    for which in ("best", "last"):
+        entry = report[which]
+        scored = [("test", entry["test"])]
+        if "val_threshold" in entry:
+            threshold = entry["val_threshold"]["threshold"]
+            scored.append((f"test at val threshold {threshold:g}", entry["test_at_val_threshold"]))
+        for label, metrics in scored:
+            line = METRICS_LINE.format(**metrics) + f" AUC {metrics['auc']:.4f}"
+            logger.info("%s (%s, iter %d): %s", label, which, entry["iteration"], line)

@@ -1,0 +1,76 @@
+"""Checkpoint selection on val: the best by train.select_metric, what is saved, early-stop counts.
+
+The evaluation itself is replaced by given metrics; end-to-end selection and the final test
+of best and last run in tests/test_trainer.py.
+"""
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from lrrnet.config import load_config
+from lrrnet.data import Sample
+from lrrnet.engine import selection
+from lrrnet.engine.checkpoint import TrainState, load_checkpoint
+from lrrnet.engine.distributed import init_distributed
+from lrrnet.metrics import METRIC_KEYS
+
+
+class Scalars:
+    """A stand-in TensorBoard writer that keeps what it is given."""
+
+    def __init__(self):
+        self.scalars = {}
+
+    def add_scalar(self, tag, value, step):
+        self.scalars[tag, step] = value
+
+
+@pytest.fixture
+def run(tmp_path):
+    model = nn.Conv2d(1, 1, 3)
+    optimizer = torch.optim.Adam(model.parameters())
+    return {
+        "cfg": load_config("synthetic", ["train.select_metric='pd'", "train.num_log_images=0"]),
+        "info": init_distributed("cpu"),
+        "predictor": None,  # evaluate is replaced below
+        "val_samples": [Sample("a", tmp_path / "a.png", tmp_path / "a.png")],
+        "model": model,
+        "optimizer": optimizer,
+        "scaler": torch.amp.GradScaler("cuda", enabled=False),
+        "iters_per_epoch": 4,
+        "run_dir": tmp_path,
+        "writer": Scalars(),
+    }
+
+
+def test_best_is_kept_by_the_select_metric_and_undefined_scores_never_win(run, monkeypatch):
+    scores = iter([0.5, 0.7, math.nan, 0.6])
+    monkeypatch.setattr(
+        selection,
+        "evaluate",
+        lambda *args, **kwargs: {k: 0.1 for k in METRIC_KEYS} | {"pd": next(scores)},
+    )
+    state = TrainState()
+    for iteration in (2, 4, 6, 8):
+        state.iteration = iteration
+        seconds = selection.validate_and_save(state=state, train_loss=0.5, **run)
+        assert seconds > 0
+        latest = load_checkpoint(run["run_dir"] / "latest.pth")
+        assert latest["iteration"] == iteration and latest["iters_per_epoch"] == 4
+    assert (state.best_iteration, state.best_score, state.evals_since_best) == (4, 0.7, 2)
+    assert load_checkpoint(run["run_dir"] / "best.pth")["metrics"]["pd"] == 0.7
+    assert run["writer"].scalars["val/pd", 8] == 0.6
+    assert len((run["run_dir"] / "metrics.csv").read_text().splitlines()) == 1 + 4
+
+
+def test_without_val_images_the_newest_weights_are_the_best(run):
+    state = TrainState()
+    for iteration in (3, 6):
+        state.iteration = iteration
+        selection.validate_and_save(state=state, train_loss=0.5, **run | {"val_samples": []})
+    assert (state.best_iteration, state.evals_since_best) == (6, 0)
+    assert load_checkpoint(run["run_dir"] / "best.pth")["metrics"] == {}
+    assert not run["writer"].scalars  # no val metrics to plot
