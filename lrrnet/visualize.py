@@ -483,7 +483,7 @@ def config_items(
         The items (lazily: the model runs as they are consumed) and their number.
     """
     from lrrnet.data import splits_from_config
-    from lrrnet.engine.evaluator import iterate_predictions
+    from lrrnet.engine.inference import iterate_predictions
     from lrrnet.engine.inference import newest_run_checkpoint
     from lrrnet.engine.predictor import Predictor, config_eval_size
 
