@@ -2,13 +2,16 @@
 
 What ``cal_from_mask.py`` runs. Predictions may come from this project's ``inference.py``
 (a results folder with ``mat/`` and ``img/``) or from any other framework (a folder of
-``.mat`` files holding ``T``, or of ``.png`` maps read as value / 255).
+``.mat`` files holding ``T``, or of ``.png`` maps read as value / 255). :func:`read_roc`
+reads back the curve the report keeps, for ``tools/visualize.py --roc``.
 """
 
 from __future__ import annotations
 
 import csv
+import json
 import logging
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +31,7 @@ from lrrnet.metrics import (
     format_table,
 )
 from lrrnet.progress import Progress
+from lrrnet.visualize import RocCurve, pd_fa_plot, roc_plot
 
 logger = logging.getLogger(__name__)
 
@@ -278,18 +282,55 @@ def write_report(
             },
         )
     # One ROC plotter for the project: the same figure as `tools/visualize.py --roc`.
-    from lrrnet.visualize import roc_plot
-
     label = Path(results.get("predictions", "predictions")).name or "predictions"
     roc_plot([(label, results["roc_fpr"], results["roc_tpr"], results["auc"])], paths["roc_png"])
     if results.get("pd_fa_curve"):
-        from lrrnet.visualize import pd_fa_plot
-
         paths["pd_fa_csv"] = folder / "pd_fa.csv"
         paths["pd_fa_png"] = folder / "pd_fa.png"
         _write_rows(results["pd_fa_curve"], paths["pd_fa_csv"])
         pd_fa_plot([(label, results["pd_fa_curve"])], paths["pd_fa_png"])
     return paths
+
+
+def read_roc(folder: str | Path, label: str | None = None) -> RocCurve:
+    """The curve in ``folder/roc.mat`` and the AUC in ``folder/metrics.json``.
+
+    Both are written by :func:`write_report` (``cal_from_mask.py``); without
+    ``metrics.json`` the AUC stored in ``roc.mat`` is used.
+
+    Args:
+        folder: a scored results folder.
+        label: the legend entry; default the folder as given.
+
+    Raises:
+        DataError: the folder or its ``roc.mat`` is missing or unreadable.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"{folder}: results folder not found")
+    roc_path = folder / "roc.mat"
+    if not roc_path.is_file():
+        raise DataError(
+            f"{roc_path}: not found; score the folder first: "
+            f"python cal_from_mask.py --pred {folder} --masks MASK_DIR"
+        )
+    try:
+        content = scipy.io.loadmat(str(roc_path))
+        fpr = np.asarray(content["fpr"], dtype=np.float64).ravel()
+        tpr = np.asarray(content["tpr"], dtype=np.float64).ravel()
+    except Exception as error:  # scipy raises several types; a missing key is a KeyError
+        raise DataError(f"{roc_path}: cannot read fpr/tpr ({error!r})") from None
+    if fpr.shape != tpr.shape:
+        raise DataError(f"{roc_path}: fpr has {fpr.size} points but tpr {tpr.size}")
+    auc = float(np.asarray(content.get("auc", math.nan)).ravel()[0])
+    json_path = folder / "metrics.json"
+    if json_path.is_file():
+        try:
+            stored = json.loads(json_path.read_text()).get("auc")
+        except (json.JSONDecodeError, AttributeError) as error:
+            raise DataError(f"{json_path}: not a metrics JSON object ({error})") from None
+        auc = math.nan if stored is None else float(stored)  # JSON writes NaN as null
+    return RocCurve(label if label is not None else str(folder), fpr, tpr, auc)
 
 
 def _write_rows(rows: list[Mapping[str, float]], path: Path) -> None:
