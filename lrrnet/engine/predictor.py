@@ -78,8 +78,12 @@ def model_from_checkpoint(
 
 
 @dataclass
-class Prediction:
-    """Maps at the input's own size: ``target_prob`` = sigmoid(T), ``reconstruction`` = D."""
+class PredictedMaps:
+    """The maps of one frame, in memory, at its own size.
+
+    ``target_prob`` = sigmoid(T), ``reconstruction`` = D. Maps saved on disk are paired with
+    their masks as :class:`lrrnet.engine.scoring.PredictionFilePair`.
+    """
 
     target_prob: np.ndarray
     reconstruction: np.ndarray
@@ -202,11 +206,11 @@ class Predictor:
             self._graphs[key] = captured
         return captured(batch)
 
-    def predict(self, image: np.ndarray) -> Prediction:
+    def predict(self, image: np.ndarray) -> PredictedMaps:
         """One ``H×W`` frame in [0, 1] → maps at ``H×W``."""
         tensor = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None, None]
         target_prob, reconstruction = self.predict_batch(tensor)
-        return Prediction(target_prob[0, 0].numpy(), reconstruction[0, 0].numpy())
+        return PredictedMaps(target_prob[0, 0].numpy(), reconstruction[0, 0].numpy())
 
 
 class CapturedForward:

@@ -41,8 +41,8 @@ REPORT_FILES = ("metrics.json", "metrics.txt", "roc.mat", "roc.png", "pd_fa.csv"
 
 
 @dataclass(frozen=True)
-class PredictionPair:
-    """A prediction map and the mask it is scored against."""
+class PredictionFilePair:
+    """The files of a saved prediction map and of the mask it is scored against."""
 
     name: str
     prediction: Path
@@ -114,7 +114,7 @@ def pair_predictions(
     pred_dir: str | Path,
     masks: str | Path | Mapping[str, str | Path],
     allow_missing: bool = False,
-) -> tuple[list[PredictionPair], list[PairingProblem]]:
+) -> tuple[list[PredictionFilePair], list[PairingProblem]]:
     """Pair each prediction ``<name>.mat|.png`` with mask ``<name>.png|<name>_pixels0.png``.
 
     The predictions decide what is scored when ``masks`` is a folder: a released dataset's
@@ -164,15 +164,15 @@ def pair_predictions(
     for problem in problems:
         logger.warning("skipped: %s", problem.message)
     pairs = [
-        PredictionPair(name=name, prediction=path, mask=mask_index[name])
+        PredictionFilePair(name=name, prediction=path, mask=mask_index[name])
         for name, path in sorted(predictions.items())
         if name in mask_index
     ]
     return pairs, problems
 
 
-def _score_pair(
-    metrics: MetricAccumulator, pair: PredictionPair, strict_sizes: bool
+def _accumulate_pair(
+    metrics: MetricAccumulator, pair: PredictionFilePair, strict_sizes: bool
 ) -> PairingProblem | None:
     """Add one pair to ``metrics``; returns the size mismatch instead when strict."""
     prob = read_prediction(pair.prediction)
@@ -195,15 +195,15 @@ def _score_pair(
     return None
 
 
-def score_pairs(
-    pairs: list[PredictionPair],
+def metrics_of_pairs(
+    pairs: list[PredictionFilePair],
     threshold: float = 0.5,
     protocol: str = "standard",
     progress: bool = True,
     allow_missing: bool = False,
     strict_sizes: bool = False,
 ) -> dict:
-    """Score every pair with one :class:`MetricAccumulator` (with the Pd–Fa curve).
+    """The metrics of every pair, from one :class:`MetricAccumulator` (with the Pd–Fa curve).
 
     The mask's resolution is authoritative: in the standard protocol a prediction of
     another size (made at its frame's size when the mask was drawn larger, as SIRST v1
@@ -220,7 +220,7 @@ def score_pairs(
     mismatches: list[PairingProblem] = []
     with Progress(len(pairs), "scoring", enabled=progress) as bar:
         for pair in pairs:
-            problem = _score_pair(metrics, pair, strict_sizes)
+            problem = _accumulate_pair(metrics, pair, strict_sizes)
             if problem is not None:
                 mismatches.append(problem)
             bar.update()
@@ -242,7 +242,7 @@ def write_report(
     results hold a ``pd_fa_curve``, ``pd_fa.csv`` and ``pd_fa.png``.
 
     Args:
-        results: from :func:`score_pairs` (or :meth:`MetricAccumulator.compute`), possibly
+        results: from :func:`metrics_of_pairs` (or :meth:`MetricAccumulator.compute`), possibly
             with extra scalar entries, which go into the JSON too (``pd_by_area`` included;
             the curve goes to its own files).
         out_dir: folder for the files.
@@ -365,7 +365,7 @@ def score_folder(
         json_path: the JSON's path (the other files go beside it); overrides ``out_dir``.
         progress: show progress (a bar on a terminal, log lines elsewhere).
         strict_sizes: a prediction of another size than its mask is an error (see
-            :func:`score_pairs`).
+            :func:`metrics_of_pairs`).
 
     Returns:
         The metrics, the ROC arrays, ``n_missing_mask``, ``n_missing_prediction``,
@@ -375,7 +375,7 @@ def score_folder(
     pairs, problems = pair_predictions(pred_dir, masks, allow_missing=allow_missing)
     if not pairs:
         raise DataError(f"{pred_dir}: no prediction has a mask")
-    results = score_pairs(
+    results = metrics_of_pairs(
         pairs,
         threshold=threshold,
         protocol=protocol,
