@@ -68,7 +68,8 @@ def test_pred_mode_writes_one_panel_per_image(tmp_path):
         grey_share = np.mean(np.all(tile[:, :, ::-1] == NA_GREY, axis=2))
         assert (grey_share == 1.0) == (name == "r")  # only r was saved without D
 
-    no_masks = run("--pred", results, "--images", images, "--out", tmp_path / "vis2")
+    # The frames may be given as DIR with DIR/images, as everywhere a folder of frames is.
+    no_masks = run("--pred", results, "--images", tmp_path, "--out", tmp_path / "vis2")
     assert no_masks.returncode == 0, no_masks.stderr
     assert sorted(path.name for path in (tmp_path / "vis2").iterdir()) == [
         "p.png",

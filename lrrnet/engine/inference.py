@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from lrrnet.data import Sample, find_splits, read_sample
+from lrrnet.data import Sample, read_sample
 from lrrnet.data.io import clear_predictions, write_prediction
 from lrrnet.data.transforms import add_gaussian_noise
 from lrrnet.engine.checkpoint import load_checkpoint
@@ -150,11 +150,6 @@ def checkpoint_default_size(path: str | Path) -> tuple[str | int, str]:
         f"{path} stores no training config (a bare state dict): {RECIPE_SIZE}×{RECIPE_SIZE}, "
         "the size the published recipe trains on; --size native runs frames as they are"
     )
-
-
-def folder_samples(folder: str | Path) -> list[Sample]:
-    """The frames of a plain folder (``DIR`` or ``DIR/images``), as the ``folder`` layout finds them."""
-    return find_splits(folder, layout="folder")["test"]
 
 
 def predict_to_folder(

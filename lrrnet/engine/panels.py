@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 import scipy.io
 
-from lrrnet.data import splits_from_config
-from lrrnet.data.io import list_images, named_file, read_image, read_mask, read_prediction
+from lrrnet.data import folder_samples, splits_from_config
+from lrrnet.data.io import named_file, read_image, read_mask, read_prediction
 from lrrnet.data.layouts import warn_size_mismatch
 from lrrnet.data.transforms import resize_mask
 from lrrnet.engine.inference import iterate_predictions, newest_run_checkpoint
@@ -167,7 +167,7 @@ def read_saved_predictions(
 
     Args:
         pred_dir: the predictions.
-        images_dir: input frames ``<name>.<image suffix>``.
+        images_dir: input frames ``<name>.<image suffix>``, in the folder or its ``images/``.
         masks_dir: masks ``<name>.png`` or ``<name>_pixels0.png``; every prediction needs one.
         limit: only the first ``limit`` predictions by name.
         report: unreadable files and size mismatches are recorded in its ``failures``
@@ -183,7 +183,7 @@ def read_saved_predictions(
     else:
         files = [(path.stem, path, None) for path in prediction_files(pred_dir)]
     files = files[:limit] if limit is not None else files
-    frames = {path.stem: path for path in list_images(images_dir)}
+    frames = {sample.name: sample.image for sample in folder_samples(images_dir)}
     unpaired = [name for name, _, _ in files if name not in frames]
     if unpaired:
         raise DataError(

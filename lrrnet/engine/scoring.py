@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import scipy.io
 
-from lrrnet.data.io import IMAGE_SUFFIXES, read_mask, read_prediction
-from lrrnet.data.layouts import warn_size_mismatch
+from lrrnet.data.io import IMAGE_SUFFIXES, image_files, read_mask, read_prediction
+from lrrnet.data.layouts import mask_index, warn_size_mismatch
 from lrrnet.data.transforms import resize_map
 from lrrnet.errors import DataError, summarize
 from lrrnet.files import atomic_path, jsonable, write_json_atomic, write_text_atomic
@@ -35,7 +35,6 @@ from lrrnet.visualize import RocCurve, pd_fa_plot, roc_plot
 
 logger = logging.getLogger(__name__)
 
-MASK_SUFFIX = "_pixels0"  # SIRST v1 names its masks <name>_pixels0.png
 # Written next to the predictions by write_report, so never read back as predictions.
 REPORT_FILES = ("metrics.json", "metrics.txt", "roc.mat", "roc.png", "pd_fa.csv", "pd_fa.png")
 
@@ -75,35 +74,25 @@ def prediction_files(pred_dir: str | Path) -> list[Path]:
     for folder in (pred_dir / "mat", pred_dir / "img", pred_dir):
         if not folder.is_dir():
             continue
-        files = sorted(p for p in folder.iterdir() if p.is_file() and p.name not in REPORT_FILES)
-        mats = [p for p in files if p.suffix.lower() == ".mat"]
-        images = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
+        mats = sorted(
+            p
+            for p in folder.iterdir()
+            if p.suffix.lower() == ".mat" and p.is_file() and p.name not in REPORT_FILES
+        )
+        images = [p for p in image_files(folder) if p.name not in REPORT_FILES]
         if mats or images:
             return mats or images
     raise DataError(f"{pred_dir}: no prediction maps (.mat or {'/'.join(IMAGE_SUFFIXES)})")
 
 
-def _mask_index(masks: str | Path | Mapping[str, str | Path]) -> tuple[dict[str, Path], str]:
+def _masks_by_name(masks: str | Path | Mapping[str, str | Path]) -> tuple[dict[str, Path], str]:
     """Masks by image name, and a description of where they come from."""
     if isinstance(masks, Mapping):
         return {name: Path(path) for name, path in masks.items()}, "the given mask list"
     mask_dir = Path(masks)
     if not mask_dir.is_dir():
         raise DataError(f"{mask_dir}: mask folder not found")
-    index: dict[str, Path] = {}
-    # Exact names first, then _pixels0 names; within each, suffixes in IMAGE_SUFFIXES order.
-    candidates = sorted(
-        (p for p in mask_dir.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES),
-        key=lambda p: (
-            p.stem.endswith(MASK_SUFFIX),
-            IMAGE_SUFFIXES.index(p.suffix.lower()),
-            p.name,
-        ),
-    )
-    for path in candidates:
-        name = path.stem.removesuffix(MASK_SUFFIX)
-        index.setdefault(name, path)
-    return index, str(mask_dir)
+    return mask_index(mask_dir), str(mask_dir)
 
 
 def _one_line(problems: list[PairingProblem]) -> str:
@@ -135,17 +124,17 @@ def pair_predictions(
             message names every such file.
     """
     predictions = {p.stem: p for p in prediction_files(pred_dir)}
-    mask_index, mask_source = _mask_index(masks)
+    masks_by_name, mask_source = _masks_by_name(masks)
     problems = [
         PairingProblem("missing_mask", f"no mask for {path} in {mask_source}")
         for name, path in predictions.items()
-        if name not in mask_index
+        if name not in masks_by_name
     ]
-    unused = sorted(name for name in mask_index if name not in predictions)
+    unused = sorted(name for name in masks_by_name if name not in predictions)
     if isinstance(masks, Mapping):
         problems += [
             PairingProblem(
-                "missing_prediction", f"no prediction for mask {mask_index[name]} in {pred_dir}"
+                "missing_prediction", f"no prediction for mask {masks_by_name[name]} in {pred_dir}"
             )
             for name in unused
         ]
@@ -153,7 +142,7 @@ def pair_predictions(
         logger.info(
             "%d of the %d masks in %s have no prediction (other splits) and are not scored",
             len(unused),
-            len(mask_index),
+            len(masks_by_name),
             mask_source,
         )
     if problems and not allow_missing:
@@ -164,9 +153,9 @@ def pair_predictions(
     for problem in problems:
         logger.warning("skipped: %s", problem.message)
     pairs = [
-        PredictionFilePair(name=name, prediction=path, mask=mask_index[name])
+        PredictionFilePair(name=name, prediction=path, mask=masks_by_name[name])
         for name, path in sorted(predictions.items())
-        if name in mask_index
+        if name in masks_by_name
     ]
     return pairs, problems
 
