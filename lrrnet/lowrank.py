@@ -138,7 +138,7 @@ def feature_maps(
     Args:
         model: the network (put in eval mode here).
         image: ``H×W`` in [0, 1].
-        size: ``"native"`` (reflect-pad to a multiple of 8, crop back to ``H×W``) or N
+        size: ``"native"`` (reflect-pad to the model's size multiple, crop back to ``H×W``) or N
             (resize to ``N×N``; the maps stay ``N×N`` and so does the input measured).
 
     Returns:

@@ -34,7 +34,7 @@ from lrrnet.engine.predictor import CapturedForward, autocast_context  # noqa: E
 from lrrnet.errors import UserError  # noqa: E402
 from lrrnet.files import write_json_atomic  # noqa: E402
 from lrrnet.losses import LRRNetLoss  # noqa: E402
-from lrrnet.models import LRRNet  # noqa: E402
+from lrrnet.models import SIZE_MULTIPLE, LRRNet  # noqa: E402
 from lrrnet.models.benchmark import (  # noqa: E402
     DTYPES,
     benchmark,
@@ -220,8 +220,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compare-backends", action="store_true", help="one table, CPU")
     parser.add_argument("--checkpoint", help="weights for --backend/--compare-backends")
     args = parser.parse_args(argv)
-    if args.size % 8:
-        parser.error(f"--size must be a multiple of 8, got {args.size}")
+    if args.size % SIZE_MULTIPLE:
+        parser.error(f"--size must be a multiple of {SIZE_MULTIPLE}, got {args.size}")
     if args.dtype == "fp16" and resolve_device(args.device).type != "cuda":
         parser.error("--dtype fp16 needs a CUDA device")
     if args.cuda_graph and (args.compile or args.train or args.compare):

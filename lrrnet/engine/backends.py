@@ -33,7 +33,7 @@ from torch import nn
 from lrrnet.engine.distributed import resolve_device
 from lrrnet.engine.predictor import Predictor, autocast_context, model_from_checkpoint
 from lrrnet.errors import UserError
-from lrrnet.models import LRRNet
+from lrrnet.models import SIZE_MULTIPLE, LRRNet
 from lrrnet.models.benchmark import prepare_model, time_forwards
 
 logger = logging.getLogger(__name__)
@@ -275,7 +275,7 @@ class ExportedModel(nn.Module):
         dtype: str = "fp32",
         threads: int | None = None,
         cache_dir: str | os.PathLike | None = None,
-        size_multiple: int = 8,
+        size_multiple: int = SIZE_MULTIPLE,
     ) -> None:
         super().__init__()
         check_backend(backend, dtype)

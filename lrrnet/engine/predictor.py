@@ -21,14 +21,14 @@ import torch.nn.functional as F
 from lrrnet.engine.checkpoint import load_checkpoint, load_model_weights
 from lrrnet.engine.distributed import resolve_device
 from lrrnet.errors import ConfigError
-from lrrnet.models import LRRNet, crop_to, pad_to_multiple
+from lrrnet.models import SIZE_MULTIPLE, LRRNet, crop_to, pad_to_multiple
 
 logger = logging.getLogger(__name__)
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-def parse_size(value: str | int, multiple: int = 8) -> str | int:
+def parse_size(value: str | int, multiple: int = SIZE_MULTIPLE) -> str | int:
     """``"native"`` or a positive multiple of ``multiple`` (``"512"`` → 512)."""
     if value == "native":
         return "native"
@@ -129,7 +129,7 @@ class Predictor:
         self.cuda_graph = cuda_graph
         self._graphs: dict[tuple[int, ...], CapturedForward] = {}
         # The model's own multiple: 2 ** (levels − 1), 8 for the published network.
-        self.size_multiple = getattr(model, "size_multiple", 8)
+        self.size_multiple = getattr(model, "size_multiple", SIZE_MULTIPLE)
         self.size = parse_size(size, self.size_multiple)
         if keep_network_size and self.size == "native":
             raise ConfigError("maps at the network's size need a size N (resize), not 'native'")

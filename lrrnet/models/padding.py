@@ -10,9 +10,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+# What H and W must be multiples of for the published network (three stride-2 steps). A
+# network with other ``channel_mults`` has its own, ``LRRNet.size_multiple``.
+SIZE_MULTIPLE = 8
+
 
 def pad_to_multiple(
-    x: torch.Tensor, multiple: int = 8, mode: str = "reflect"
+    x: torch.Tensor, multiple: int = SIZE_MULTIPLE, mode: str = "reflect"
 ) -> tuple[torch.Tensor, tuple[int, int]]:
     """Pads the bottom and right of ``x`` so H and W become multiples of ``multiple``.
 
@@ -60,7 +64,7 @@ def run_padded(
     Returns:
         ``(reconstruction, target_logits)``, each B×1×H×W (cropped).
     """
-    multiple = getattr(model, "size_multiple", 8)
+    multiple = getattr(model, "size_multiple", SIZE_MULTIPLE)
     padded, size = pad_to_multiple(x, multiple=multiple, mode=mode)
     reconstruction, target_logits = model(padded)
     return crop_to(reconstruction, size), crop_to(target_logits, size)
