@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from lrrnet.engine.checkpoint import load_model_weights
 from lrrnet.errors import ConfigError
 from lrrnet.losses import LRRNetLoss
-from lrrnet.models import LRRNet, build_model, crop_to, pad_to_multiple, run_padded
+from lrrnet.models import LRRNet, build_model, crop_to, pad_to_multiple
 from lrrnet.models.benchmark import count_flops
 from lrrnet.models.blocks import AttentionBlock, GroupNorm
 
@@ -338,18 +338,6 @@ def test_group_norm_is_accurate_for_channels_last() -> None:
     norm.double()(reference_input).square().sum().backward()
     scale = reference_input.grad.abs().max().item()
     assert max_diff(channels_last.grad.double(), reference_input.grad) < 1e-5 * scale
-
-
-def test_run_padded_equals_manual_pad_forward_crop() -> None:
-    torch.manual_seed(0)
-    model = LRRNet(**SMALL).eval()
-    image = torch.rand(1, 1, 37, 53)
-    with torch.inference_mode():
-        reconstruction, target_logits = run_padded(model, image)
-        manual = model(F.pad(image, (0, 56 - 53, 0, 40 - 37), mode="reflect"))
-    assert reconstruction.shape == target_logits.shape == (1, 1, 37, 53)
-    assert torch.equal(reconstruction, manual[0][..., :37, :53])
-    assert torch.equal(target_logits, manual[1][..., :37, :53])
 
 
 def test_pad_to_multiple_reflects_and_falls_back_for_tiny_inputs() -> None:
