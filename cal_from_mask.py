@@ -27,6 +27,9 @@ import logging
 import sys
 from pathlib import Path
 
+from lrrnet.config import load_config
+from lrrnet.data import splits_from_config
+from lrrnet.engine.scoring import score_folder
 from lrrnet.errors import UserError
 from lrrnet.metrics import PROTOCOLS, format_area_table, format_table
 
@@ -62,15 +65,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
     try:
-        from lrrnet.engine.scoring import score_folder
-
         pred, masks = args.pred, args.masks
         threshold, protocol = args.threshold, args.protocol
         strict_sizes = args.strict_sizes
         if args.config is not None:
-            from lrrnet.config import load_config
-            from lrrnet.data import splits_from_config
-
             cfg = load_config(args.config, args.set)
             pred = pred or Path(cfg["paths"]["results"]) / cfg["name"]
             if masks is None:

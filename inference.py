@@ -15,11 +15,10 @@ from pathlib import Path
 import torch
 
 from lrrnet.config import load_config
-from lrrnet.data import splits_from_config
+from lrrnet.data import folder_samples, splits_from_config
 from lrrnet.engine.backends import BACKENDS, predictor_for_backend
 from lrrnet.engine.inference import (
     checkpoint_default_size,
-    folder_samples,
     newest_run_checkpoint,
     predict_to_folder,
 )

@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from lrrnet.models import LRRNet, crop_to, pad_to_multiple
+from lrrnet.visualize import save_figure
 
 ENERGY = 0.99
 # Name of each measured quantity, in table order.
@@ -137,7 +138,7 @@ def feature_maps(
     Args:
         model: the network (put in eval mode here).
         image: ``H×W`` in [0, 1].
-        size: ``"native"`` (reflect-pad to a multiple of 8, crop back to ``H×W``) or N
+        size: ``"native"`` (reflect-pad to the model's size multiple, crop back to ``H×W``) or N
             (resize to ``N×N``; the maps stay ``N×N`` and so does the input measured).
 
     Returns:
@@ -247,9 +248,7 @@ def write_report(report: LowRankReport, out_dir: str | Path) -> dict[str, Path]:
 
 
 def _plot_spectra(report: LowRankReport, path: Path) -> None:
-    from matplotlib.figure import Figure
-
-    from lrrnet.visualize import save_figure
+    from matplotlib.figure import Figure  # matplotlib loads only when a plot is drawn
 
     figure = Figure(figsize=(6, 4.5), dpi=120)
     axes = figure.subplots()

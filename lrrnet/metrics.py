@@ -483,20 +483,6 @@ class MetricAccumulator:
         self._section("target_hist")[:] += _threshold_histogram(peaks, roc_thresholds)
         return match
 
-    def _settings(self) -> tuple:
-        return (self.threshold, self.protocol, self.curve_thresholds)
-
-    def merge(self, other: MetricAccumulator) -> MetricAccumulator:
-        """Add another accumulator's images to this one (same threshold, protocol, curve)."""
-        if other._settings() != self._settings():
-            raise ValueError(
-                f"cannot merge {other.protocol}@{other.threshold} (curve "
-                f"{other.curve_thresholds}) into {self.protocol}@{self.threshold} (curve "
-                f"{self.curve_thresholds})"
-            )
-        self._state += other._state
-        return self
-
     def state(self) -> np.ndarray:
         """A copy of everything accumulated, as a flat float64 vector of sums.
 

@@ -16,7 +16,7 @@ from lrrnet.baselines import (
     parse_params,
     reconstruct_from_patches,
     rpca_ialm,
-    run_baseline,
+    run_baseline_on_files,
     white_tophat,
 )
 from lrrnet.data.io import read_prediction, write_prediction
@@ -200,11 +200,13 @@ def test_ipi_shrinks_the_patch_for_small_images() -> None:
     assert np.unravel_index(np.argmax(response), response.shape) == (9, 15)
 
 
-def test_run_baseline_rejects_unknown_method_and_parameter() -> None:
+def test_unknown_method_and_parameter_are_refused_before_any_image(tmp_path: Path) -> None:
+    frames = [("a", tmp_path / "never_read.png")]
     with pytest.raises(ConfigError, match="unknown baseline"):
-        run_baseline("canny", np.zeros((8, 8)))
+        run_baseline_on_files(frames, "canny", tmp_path / "out")
     with pytest.raises(ConfigError, match="radius"):
-        run_baseline("tophat", np.zeros((8, 8)), radius=3)
+        run_baseline_on_files(frames, "tophat", tmp_path / "out", params={"radius": 3})
+    assert not (tmp_path / "out").exists()
 
 
 def test_parse_params_reads_literals_and_words() -> None:

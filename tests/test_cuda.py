@@ -17,11 +17,12 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from lrrnet.config import load_config  # noqa: E402
+from lrrnet.data import folder_samples  # noqa: E402
 from lrrnet.data.io import read_prediction  # noqa: E402
 from lrrnet.data.synthetic import generate_dataset  # noqa: E402
 from lrrnet.engine import trainer  # noqa: E402
 from lrrnet.engine.checkpoint import load_checkpoint  # noqa: E402
-from lrrnet.engine.inference import folder_samples, predict_to_folder  # noqa: E402
+from lrrnet.engine.inference import predict_to_folder  # noqa: E402
 from lrrnet.engine.predictor import Predictor  # noqa: E402
 from lrrnet.losses import LRRNetLoss  # noqa: E402
 from lrrnet.models import LRRNet  # noqa: E402

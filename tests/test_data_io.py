@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import scipy.io
 
-from lrrnet.data.io import read_image, read_prediction
+from lrrnet.data.io import list_images, read_image, read_prediction
 from lrrnet.errors import DataError
 
 
@@ -44,3 +44,17 @@ def test_float_tiff_must_lie_in_the_unit_range(tmp_path):
         read_image(tmp_path / "raw.tif")
     with pytest.raises(DataError, match=r"raw.tif: float map values"):
         read_prediction(tmp_path / "raw.tif")
+
+
+def test_a_folder_of_frames_is_dir_images_when_it_holds_images_else_dir(tmp_path):
+    frame = np.zeros((4, 4), np.uint8)
+    cv2.imwrite(str(tmp_path / "b.png"), frame)
+    cv2.imwrite(str(tmp_path / "a.bmp"), frame)
+    (tmp_path / "notes.txt").write_text("not a frame")
+    assert [p.name for p in list_images(tmp_path)] == ["a.bmp", "b.png"]
+    (tmp_path / "images").mkdir()
+    assert [p.name for p in list_images(tmp_path)] == ["a.bmp", "b.png"]  # empty images/
+    cv2.imwrite(str(tmp_path / "images" / "c.png"), frame)
+    assert list_images(tmp_path) == [tmp_path / "images" / "c.png"]
+    with pytest.raises(DataError, match="nowhere: folder not found"):
+        list_images(tmp_path / "nowhere")

@@ -16,6 +16,7 @@ from lrrnet.data.layouts import (
     build_splits,
     detect_layout,
     find_splits,
+    mask_index,
     validate_samples,
 )
 from lrrnet.errors import ConfigError, DataError
@@ -470,6 +471,25 @@ def test_two_files_with_one_stem_are_reported_not_silently_dropped(tmp_path, cap
         samples = find_splits(tmp_path, layout="folder")["test"]
     assert [s.image.name for s in samples] == ["a.png"]
     assert "a.bmp: ignored, a.png has the same name" in caplog.text
+
+
+def test_one_mask_rule_exact_name_before_pixels0_then_suffix_order(tmp_path: Path):
+    names = ["a.png", "a_pixels0.png", "b_pixels0.png", "c.bmp", "c.png", "d_pixels0.bmp"]
+    _write_files(tmp_path / "masks", [*names, "a.xml"], MASK_BYTES)
+    masks = tmp_path / "masks"
+    assert mask_index(masks) == {
+        "a": masks / "a.png",
+        "b": masks / "b_pixels0.png",
+        "c": masks / "c.png",
+        "d": masks / "d_pixels0.bmp",
+    }
+    assert mask_index(tmp_path / "nowhere", required=False) == {}
+    with pytest.raises(DataError, match="nowhere: folder not found"):
+        mask_index(tmp_path / "nowhere")
+    # The folder layout and scoring pair by the same rule.
+    _write_files(tmp_path, ["a.png", "b.png", "c.png", "d.png", "e.png"], IMAGE_BYTES)
+    samples = find_splits(tmp_path, layout="folder")["test"]
+    assert {s.name: s.mask for s in samples} == {**mask_index(masks), "e": None}
 
 
 @pytest.mark.parametrize("bad", ["../evil", "..", "sub/000002", "..\\\\evil", "/etc/passwd"])

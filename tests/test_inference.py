@@ -227,6 +227,19 @@ def test_missing_checkpoint_is_a_one_line_error(frames, tmp_path):
     assert "nope.pth" in result.stderr and "Traceback" not in result.stderr
 
 
+def test_native_size_is_a_reflection_pad_forward_and_crop():
+    torch.manual_seed(0)
+    model = LRRNet(base_channels=8, num_groups=4, num_res_blocks=1).eval()  # multiple 8
+    image = torch.rand(1, 1, 37, 53)
+    predictor = Predictor(model, device="cpu", size="native", channels_last=False)
+    target_prob, reconstruction = predictor.predict_batch(image)
+    with torch.inference_mode():
+        manual = model(F.pad(image, (0, 56 - 53, 0, 40 - 37), mode="reflect"))
+    assert reconstruction.shape == target_prob.shape == (1, 1, 37, 53)
+    assert torch.equal(reconstruction, manual[0][..., :37, :53])
+    assert torch.equal(target_prob, torch.sigmoid(manual[1])[..., :37, :53])
+
+
 def test_native_size_pads_to_the_models_own_multiple():
     # Five levels halve four times: 40×40 (a multiple of 8, not of 16) must be padded to 48.
     model = LRRNet(base_channels=8, num_groups=4, channel_mults=(1, 1, 1, 1, 1), num_res_blocks=1)

@@ -317,7 +317,7 @@ def _same_results(a, b):
 
 
 @pytest.mark.parametrize("protocol", ["standard", "lrrnet"])
-def test_merge_and_state_equal_single_accumulator(protocol):
+def test_summed_states_equal_single_accumulator(protocol):
     pairs = _random_pairs(1)
     single = MetricAccumulator(protocol=protocol)
     first, second = MetricAccumulator(protocol=protocol), MetricAccumulator(protocol=protocol)
@@ -327,7 +327,6 @@ def test_merge_and_state_equal_single_accumulator(protocol):
     expected = single.compute()
     summed = first.state() + second.state()  # what all_reduce(SUM) does
     _same_results(expected, MetricAccumulator.from_state(summed, protocol=protocol).compute())
-    _same_results(expected, first.merge(second).compute())
     assert expected["n_images"] == len(pairs)
 
 
@@ -402,8 +401,6 @@ def test_errors():
         metrics.update(np.full((4, 4), np.nan), np.zeros((4, 4), bool))
     with pytest.raises(ValueError, match="no images"):
         metrics.compute()
-    with pytest.raises(ValueError, match="merge"):
-        metrics.merge(MetricAccumulator(threshold=0.4))
     with pytest.raises(ValueError, match="entries"):
         metrics.load_state(np.zeros(3))
 
@@ -664,8 +661,6 @@ def test_curve_state_sums_across_accumulators():
         first.state() + second.state(), curve_thresholds=(0.3, 0.6)
     )
     _same_results(single.compute(), summed.compute())
-    with pytest.raises(ValueError, match="cannot merge"):
-        first.merge(MetricAccumulator())
     with pytest.raises(ValueError, match="entries"):
         MetricAccumulator().load_state(first.state())
 

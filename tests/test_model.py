@@ -12,9 +12,10 @@ import torch.nn.functional as F
 from lrrnet.engine.checkpoint import load_model_weights
 from lrrnet.errors import ConfigError
 from lrrnet.losses import LRRNetLoss
-from lrrnet.models import LRRNet, build_model, crop_to, pad_to_multiple, run_padded
-from lrrnet.models.benchmark import count_flops
+from lrrnet.models import LRRNet, build_model, crop_to, pad_to_multiple
 from lrrnet.models.blocks import AttentionBlock, GroupNorm
+from tools.benchmark import count_flops
+from tools.benchmark import main as benchmark_main
 
 # Keys and shapes of the released checkpoints (267 entries), as listed from the .pkl files.
 RELEASED_KEYS = Path(__file__).with_name("data") / "official_lrrnet_state_dict_keys.json"
@@ -340,18 +341,6 @@ def test_group_norm_is_accurate_for_channels_last() -> None:
     assert max_diff(channels_last.grad.double(), reference_input.grad) < 1e-5 * scale
 
 
-def test_run_padded_equals_manual_pad_forward_crop() -> None:
-    torch.manual_seed(0)
-    model = LRRNet(**SMALL).eval()
-    image = torch.rand(1, 1, 37, 53)
-    with torch.inference_mode():
-        reconstruction, target_logits = run_padded(model, image)
-        manual = model(F.pad(image, (0, 56 - 53, 0, 40 - 37), mode="reflect"))
-    assert reconstruction.shape == target_logits.shape == (1, 1, 37, 53)
-    assert torch.equal(reconstruction, manual[0][..., :37, :53])
-    assert torch.equal(target_logits, manual[1][..., :37, :53])
-
-
 def test_pad_to_multiple_reflects_and_falls_back_for_tiny_inputs() -> None:
     image = torch.arange(12.0).reshape(1, 1, 3, 4)
     padded, size = pad_to_multiple(image, multiple=4)
@@ -386,16 +375,14 @@ def test_unknown_attention_impl_is_rejected() -> None:
 
 
 def test_benchmark_tool_writes_json(tmp_path: Path) -> None:
-    from tools.benchmark import main
-
     out = tmp_path / "bench.json"
-    assert main(["--size", "32", "--device", "cpu", "--warmup", "1", "--iters", "1",
+    assert benchmark_main(["--size", "32", "--device", "cpu", "--warmup", "1", "--iters", "1",
                  "--json", str(out)]) == 0  # fmt: skip
     result = json.loads(out.read_text())
     assert result["params"] == 3_454_994
     assert result["fps"] > 0 and result["latency_ms"] > 0 and result["gflops"] > 0
     compare = tmp_path / "compare.json"
-    main(["--compare", "--size", "32", "--device", "cpu", "--warmup", "1", "--iters", "1",
+    benchmark_main(["--compare", "--size", "32", "--device", "cpu", "--warmup", "1", "--iters", "1",
           "--json", str(compare)])  # fmt: skip
     result = json.loads(compare.read_text())
     # Plumbing only: the 1e-5 equality of the paths is tested above on released-format weights.

@@ -14,6 +14,7 @@ from lrrnet.data.io import write_prediction
 from lrrnet.engine.scoring import (
     pair_predictions,
     prediction_files,
+    read_roc,
     score_folder,
     write_report,
 )
@@ -240,6 +241,19 @@ def test_write_report_json_path_puts_files_beside_it(tmp_path):
     assert not (tmp_path / "unused").exists()
     saved = json.loads(paths["json"].read_text())
     assert saved["pd"] is None and saved["miou"] == 1.0  # NaN is written as null
+
+
+def test_read_roc_reads_back_what_the_report_wrote(dataset, tmp_path):
+    masks, results = dataset
+    outcome = score_folder(results, masks, progress=False)
+    curve = read_roc(results, "mine")
+    assert curve.label == "mine" and curve.auc == pytest.approx(outcome["auc"], abs=1e-12)
+    np.testing.assert_array_equal(curve.fpr, outcome["roc_fpr"])
+    np.testing.assert_array_equal(curve.tpr, outcome["roc_tpr"])
+    assert read_roc(results).label == str(results)
+    (tmp_path / "unscored").mkdir()
+    with pytest.raises(DataError, match="cal_from_mask.py --pred"):
+        read_roc(tmp_path / "unscored")
 
 
 def test_lrrnet_protocol_scores_512_maps_against_256_masks(tmp_path):

@@ -15,6 +15,7 @@ test predictions with them.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -32,7 +33,11 @@ from lrrnet.baselines import (  # noqa: E402
     run_baseline_on_config,
     run_baseline_on_folder,
 )
+from lrrnet.baselines.tune import tune_baseline  # noqa: E402
+from lrrnet.config import load_config  # noqa: E402
+from lrrnet.data import splits_from_config  # noqa: E402
 from lrrnet.errors import ConfigError, UserError  # noqa: E402
+from lrrnet.metrics import format_table  # noqa: E402
 
 
 def _size(text: str) -> int | None:
@@ -46,12 +51,6 @@ def _size(text: str) -> int | None:
 
 def _tune(cfg: dict, method: str, fixed: dict, out: str | None) -> dict:
     """Choose the parameters on the validation split; print and record the choice."""
-    import json
-
-    from lrrnet.baselines.tune import tune_baseline
-    from lrrnet.data import splits_from_config
-    from lrrnet.metrics import format_table
-
     if cfg["data"]["val_split"] == "test":
         raise ConfigError("--tune chooses on validation, never on test: data.val_split='test'")
     splits = splits_from_config(cfg)
@@ -133,8 +132,6 @@ def main(argv: list[str] | None = None) -> int:
             out = args.out or Path("results") / f"{Path(args.images).resolve().name}_{args.method}"
             run = run_baseline_on_folder(args.images, args.method, out, params, args.size)
         else:
-            from lrrnet.config import load_config
-
             cfg = load_config(args.config, args.overrides)
             if args.tune:
                 params = _tune(cfg, args.method, params, args.out)

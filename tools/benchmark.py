@@ -13,6 +13,14 @@ CUDA-graph replay of the forward (batch-1 latency). ``--train`` times whole trai
 (forward, loss, backward, Adam) instead of forwards. ``--backend onnxruntime|openvino``
 times the checked ONNX export (CPU); ``--compare-backends`` prints one table of backend ×
 dtype → latency, FPS and max |Δp| against fp32 PyTorch, all measured in one run.
+
+FLOPs come from :class:`torch.utils.flop_counter.FlopCounterMode` (a multiply-add counts as
+2), which sees convolutions and attention matmuls; GroupNorm, ReLU and additions are not
+counted, as in the papers of the field. Latency is the median over timed forward passes
+under ``torch.inference_mode`` (the median resists the other processes of a shared
+machine); FPS = batch / median latency. Devices, dtypes and autocast are the engine's
+(:func:`lrrnet.engine.distributed.resolve_device`, :data:`lrrnet.engine.predictor.DTYPES`,
+:func:`lrrnet.engine.predictor.autocast_context`), so a benchmark runs as inference does.
 """
 
 from __future__ import annotations
@@ -23,29 +31,280 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import copy  # noqa: E402
+import os  # noqa: E402
+import platform  # noqa: E402
+import resource  # noqa: E402
 import statistics  # noqa: E402
 import time  # noqa: E402
+from collections.abc import Callable, Mapping, Sequence  # noqa: E402
 from typing import Any  # noqa: E402
 
 import torch  # noqa: E402
+from torch import nn  # noqa: E402
+from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
-from lrrnet.engine import backends  # noqa: E402
-from lrrnet.engine.predictor import CapturedForward, autocast_context  # noqa: E402
+from lrrnet.engine.backends import (  # noqa: E402
+    BACKENDS,
+    BackendError,
+    ExportedModel,
+    cached_export,
+    check_backend,
+    cpu_description,
+    warn_if_bf16_is_emulated,
+)
+from lrrnet.engine.distributed import resolve_device  # noqa: E402
+from lrrnet.engine.predictor import (  # noqa: E402
+    DTYPES,
+    CapturedForward,
+    autocast_context,
+    model_from_checkpoint,
+)
 from lrrnet.errors import UserError  # noqa: E402
 from lrrnet.files import write_json_atomic  # noqa: E402
 from lrrnet.losses import LRRNetLoss  # noqa: E402
-from lrrnet.models import LRRNet  # noqa: E402
-from lrrnet.models.benchmark import (  # noqa: E402
-    DTYPES,
-    benchmark,
-    compare_paths,
-    device_name,
-    peak_memory_mb,
-    prepare_model,
-    resolve_device,
-    synchronize,
-    time_forwards,
-)
+from lrrnet.models import SIZE_MULTIPLE, LRRNet  # noqa: E402
+
+# -- measuring -----------------------------------------------------------------------------
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of parameters (3,454,994 for the default LRRNet)."""
+    return sum(parameter.numel() for parameter in model.parameters())
+
+
+def count_flops(model: nn.Module, image: torch.Tensor) -> int:
+    """FLOPs of one forward pass on ``image`` (B×1×H×W), multiply-add = 2."""
+    with FlopCounterMode(display=False) as counter, torch.inference_mode():
+        model(image)
+    return counter.get_total_flops()
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    """CUDA: peak allocated by tensors; CPU: peak resident size of the whole process."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes vs KiB
+
+
+def time_forwards(
+    runners: dict[str, Callable[[], Any]],
+    device: torch.device,
+    warmup: int,
+    iters: int,
+) -> dict[str, list[float]]:
+    """Times each runner ``iters`` times, interleaved so load changes hit all alike.
+
+    Returns:
+        Per runner, the latencies in milliseconds; the first call's time is kept under
+        ``"<name>:first"`` (a compile shows up there).
+    """
+    times: dict[str, list[float]] = {name: [] for name in runners}
+    with torch.inference_mode():
+        for name, run in runners.items():
+            start = time.perf_counter()
+            run()
+            synchronize(device)
+            times[f"{name}:first"] = [1e3 * (time.perf_counter() - start)]
+            for _ in range(max(warmup - 1, 0)):
+                run()
+            synchronize(device)
+        for _ in range(iters):
+            for name, run in runners.items():
+                start = time.perf_counter()
+                run()
+                synchronize(device)
+                times[name].append(1e3 * (time.perf_counter() - start))
+    return times
+
+
+def prepare_model(
+    model: LRRNet,
+    device: torch.device,
+    *,
+    attention: str = "sdpa",
+    channels_last: bool = False,
+    compile_model: bool = False,
+) -> tuple[nn.Module, torch.memory_format]:
+    """A copy of ``model`` in eval mode, set up for one benchmark configuration.
+
+    On CUDA, cuDNN autotunes its convolution algorithms per shape (as the trainer and
+    ``inference.py`` do); the first calls pay for it, the timed ones come after warm-up.
+    """
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    prepared = copy.deepcopy(model).to(device).eval().set_attention_impl(attention)
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    prepared = prepared.to(memory_format=memory_format)
+    if compile_model:
+        prepared = torch.compile(prepared)
+    return prepared, memory_format
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return platform.processor() or platform.machine()
+
+
+# -- the network -------------------------------------------------------------------------
+
+
+def benchmark(
+    *,
+    size: int = 512,
+    batch: int = 1,
+    device: str = "auto",
+    dtype: str = "fp32",
+    compile_model: bool = False,
+    channels_last: bool = False,
+    attention: str = "sdpa",
+    warmup: int = 3,
+    iters: int = 10,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Measures one configuration of the default LRRNet on random weights and input.
+
+    Returns:
+        A dict with ``params``, ``gflops`` (one forward of the whole batch), ``latency_ms``
+        (median), ``latency_ms_mean``, ``fps``, ``first_call_ms``, ``peak_memory_mb`` and
+        the settings.
+    """
+    target = resolve_device(device)
+    torch.manual_seed(seed)
+    model = LRRNet()
+    image = torch.rand(batch, 1, size, size)
+    # The count does not depend on the device; counting where the model runs avoids a slow
+    # CPU forward of a large batch before a GPU benchmark.
+    gflops = count_flops(model.eval().to(target), image.to(target)) / 1e9
+    prepared, memory_format = prepare_model(
+        model,
+        target,
+        attention=attention,
+        channels_last=channels_last,
+        compile_model=compile_model,
+    )
+    image = image.to(target).contiguous(memory_format=memory_format)
+    if target.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(target)
+
+    def run() -> None:
+        with autocast_context(target, dtype):
+            prepared(image)
+
+    times = time_forwards({"model": run}, target, warmup=warmup, iters=iters)
+    latency = statistics.median(times["model"])
+    return {
+        "params": count_parameters(model),
+        "gflops": gflops,
+        "latency_ms": latency,
+        "latency_ms_mean": statistics.fmean(times["model"]),
+        "fps": 1e3 * batch / latency,
+        "first_call_ms": times["model:first"][0],
+        "peak_memory_mb": peak_memory_mb(target),
+        "size": size,
+        "batch": batch,
+        "device": str(target),
+        "device_name": device_name(target),
+        "dtype": dtype,
+        "compile": compile_model,
+        "channels_last": channels_last,
+        "attention": attention,
+        "warmup": warmup,
+        "iters": iters,
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+    }
+
+
+def compare_paths(
+    *,
+    size: int = 512,
+    batch: int = 1,
+    device: str = "auto",
+    dtype: str = "fp32",
+    warmup: int = 1,
+    iters: int = 3,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """The fast path (sdpa + channels_last) against the straightforward one (explicit
+    attention, contiguous tensors) on the same weights and input.
+
+    Returns:
+        A dict with ``fast_latency_ms`` (also as ``latency_ms``, with ``fps``),
+        ``straightforward_latency_ms`` (medians of interleaved runs), ``speedup`` (straightforward / fast), ``max_abs_diff_D`` and
+        ``max_abs_diff_T`` between the two paths' outputs, each path's largest error against
+        a float64 run of the same weights (``max_abs_err_fp64_*``), and the settings.
+    """
+    target = resolve_device(device)
+    torch.manual_seed(seed)
+    model = LRRNet()
+    image = torch.rand(batch, 1, size, size, device=target)
+    paths = {
+        "fast": prepare_model(model, target, attention="sdpa", channels_last=True),
+        "straightforward": prepare_model(model, target, attention="naive", channels_last=False),
+    }
+    inputs = {name: image.contiguous(memory_format=fmt) for name, (_, fmt) in paths.items()}
+    outputs: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def runner(name: str) -> Callable[[], None]:
+        def run() -> None:
+            with autocast_context(target, dtype):
+                outputs[name] = paths[name][0](inputs[name])
+
+        return run
+
+    times = time_forwards({name: runner(name) for name in paths}, target, warmup, iters)
+    fast = statistics.median(times["fast"])
+    straightforward = statistics.median(times["straightforward"])
+    diff_d, diff_t = _max_abs_diffs(outputs["fast"], outputs["straightforward"])
+    # Context for those differences: how far each float path is from a float64 run.
+    reference_model = copy.deepcopy(model).to(target).eval().double().set_attention_impl("naive")
+    with torch.inference_mode():
+        reference = reference_model(image.double())
+    error_fast = max(_max_abs_diffs(outputs["fast"], reference))
+    error_straightforward = max(_max_abs_diffs(outputs["straightforward"], reference))
+    return {
+        "params": count_parameters(model),
+        "latency_ms": fast,
+        "fps": 1e3 * batch / fast,
+        "fast_latency_ms": fast,
+        "straightforward_latency_ms": straightforward,
+        "fast_fps": 1e3 * batch / fast,
+        "straightforward_fps": 1e3 * batch / straightforward,
+        "speedup": straightforward / fast,
+        "max_abs_diff_D": diff_d,
+        "max_abs_diff_T": diff_t,
+        "max_abs_err_fp64_fast": error_fast,
+        "max_abs_err_fp64_straightforward": error_straightforward,
+        "max_abs_D": outputs["straightforward"][0].abs().max().item(),
+        "max_abs_T": outputs["straightforward"][1].abs().max().item(),
+        "fast_times_ms": times["fast"],
+        "straightforward_times_ms": times["straightforward"],
+        "size": size,
+        "batch": batch,
+        "device": str(target),
+        "device_name": device_name(target),
+        "dtype": dtype,
+        "warmup": warmup,
+        "iters": iters,
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+    }
+
+
+def _max_abs_diffs(
+    first: tuple[torch.Tensor, ...], second: tuple[torch.Tensor, ...]
+) -> tuple[float, ...]:
+    return tuple(
+        (a.double() - b.double()).abs().max().item() for a, b in zip(first, second, strict=True)
+    )
 
 
 def benchmark_cuda_graph(
@@ -184,6 +443,175 @@ def benchmark_training(
     }
 
 
+# -- the deployment backends (CPU) ---------------------------------------------------------
+
+# (name, backend, dtype, how torch runs). "original" is the straightforward path the
+# original code takes (explicit attention, contiguous tensors): the speed-up reference.
+COMPARED: tuple[tuple[str, str, str], ...] = (
+    ("torch", "fp32", "original"),
+    ("torch", "fp32", "fast"),
+    ("torch", "bf16", "fast"),
+    ("onnxruntime", "fp32", ""),
+    ("openvino", "fp32", ""),
+    ("openvino", "bf16", ""),
+)
+
+
+def runner_for(
+    model: LRRNet,
+    backend: str,
+    dtype: str,
+    path: str = "fast",
+    cache_dir: str | os.PathLike | None = None,
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """A CPU function image (B×1×H×W) → target probabilities for one backend and dtype.
+
+    ``path`` picks the torch variant: ``"fast"`` (sdpa attention, channels_last, as the
+    predictor runs it) or ``"original"`` (explicit attention, contiguous tensors).
+    """
+    check_backend(backend, dtype)
+    if backend != "torch":
+        runtime = ExportedModel(
+            cached_export(model, cache_dir), backend, dtype, size_multiple=model.size_multiple
+        )
+
+        def run_exported(image: torch.Tensor) -> torch.Tensor:
+            return torch.sigmoid(runtime(image)[1])
+
+        run_exported.runtime = runtime  # type: ignore[attr-defined]
+        return run_exported
+    original = path == "original"
+    network, memory_format = prepare_model(
+        model,
+        torch.device("cpu"),
+        attention="naive" if original else "sdpa",
+        channels_last=not original,
+    )
+
+    def run(image: torch.Tensor) -> torch.Tensor:
+        with autocast_context(torch.device("cpu"), dtype):
+            logits = network(image.contiguous(memory_format=memory_format))[1]
+        return torch.sigmoid(logits.float())
+
+    return run
+
+
+def compare_backends(
+    model: LRRNet,
+    *,
+    size: int = 512,
+    batch: int = 1,
+    warmup: int = 1,
+    iters: int = 5,
+    rows: Sequence[tuple[str, str, str]] = COMPARED,
+    cache_dir: str | os.PathLike | None = None,
+    seed: int = 0,
+) -> list[dict[str, Any]]:
+    """Times backends × dtypes on the CPU in one run, interleaved, on the same weights and input.
+
+    Rows whose optional package is missing are reported with ``skipped`` (the reason).
+
+    Returns:
+        Per row: ``backend``, ``dtype``, ``path``, ``latency_ms`` (median), ``fps``,
+        ``speedup`` (against the first row), ``max_abs_diff_p`` (against the first row).
+    """
+    image = torch.rand(batch, 1, size, size, generator=torch.Generator().manual_seed(seed))
+    results = [{"backend": backend, "dtype": dtype, "path": path} for backend, dtype, path in rows]
+    runs: dict[int, Callable[[torch.Tensor], torch.Tensor]] = {}
+    for index, result in enumerate(results):
+        try:
+            runs[index] = runner_for(
+                model, result["backend"], result["dtype"], result["path"] or "fast", cache_dir
+            )
+        except BackendError as error:
+            result["skipped"] = str(error)
+    outputs: dict[int, torch.Tensor] = {}
+
+    def timed(index: int) -> Callable[[], None]:
+        def run() -> None:
+            outputs[index] = runs[index](image)
+
+        return run
+
+    times = time_forwards(
+        {str(index): timed(index) for index in runs}, torch.device("cpu"), warmup, iters
+    )
+    if not runs:
+        return results
+    reference, baseline = outputs[min(runs)], statistics.median(times[str(min(runs))])
+    for index, run in runs.items():
+        latency = statistics.median(times[str(index)])
+        runtime = getattr(run, "runtime", None)
+        results[index].update(
+            latency_ms=latency,
+            fps=1e3 * batch / latency,
+            speedup=baseline / latency,
+            max_abs_diff_p=(outputs[index] - reference).abs().max().item(),
+            runs_as=runtime.runs_as if runtime is not None else results[index]["dtype"],
+            times_ms=times[str(index)],
+        )
+    return results
+
+
+def format_comparison(results: Sequence[Mapping[str, Any]]) -> str:
+    """One table: backend × dtype → latency, FPS, speed-up and max |Δp| against the first row.
+
+    "runs as" is the precision the backend really used (OpenVINO falls back to fp32 on CPUs
+    without bf16/fp16 arithmetic)."""
+    lines = [
+        f"{'backend':<12} {'dtype':<5} {'path':<9} {'runs as':<7} {'latency ms':>10} "
+        f"{'FPS':>7} {'speed-up':>8} {'max |Δp|':>9}"
+    ]
+    for row in results:
+        head = f"{row['backend']:<12} {row['dtype']:<5} {row['path'] or '-':<9}"
+        if "skipped" in row:
+            lines.append(f"{head} skipped: {row['skipped']}")
+            continue
+        lines.append(
+            f"{head} {row['runs_as']:<7} {row['latency_ms']:10.1f} {row['fps']:7.2f} "
+            f"{row['speedup']:7.2f}× {row['max_abs_diff_p']:9.1e}"
+        )
+    return "\n".join(lines)
+
+
+def benchmark_backends(args: argparse.Namespace) -> dict[str, Any]:
+    """``tools/benchmark.py --backend B`` / ``--compare-backends``: prints, returns the JSON."""
+    if resolve_device(args.device).type != "cpu":
+        raise BackendError("--backend and --compare-backends measure the CPU; use --device cpu")
+    if args.checkpoint:
+        model = model_from_checkpoint(args.checkpoint)
+    else:
+        torch.manual_seed(0)
+        model = LRRNet()
+    rows = COMPARED if args.compare_backends else ((args.backend, args.dtype, ""),)
+    warn_if_bf16_is_emulated("bf16" if any(dtype == "bf16" for _, dtype, _ in rows) else "fp32")
+    results = compare_backends(
+        model, size=args.size, batch=args.batch, warmup=args.warmup, iters=args.iters, rows=rows
+    )
+    print(
+        f"{cpu_description()}; torch {torch.__version__}, {torch.get_num_threads()} threads; "
+        f"{args.batch}×1×{args.size}×{args.size}, warmup {args.warmup}, median of {args.iters}"
+    )
+    print(format_comparison(results))
+    measured = [row for row in results if "fps" in row]
+    if not measured:
+        raise BackendError(results[0].get("skipped", "nothing could be measured"))
+    return {
+        "fps": measured[0]["fps"],  # the one backend asked for, or the first row
+        "latency_ms": measured[0]["latency_ms"],
+        "rows": results,
+        "cpu": cpu_description(),
+        "size": args.size,
+        "batch": args.batch,
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "checkpoint": args.checkpoint,
+    }
+
+
+# -- command line --------------------------------------------------------------------------
+
+
 def _device_line(result: dict[str, Any]) -> str:
     return (
         f"device {result['device']} ({result['device_name']}), {result['threads']} threads, "
@@ -191,7 +619,7 @@ def _device_line(result: dict[str, Any]) -> str:
     )
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=512, help="input height and width")
     parser.add_argument("--batch", type=int, default=1)
@@ -216,25 +644,41 @@ def main(argv: list[str] | None = None) -> int:
         "--train", action="store_true", help="time training steps instead of forwards"
     )
     parser.add_argument("--json", type=Path, help="also write the results here")
-    parser.add_argument("--backend", choices=backends.BACKENDS, default="torch")
+    parser.add_argument("--backend", choices=BACKENDS, default="torch")
     parser.add_argument("--compare-backends", action="store_true", help="one table, CPU")
     parser.add_argument("--checkpoint", help="weights for --backend/--compare-backends")
     args = parser.parse_args(argv)
-    if args.size % 8:
-        parser.error(f"--size must be a multiple of 8, got {args.size}")
-    if args.dtype == "fp16" and resolve_device(args.device).type != "cuda":
+    if args.size % SIZE_MULTIPLE:
+        parser.error(f"--size must be a multiple of {SIZE_MULTIPLE}, got {args.size}")
+    try:
+        device = resolve_device(args.device)
+    except UserError as error:
+        parser.error(str(error))
+    if args.dtype == "fp16" and device.type != "cuda":
         parser.error("--dtype fp16 needs a CUDA device")
     if args.cuda_graph and (args.compile or args.train or args.compare):
         parser.error("--cuda-graph times the eager forward; leave out --compile/--train/--compare")
-    if args.cuda_graph and resolve_device(args.device).type != "cuda":
+    if args.cuda_graph and device.type != "cuda":
         parser.error("--cuda-graph needs a CUDA device")
+    return args
 
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        result = run(args)
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code
+    if args.json:
+        write_json_atomic(args.json, result)
+    return 0
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Measures what ``args`` ask for, prints it, and returns the results for the JSON."""
     if args.compare_backends or args.backend != "torch":
-        try:
-            result = backends.benchmark_cli(args)
-        except UserError as error:
-            print(f"error: {error}", file=sys.stderr)
-            return error.exit_code
+        result = benchmark_backends(args)
     elif args.train:
         result = benchmark_training(
             size=args.size,
@@ -330,9 +774,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(f"FPS           {result['fps']:.2f}")
         print(f"peak memory   {result['peak_memory_mb']:.0f} MiB")
-    if args.json:
-        write_json_atomic(args.json, result)
-    return 0
+    return result
 
 
 if __name__ == "__main__":

@@ -348,11 +348,11 @@ def section_tests(args) -> dict[str, Any]:
 def section_profile(args) -> dict[str, Any]:
     """The CUDA kernels that take the time of one forward (batch 32, bf16, channels_last)."""
     import torch
+    from benchmark import prepare_model
     from torch.profiler import ProfilerActivity, profile
 
     from lrrnet.engine.predictor import autocast_context
     from lrrnet.models import LRRNet
-    from lrrnet.models.benchmark import prepare_model
 
     device = torch.device(args.device)
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if args.device == "cuda" else [])

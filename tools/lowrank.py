@@ -21,7 +21,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from lrrnet.data import folder_samples  # noqa: E402
+from lrrnet.data.io import read_image  # noqa: E402
+from lrrnet.engine.predictor import Predictor, parse_size  # noqa: E402
 from lrrnet.errors import UserError  # noqa: E402
+from lrrnet.lowrank import format_report, measure, write_report  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,11 +52,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lrrnet.data.io import read_image
-    from lrrnet.engine.inference import folder_samples
-    from lrrnet.engine.predictor import Predictor, parse_size
-    from lrrnet.lowrank import format_report, measure, write_report
-
     if not 0 < args.energy <= 1:
         raise UserError(f"--energy {args.energy}: must be in (0, 1]")
     if args.limit is not None and args.limit < 1:

@@ -23,9 +23,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from lrrnet.config import load_config  # noqa: E402
+from lrrnet.engine import panels  # noqa: E402
+from lrrnet.engine.scoring import read_roc  # noqa: E402
 from lrrnet.errors import UserError  # noqa: E402
-
-logger = logging.getLogger("lrrnet.visualize")
+from lrrnet.visualize import roc_plot  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -69,35 +71,30 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lrrnet import visualize
-
     if args.roc is not None:
         labels = args.labels or [None] * len(args.roc)
         if len(labels) != len(args.roc):
             raise UserError(f"--labels has {len(labels)} names for {len(args.roc)} --roc folders")
-        curves = [
-            visualize.read_roc(folder, label)
-            for folder, label in zip(args.roc, labels, strict=True)
-        ]
-        path = visualize.roc_plot(curves, args.out, log_fpr=args.log_fpr)
+        curves = [read_roc(folder, label) for folder, label in zip(args.roc, labels, strict=True)]
+        path = roc_plot(curves, args.out, log_fpr=args.log_fpr)
         print(f"wrote {path}")
         return 0
 
-    report = visualize.VisualReport()
+    report = panels.VisualReport()
     threshold = 0.5 if args.threshold is None else args.threshold
     if args.pred is not None:
-        items, total = visualize.prediction_items(
+        items, total = panels.read_saved_predictions(
             args.pred, args.images, args.masks, limit=args.limit, report=report
         )
         out_dir = Path(args.out)
     else:
-        from lrrnet.config import load_config
-
         cfg = load_config(args.config, args.overrides)
         threshold = cfg["eval"]["threshold"] if args.threshold is None else args.threshold
-        items, total = visualize.config_items(cfg, args.checkpoint, limit=args.limit, report=report)
+        items, total = panels.predict_test_split(
+            cfg, args.checkpoint, limit=args.limit, report=report
+        )
         out_dir = Path(args.out) if args.out else Path(cfg["paths"]["results"], cfg["name"], "vis")
-    visualize.write_panels(
+    panels.write_panels(
         items,
         out_dir,
         threshold=threshold,

@@ -1,29 +1,21 @@
 """Classical baselines under the same protocol as the network: top-hat and IPI.
 
-Each baseline maps an ``H×W`` frame in [0, 1] to an ``H×W`` target map in [0, 1]; the
-runners here write the maps exactly as inference does (``OUT/img``, ``OUT/mat``), so
-``cal_from_mask.py`` scores them unchanged.
+Each baseline maps an ``H×W`` frame in [0, 1] to an ``H×W`` target map in [0, 1]
+(:mod:`~lrrnet.baselines.tophat`, :mod:`~lrrnet.baselines.ipi`, thresholded by
+:mod:`~lrrnet.baselines.threshold`). :mod:`~lrrnet.baselines.runner` writes their maps as
+inference does; :mod:`~lrrnet.baselines.tune` chooses their parameters on a validation split.
 """
 
-from __future__ import annotations
-
-import ast
-import inspect
-import logging
-import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
-
-import cv2
-import numpy as np
-
 from lrrnet.baselines.ipi import build_patch_image, ipi, reconstruct_from_patches, rpca_ialm
+from lrrnet.baselines.runner import (
+    BASELINES,
+    BaselineRun,
+    parse_params,
+    run_baseline_on_config,
+    run_baseline_on_files,
+    run_baseline_on_folder,
+)
 from lrrnet.baselines.tophat import white_tophat
-from lrrnet.data.io import clear_predictions, read_image, write_prediction
-from lrrnet.errors import ConfigError, DataError
-from lrrnet.progress import Progress
 
 __all__ = [
     "BASELINES",
@@ -33,203 +25,8 @@ __all__ = [
     "parse_params",
     "reconstruct_from_patches",
     "rpca_ialm",
-    "run_baseline",
     "run_baseline_on_config",
     "run_baseline_on_files",
     "run_baseline_on_folder",
     "white_tophat",
 ]
-
-logger = logging.getLogger(__name__)
-
-BASELINES: dict[str, Callable[..., np.ndarray]] = {"tophat": white_tophat, "ipi": ipi}
-
-
-def _method(method: str) -> Callable[..., np.ndarray]:
-    if method not in BASELINES:
-        raise ConfigError(f"unknown baseline {method!r}; choose one of {sorted(BASELINES)}")
-    return BASELINES[method]
-
-
-def _check_params(method: str, params: dict[str, Any]) -> None:
-    """Reject parameter names the method does not take, listing the ones it does."""
-    accepted = list(inspect.signature(_method(method)).parameters)[1:]  # all but the image
-    unknown = sorted(set(params) - set(accepted))
-    if unknown:
-        raise ConfigError(f"{method}: unknown parameter(s) {unknown}; valid: {accepted}")
-
-
-def run_baseline(method: str, image: np.ndarray, **params: Any) -> np.ndarray:
-    """Run one baseline on one frame.
-
-    Args:
-        method: a key of :data:`BASELINES` (``"tophat"`` or ``"ipi"``).
-        image: ``H×W`` intensities in [0, 1].
-        **params: keyword arguments of the method (``size``, ``shape``, ``patch``, ...).
-
-    Returns:
-        ``H×W`` float32 target map in [0, 1].
-
-    Raises:
-        ConfigError: an unknown method, parameter name or parameter value.
-    """
-    _check_params(method, params)
-    return _method(method)(image, **params)
-
-
-def parse_params(items: Sequence[str]) -> dict[str, Any]:
-    """Parse ``KEY=VALUE`` strings; values are Python literals, else plain strings."""
-    params: dict[str, Any] = {}
-    for item in items:
-        key, sep, text = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"parameter {item!r} is not of the form KEY=VALUE")
-        try:
-            value = ast.literal_eval(text.strip())
-        except (ValueError, SyntaxError):
-            value = text.strip()  # a bare word such as square
-        params[key.strip()] = value
-    return params
-
-
-@dataclass
-class BaselineRun:
-    """What a run over many images did.
-
-    Attributes:
-        out_dir: results folder.
-        written: names of the maps written.
-        failures: one message per image that could not be read or written.
-        wall_seconds: time of the whole loop, reading and writing included.
-        method_seconds: time spent in the baseline itself.
-    """
-
-    out_dir: Path
-    written: list[str] = field(default_factory=list)
-    failures: list[str] = field(default_factory=list)
-    wall_seconds: float = 0.0
-    method_seconds: float = 0.0
-
-    def summary(self, method: str) -> str:
-        """One line: images, time and images/s (end to end, and for the method alone)."""
-        count = len(self.written)
-        overall = count / self.wall_seconds if self.wall_seconds > 0 else float("nan")
-        method_only = count / self.method_seconds if self.method_seconds > 0 else float("nan")
-        return (
-            f"{method}: {count} images in {self.wall_seconds:.2f} s, {overall:.2f} images/s "
-            f"({method_only:.2f} images/s in the method alone), "
-            f"{len(self.failures)} failed -> {self.out_dir}"
-        )
-
-
-def _run_at_size(method: str, image: np.ndarray, size: int | None, params: dict) -> np.ndarray:
-    """Run on the image as it is, or resized to ``size×size`` with the map resized back.
-
-    ``params`` were checked once by the caller, not again for every image.
-    """
-    if size is None:
-        return _method(method)(image, **params)
-    height, width = image.shape
-    resized = cv2.resize(image, (size, size), interpolation=cv2.INTER_LINEAR)
-    target = _method(method)(resized, **params)
-    return cv2.resize(target, (width, height), interpolation=cv2.INTER_LINEAR)
-
-
-def run_baseline_on_files(
-    images: Sequence[tuple[str, Path]],
-    method: str,
-    out_dir: str | Path,
-    params: dict[str, Any] | None = None,
-    size: int | None = None,
-) -> BaselineRun:
-    """Run a baseline over named image files and write ``OUT/img`` and ``OUT/mat`` maps.
-
-    An image that cannot be read (or a map that cannot be written) is recorded in
-    ``failures`` with its name and the loop goes on, so one bad file costs one map. Maps an
-    earlier run left in ``out_dir`` are removed first, so an old map is never scored as new.
-
-    Args:
-        images: ``(name, path)`` pairs; ``name`` becomes ``<name>.png`` / ``<name>.mat``.
-        method: a key of :data:`BASELINES`.
-        out_dir: results folder.
-        params: keyword arguments of the method.
-        size: None to run at the image's own size, N to run at N×N (like inference).
-
-    Returns:
-        The :class:`BaselineRun` record.
-
-    Raises:
-        ConfigError: an unknown method or parameter, before any image is read.
-    """
-    params = dict(params or {})
-    _check_params(method, params)
-    if size is not None and size < 1:
-        raise ConfigError(f"size must be a positive integer or native, got {size}")
-    run = BaselineRun(out_dir=Path(out_dir))
-    # As inference does: every map in OUT belongs to this run, a failed frame has none.
-    removed = clear_predictions(run.out_dir)
-    if removed:
-        logger.info("removed %d maps of an earlier run from %s", removed, run.out_dir)
-    start = time.perf_counter()
-    progress = Progress(len(images), method)
-    for name, path in images:
-        try:
-            image = read_image(path)
-            method_start = time.perf_counter()
-            target = _run_at_size(method, image, size, params)
-            seconds = time.perf_counter() - method_start
-            write_prediction(run.out_dir, name, target)
-        except DataError as error:
-            run.failures.append(f"{name}: {error}")
-            logger.error("%s: %s", name, error)
-            progress.update()
-            continue
-        run.method_seconds += seconds
-        run.written.append(name)
-        progress.set_postfix(f"{1000 * seconds:.0f} ms/img")
-        progress.update()
-        logger.debug("%s: %s in %.3f s", method, name, seconds)
-    progress.close()
-    run.wall_seconds = time.perf_counter() - start
-    return run
-
-
-def run_baseline_on_folder(
-    folder: str | Path,
-    method: str,
-    out_dir: str | Path,
-    params: dict[str, Any] | None = None,
-    size: int | None = None,
-) -> BaselineRun:
-    """Run a baseline on the frames of ``folder`` as inference finds them (``folder`` layout)."""
-    from lrrnet.data import find_splits
-
-    samples = find_splits(folder, layout="folder")["test"]
-    return run_baseline_on_files(
-        [(s.name, s.image) for s in samples], method, out_dir, params, size
-    )
-
-
-def run_baseline_on_config(
-    cfg: dict,
-    method: str,
-    out_dir: str | Path | None = None,
-    params: dict[str, Any] | None = None,
-    size: int | None = None,
-) -> BaselineRun:
-    """Run a baseline on the test split of a config's dataset.
-
-    Args:
-        cfg: a resolved config (as from ``lrrnet.config.load_config``).
-        method: a key of :data:`BASELINES`.
-        out_dir: results folder; ``<paths.results>/<name>_<method>`` when None.
-        params: keyword arguments of the method.
-        size: None to run at the image's own size, N to run at N×N.
-    """
-    from lrrnet.data import splits_from_config
-
-    splits = splits_from_config(cfg)
-    if out_dir is None:
-        out_dir = Path(cfg["paths"]["results"]) / f"{cfg['name']}_{method}"
-    images = [(sample.name, sample.image) for sample in splits.test]
-    return run_baseline_on_files(images, method, out_dir, params, size)

@@ -221,9 +221,18 @@ def clear_predictions(out_dir: str | Path) -> int:
     return removed
 
 
-def list_images(folder: str | Path) -> list[Path]:
-    """Image files directly inside ``folder``, sorted by name."""
+def image_files(folder: str | Path) -> list[Path]:
+    """The image files (:data:`IMAGE_SUFFIXES`) directly inside ``folder``, sorted by name."""
     folder = Path(folder)
     if not folder.is_dir():
         raise DataError(f"{folder}: folder not found")
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+def list_images(folder: str | Path) -> list[Path]:
+    """The frames of a plain folder, sorted by name: those in ``DIR/images`` when it holds
+    any, else those directly in ``DIR`` (the ``folder`` layout of :mod:`lrrnet.data.layouts`).
+    """
+    inner = Path(folder) / "images"
+    frames = image_files(inner) if inner.is_dir() else []
+    return frames or image_files(folder)

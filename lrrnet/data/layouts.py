@@ -37,7 +37,14 @@ from pathlib import Path
 
 import numpy as np
 
-from lrrnet.data.io import IMAGE_SUFFIXES, is_plain_name, read_image, read_mask
+from lrrnet.data.io import (
+    IMAGE_SUFFIXES,
+    image_files,
+    is_plain_name,
+    list_images,
+    read_image,
+    read_mask,
+)
 from lrrnet.errors import ConfigError, DataError, summarize
 
 logger = logging.getLogger(__name__)
@@ -59,7 +66,7 @@ SIRST_V2_DEFAULT_LISTS = "full"
 VAL_SPLITS = ("holdout", "val", "test", "none")
 
 # SIRST v1 names its masks after the image with this suffix; other datasets use the same name.
-MASK_NAME_SUFFIXES = ("", "_pixels0")
+MASK_SUFFIX = "_pixels0"
 # Problems quoted in a validation error; the rest are counted and logged.
 MAX_PROBLEMS_IN_MESSAGE = 5
 
@@ -99,20 +106,18 @@ class Splits:
 
 
 class _FolderIndex:
-    """Files of one folder, listed once, looked up by file name or by stem.
+    """Image files of one folder, listed once, looked up by file name or by stem.
 
-    A missing folder is an error when ``required``; otherwise it is indexed as empty.
+    Args:
+        folder: the folder (a DataError when it is missing).
+        files: its files when already listed, else every image file in it.
     """
 
-    def __init__(self, folder: Path, required: bool = True) -> None:
+    def __init__(self, folder: Path, files: list[Path] | None = None) -> None:
         self.folder = folder
         self.by_filename: dict[str, Path] = {}
         self.by_stem: dict[str, Path] = {}
-        if not folder.is_dir():
-            if required:
-                raise DataError(f"{folder}: folder not found")
-            return
-        files = [p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES]
+        files = image_files(folder) if files is None else list(files)
         # Sorting by suffix preference makes the choice stable when a stem has two files.
         files.sort(key=lambda p: (p.stem, IMAGE_SUFFIXES.index(p.suffix.lower()), p.name))
         for path in files:
@@ -159,43 +164,65 @@ def _read_split_file(path: Path) -> list[str]:
     return unique
 
 
-def _match_mask(name: str, masks: _FolderIndex) -> Path | None:
-    for suffix in MASK_NAME_SUFFIXES:
-        found = masks.find(name + suffix)
-        if found is not None:
-            return found
-    return None
+def mask_index(folder: str | Path, required: bool = True) -> dict[str, Path]:
+    """The masks in ``folder`` by the name of the image each belongs to.
+
+    The mask of image ``<name>`` is ``<name>.<suffix>`` or, as SIRST v1 names them,
+    ``<name>_pixels0.<suffix>``. Where an image has several, the exact name wins over
+    ``_pixels0``, then the order of :data:`IMAGE_SUFFIXES`; a file left out for the same
+    name is named in a warning, as a second image of one name is.
+
+    Args:
+        folder: the mask folder.
+        required: a missing folder is a DataError; otherwise it holds no masks.
+    """
+    folder = Path(folder)
+    if not folder.is_dir() and not required:
+        return {}
+    candidates = sorted(
+        image_files(folder),
+        key=lambda p: (
+            p.stem.endswith(MASK_SUFFIX),
+            IMAGE_SUFFIXES.index(p.suffix.lower()),
+            p.name,
+        ),
+    )
+    index: dict[str, Path] = {}
+    for path in candidates:
+        kept = index.setdefault(path.stem.removesuffix(MASK_SUFFIX), path)
+        if kept is not path:
+            logger.warning("%s: ignored, %s has the same name and is used", path, kept.name)
+    return index
 
 
 def _samples_from_names(
-    names: Sequence[str], images: _FolderIndex, masks: _FolderIndex, mask_suffix: str = ""
+    names: Sequence[str],
+    images: _FolderIndex,
+    masks: dict[str, Path],
+    masks_dir: Path,
+    mask_suffix: str = "",
 ) -> list[Sample]:
     """Samples for listed names; absent files become the paths where they were expected."""
     samples = []
     for listed in names:
         name = _strip_extension(listed)
         image = images.find(listed) or images.find(name) or images.folder / f"{name}.png"
-        mask = _match_mask(name, masks) or masks.folder / f"{name}{mask_suffix}.png"
+        mask = masks.get(name) or masks_dir / f"{name}{mask_suffix}.png"
         samples.append(Sample(name=name, image=image, mask=mask))
     return samples
 
 
-def _samples_from_folder(images_dir: Path, masks_dir: Path, mask_required: bool) -> list[Sample]:
-    images = _FolderIndex(images_dir)
-    masks = _FolderIndex(masks_dir, required=mask_required)
+def _samples_from_folder(
+    images: _FolderIndex, masks_dir: Path, mask_required: bool
+) -> list[Sample]:
+    masks = mask_index(masks_dir, required=mask_required)
     samples = []
     for stem, image in sorted(images.by_stem.items()):
-        mask = _match_mask(stem, masks)
+        mask = masks.get(stem)
         if mask is None and mask_required:
             mask = masks_dir / f"{stem}.png"
         samples.append(Sample(name=stem, image=image, mask=mask))
     return samples
-
-
-def _has_images(folder: Path) -> bool:
-    return folder.is_dir() and any(
-        p.suffix.lower() in IMAGE_SUFFIXES and p.is_file() for p in folder.iterdir()
-    )
 
 
 def _train_folder(root: Path) -> Path:
@@ -240,7 +267,7 @@ def detect_layout(root: str | Path) -> str:
         return "basicirstd"
     if (root / "images").is_dir() and (root / "50_50").is_dir():
         return "dnanet"
-    if _has_images(root / "images") or _has_images(root):
+    if list_images(root):
         return "folder"
     raise DataError(
         f"{root}: no known dataset layout (looked for trainval/ + test/ with images/ and "
@@ -278,10 +305,13 @@ def _find_basicirstd(root: Path, dataset_name: str | None) -> dict[str, list[Sam
             f"{root / 'img_idx'}: no train_{dataset_name}.txt / test_{dataset_name}.txt "
             f"(data.dataset_name); found {choices}"
         )
-    images, masks = _FolderIndex(root / "images"), _FolderIndex(root / "masks")
+    images, masks = _FolderIndex(root / "images"), mask_index(root / "masks")
     return {
         split: _samples_from_names(
-            _read_split_file(root / "img_idx" / f"{split}_{dataset_name}.txt"), images, masks
+            _read_split_file(root / "img_idx" / f"{split}_{dataset_name}.txt"),
+            images,
+            masks,
+            root / "masks",
         )
         for split in ("train", "test")
     }
@@ -291,14 +321,15 @@ def _find_listed(
     list_dir: Path,
     list_suffix: str,
     images: _FolderIndex,
-    masks: _FolderIndex,
+    masks_dir: Path,
     mask_suffix: str,
 ) -> dict[str, list[Sample]]:
     """Splits from the split files ``list_dir/<split><list_suffix>`` that are present."""
     list_names = {split: f"{split}{list_suffix}" for split in LISTED_SPLITS}
+    masks = mask_index(masks_dir)
     splits = {
         split: _samples_from_names(
-            _read_split_file(list_dir / filename), images, masks, mask_suffix
+            _read_split_file(list_dir / filename), images, masks, masks_dir, mask_suffix
         )
         for split, filename in list_names.items()
         if (list_dir / filename).is_file()
@@ -354,7 +385,7 @@ def find_splits(
         splits = {}
         for split, folder in (("train", _train_folder(root)), ("test", root / "test")):
             splits[split] = _samples_from_folder(
-                folder / "images", folder / "masks", mask_required=True
+                _FolderIndex(folder / "images"), folder / "masks", mask_required=True
             )
             if not splits[split]:
                 raise DataError(f"{folder / 'images'}: no images found")
@@ -368,16 +399,23 @@ def find_splits(
             root / list_dir,
             list_suffix,
             _FolderIndex(root / images_dir),
-            _FolderIndex(root / masks_dir),
+            root / masks_dir,
             mask_suffix,
         )
     else:  # folder
-        images_dir = root / "images" if _has_images(root / "images") else root
-        samples = _samples_from_folder(images_dir, root / "masks", mask_required=False)
-        if not samples:
-            raise DataError(f"{images_dir}: no images found ({', '.join(IMAGE_SUFFIXES)})")
-        splits = {"test": samples}
+        frames = list_images(root)
+        if not frames:
+            raise DataError(f"{root}: no images found ({', '.join(IMAGE_SUFFIXES)})")
+        images = _FolderIndex(frames[0].parent, frames)
+        splits = {"test": _samples_from_folder(images, root / "masks", mask_required=False)}
     return splits
+
+
+def folder_samples(folder: str | Path) -> list[Sample]:
+    """The frames of a plain folder (``DIR`` or ``DIR/images``, see
+    :func:`lrrnet.data.io.list_images`) as samples, with masks from ``DIR/masks`` where present.
+    """
+    return find_splits(folder, layout="folder")["test"]
 
 
 def _holdout(train: list[Sample], fraction: float, seed: int) -> tuple[list[Sample], list[Sample]]:

@@ -19,9 +19,8 @@ import hashlib
 import importlib
 import logging
 import os
-import statistics
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -31,10 +30,9 @@ import torch
 from torch import nn
 
 from lrrnet.engine.distributed import resolve_device
-from lrrnet.engine.predictor import Predictor, autocast_context, model_from_checkpoint
+from lrrnet.engine.predictor import Predictor, model_from_checkpoint
 from lrrnet.errors import UserError
-from lrrnet.models import LRRNet
-from lrrnet.models.benchmark import prepare_model, time_forwards
+from lrrnet.models import SIZE_MULTIPLE, LRRNet
 
 logger = logging.getLogger(__name__)
 
@@ -275,7 +273,7 @@ class ExportedModel(nn.Module):
         dtype: str = "fp32",
         threads: int | None = None,
         cache_dir: str | os.PathLike | None = None,
-        size_multiple: int = 8,
+        size_multiple: int = SIZE_MULTIPLE,
     ) -> None:
         super().__init__()
         check_backend(backend, dtype)
@@ -382,137 +380,6 @@ def predictor_for_backend(
     )
 
 
-# -- speed of the backends -----------------------------------------------------------------
-
-# (name, backend, dtype, how torch runs). "original" is the straightforward path the
-# original code takes (explicit attention, contiguous tensors): the speed-up reference.
-COMPARED: tuple[tuple[str, str, str], ...] = (
-    ("torch", "fp32", "original"),
-    ("torch", "fp32", "fast"),
-    ("torch", "bf16", "fast"),
-    ("onnxruntime", "fp32", ""),
-    ("openvino", "fp32", ""),
-    ("openvino", "bf16", ""),
-)
-
-
-def runner_for(
-    model: LRRNet,
-    backend: str,
-    dtype: str,
-    path: str = "fast",
-    cache_dir: str | os.PathLike | None = None,
-) -> Callable[[torch.Tensor], torch.Tensor]:
-    """A CPU function image (B×1×H×W) → target probabilities for one backend and dtype.
-
-    ``path`` picks the torch variant: ``"fast"`` (sdpa attention, channels_last, as the
-    predictor runs it) or ``"original"`` (explicit attention, contiguous tensors).
-    """
-    check_backend(backend, dtype)
-    if backend != "torch":
-        runtime = ExportedModel(
-            cached_export(model, cache_dir), backend, dtype, size_multiple=model.size_multiple
-        )
-
-        def run_exported(image: torch.Tensor) -> torch.Tensor:
-            return torch.sigmoid(runtime(image)[1])
-
-        run_exported.runtime = runtime  # type: ignore[attr-defined]
-        return run_exported
-    original = path == "original"
-    network, memory_format = prepare_model(
-        model,
-        torch.device("cpu"),
-        attention="naive" if original else "sdpa",
-        channels_last=not original,
-    )
-
-    def run(image: torch.Tensor) -> torch.Tensor:
-        with autocast_context(torch.device("cpu"), dtype):
-            logits = network(image.contiguous(memory_format=memory_format))[1]
-        return torch.sigmoid(logits.float())
-
-    return run
-
-
-def compare_backends(
-    model: LRRNet,
-    *,
-    size: int = 512,
-    batch: int = 1,
-    warmup: int = 1,
-    iters: int = 5,
-    rows: Sequence[tuple[str, str, str]] = COMPARED,
-    cache_dir: str | os.PathLike | None = None,
-    seed: int = 0,
-) -> list[dict[str, Any]]:
-    """Times backends × dtypes on the CPU in one run, interleaved, on the same weights and input.
-
-    Rows whose optional package is missing are reported with ``skipped`` (the reason).
-
-    Returns:
-        Per row: ``backend``, ``dtype``, ``path``, ``latency_ms`` (median), ``fps``,
-        ``speedup`` (against the first row), ``max_abs_diff_p`` (against the first row).
-    """
-    image = torch.rand(batch, 1, size, size, generator=torch.Generator().manual_seed(seed))
-    results = [{"backend": backend, "dtype": dtype, "path": path} for backend, dtype, path in rows]
-    runs: dict[int, Callable[[torch.Tensor], torch.Tensor]] = {}
-    for index, result in enumerate(results):
-        try:
-            runs[index] = runner_for(
-                model, result["backend"], result["dtype"], result["path"] or "fast", cache_dir
-            )
-        except BackendError as error:
-            result["skipped"] = str(error)
-    outputs: dict[int, torch.Tensor] = {}
-
-    def timed(index: int) -> Callable[[], None]:
-        def run() -> None:
-            outputs[index] = runs[index](image)
-
-        return run
-
-    times = time_forwards(
-        {str(index): timed(index) for index in runs}, torch.device("cpu"), warmup, iters
-    )
-    if not runs:
-        return results
-    reference, baseline = outputs[min(runs)], statistics.median(times[str(min(runs))])
-    for index, run in runs.items():
-        latency = statistics.median(times[str(index)])
-        runtime = getattr(run, "runtime", None)
-        results[index].update(
-            latency_ms=latency,
-            fps=1e3 * batch / latency,
-            speedup=baseline / latency,
-            max_abs_diff_p=(outputs[index] - reference).abs().max().item(),
-            runs_as=runtime.runs_as if runtime is not None else results[index]["dtype"],
-            times_ms=times[str(index)],
-        )
-    return results
-
-
-def format_comparison(results: Sequence[Mapping[str, Any]]) -> str:
-    """One table: backend × dtype → latency, FPS, speed-up and max |Δp| against the first row.
-
-    "runs as" is the precision the backend really used (OpenVINO falls back to fp32 on CPUs
-    without bf16/fp16 arithmetic)."""
-    lines = [
-        f"{'backend':<12} {'dtype':<5} {'path':<9} {'runs as':<7} {'latency ms':>10} "
-        f"{'FPS':>7} {'speed-up':>8} {'max |Δp|':>9}"
-    ]
-    for row in results:
-        head = f"{row['backend']:<12} {row['dtype']:<5} {row['path'] or '-':<9}"
-        if "skipped" in row:
-            lines.append(f"{head} skipped: {row['skipped']}")
-            continue
-        lines.append(
-            f"{head} {row['runs_as']:<7} {row['latency_ms']:10.1f} {row['fps']:7.2f} "
-            f"{row['speedup']:7.2f}× {row['max_abs_diff_p']:9.1e}"
-        )
-    return "\n".join(lines)
-
-
 def cpu_description(cpuinfo: str | os.PathLike = "/proc/cpuinfo") -> str:
     """``model name`` from ``/proc/cpuinfo`` and whether it has native bf16."""
     try:
@@ -527,38 +394,3 @@ def cpu_description(cpuinfo: str | os.PathLike = "/proc/cpuinfo") -> str:
         f"{names[0] if names else 'unknown CPU'}, {os.cpu_count()} CPUs visible, "
         f"native bf16: {', '.join(native) if native else 'no (' + ', '.join(BF16_FLAGS) + ' absent)'}"
     )
-
-
-def benchmark_cli(args: Any) -> dict[str, Any]:
-    """``tools/benchmark.py --backend B`` / ``--compare-backends``: prints, returns the JSON."""
-    if resolve_device(args.device).type != "cpu":
-        raise BackendError("--backend and --compare-backends measure the CPU; use --device cpu")
-    if args.checkpoint:
-        model = model_from_checkpoint(args.checkpoint)
-    else:
-        torch.manual_seed(0)
-        model = LRRNet()
-    rows = COMPARED if args.compare_backends else ((args.backend, args.dtype, ""),)
-    warn_if_bf16_is_emulated("bf16" if any(dtype == "bf16" for _, dtype, _ in rows) else "fp32")
-    results = compare_backends(
-        model, size=args.size, batch=args.batch, warmup=args.warmup, iters=args.iters, rows=rows
-    )
-    print(
-        f"{cpu_description()}; torch {torch.__version__}, {torch.get_num_threads()} threads; "
-        f"{args.batch}×1×{args.size}×{args.size}, warmup {args.warmup}, median of {args.iters}"
-    )
-    print(format_comparison(results))
-    measured = [row for row in results if "fps" in row]
-    if not measured:
-        raise BackendError(results[0].get("skipped", "nothing could be measured"))
-    return {
-        "fps": measured[0]["fps"],  # the one backend asked for, or the first row
-        "latency_ms": measured[0]["latency_ms"],
-        "rows": results,
-        "cpu": cpu_description(),
-        "size": args.size,
-        "batch": args.batch,
-        "threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "checkpoint": args.checkpoint,
-    }

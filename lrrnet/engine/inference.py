@@ -1,22 +1,108 @@
-"""Writing prediction maps for a split or a folder: the work behind ``inference.py``."""
+"""Running the predictor over samples, and writing its maps: the work behind ``inference.py``.
+
+:func:`iterate_predictions` reads the frames ahead and batches them for the predictor; the
+evaluator scores what it yields, :func:`predict_to_folder` writes it, and the panels draw it.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import logging
 import time
-from collections.abc import Mapping, Sequence
+import zlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lrrnet.data import Sample, find_splits
+import numpy as np
+import torch
+
+from lrrnet.data import Sample, read_sample
 from lrrnet.data.io import clear_predictions, write_prediction
+from lrrnet.data.transforms import add_gaussian_noise
 from lrrnet.engine.checkpoint import load_checkpoint
-from lrrnet.engine.evaluator import iterate_predictions
 from lrrnet.engine.predictor import Predictor, config_eval_size
 from lrrnet.errors import CheckpointError, DataError
+from lrrnet.progress import Progress
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Loaded:
+    """A sample read from disk: ``image`` ``H×W`` in [0, 1], ``mask`` ``H×W`` bool or None."""
+
+    sample: Sample
+    image: np.ndarray | None = None
+    mask: np.ndarray | None = None
+    error: DataError | None = None
+
+
+def load_sample(
+    sample: Sample, with_mask: bool, noise_sigma: float = 0.0, noise_seed: int = 0
+) -> Loaded:
+    """Read one sample; a problem is returned in ``error``, not raised (the caller decides)."""
+    # Inference reads no masks: it must not fail, or spend time, on them.
+    to_read = sample if with_mask else dataclasses.replace(sample, mask=None)
+    image, mask, problems = read_sample(to_read, require_mask=with_mask)
+    if problems:
+        return Loaded(sample, error=DataError("; ".join(problems)))
+    if noise_sigma > 0:
+        # Seeded by name, so a frame gets the same noise whatever the order or batch.
+        rng = np.random.default_rng([noise_seed, zlib.crc32(sample.name.encode())])
+        image = add_gaussian_noise(image, noise_sigma, rng)
+    return Loaded(sample, image, mask)
+
+
+def iterate_predictions(
+    predictor: Predictor,
+    samples: Sequence[Sample],
+    batch_size: int = 8,
+    with_mask: bool = True,
+    noise_sigma: float = 0.0,
+    noise_seed: int = 0,
+    on_error: Callable[[Sample, DataError], None] | None = None,
+    progress: bool = False,
+    desc: str = "predict",
+) -> Iterator[tuple[Loaded, np.ndarray, np.ndarray]]:
+    """Yield ``(loaded, target_prob H×W, reconstruction H×W)`` for every readable sample.
+
+    Frames are read by two threads a few batches ahead; consecutive frames of equal size run
+    as one batch. An unreadable sample raises its ``DataError`` unless ``on_error`` is given,
+    which is then called and the sample skipped. ``progress`` shows a bar on a terminal and
+    logs a line every :data:`lrrnet.progress.LOG_EVERY` frames elsewhere.
+    """
+    chunk = max(1, batch_size) * 4
+    with (
+        ThreadPoolExecutor(max_workers=2) as pool,
+        Progress(len(samples), desc, enabled=progress) as bar,
+    ):
+        for start in range(0, len(samples), chunk):
+            loaded = list(
+                pool.map(
+                    lambda s: load_sample(s, with_mask, noise_sigma, noise_seed),
+                    samples[start : start + chunk],
+                )
+            )
+            for item in loaded:
+                if item.error is not None:
+                    if on_error is None:
+                        raise item.error
+                    on_error(item.sample, item.error)
+                    bar.update(1)
+            good = [item for item in loaded if item.error is None]
+            for _, group in itertools.groupby(good, key=lambda item: item.image.shape):
+                group = list(group)
+                for offset in range(0, len(group), batch_size):
+                    batch = group[offset : offset + batch_size]
+                    images = torch.from_numpy(np.stack([item.image for item in batch]))[:, None]
+                    target_prob, reconstruction = predictor.predict_batch(images)
+                    for index, item in enumerate(batch):
+                        yield item, target_prob[index, 0].numpy(), reconstruction[index, 0].numpy()
+                    bar.update(len(batch))
 
 
 @dataclass
@@ -64,11 +150,6 @@ def checkpoint_default_size(path: str | Path) -> tuple[str | int, str]:
         f"{path} stores no training config (a bare state dict): {RECIPE_SIZE}×{RECIPE_SIZE}, "
         "the size the published recipe trains on; --size native runs frames as they are"
     )
-
-
-def folder_samples(folder: str | Path) -> list[Sample]:
-    """The frames of a plain folder (``DIR`` or ``DIR/images``), as the ``folder`` layout finds them."""
-    return find_splits(folder, layout="folder")["test"]
 
 
 def predict_to_folder(

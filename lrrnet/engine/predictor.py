@@ -21,14 +21,14 @@ import torch.nn.functional as F
 from lrrnet.engine.checkpoint import load_checkpoint, load_model_weights
 from lrrnet.engine.distributed import resolve_device
 from lrrnet.errors import ConfigError
-from lrrnet.models import LRRNet, crop_to, pad_to_multiple
+from lrrnet.models import SIZE_MULTIPLE, LRRNet, crop_to, pad_to_multiple
 
 logger = logging.getLogger(__name__)
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-def parse_size(value: str | int, multiple: int = 8) -> str | int:
+def parse_size(value: str | int, multiple: int = SIZE_MULTIPLE) -> str | int:
     """``"native"`` or a positive multiple of ``multiple`` (``"512"`` → 512)."""
     if value == "native":
         return "native"
@@ -78,8 +78,12 @@ def model_from_checkpoint(
 
 
 @dataclass
-class Prediction:
-    """Maps at the input's own size: ``target_prob`` = sigmoid(T), ``reconstruction`` = D."""
+class PredictedMaps:
+    """The maps of one frame, in memory, at its own size.
+
+    ``target_prob`` = sigmoid(T), ``reconstruction`` = D. Maps saved on disk are paired with
+    their masks as :class:`lrrnet.engine.scoring.PredictionFilePair`.
+    """
 
     target_prob: np.ndarray
     reconstruction: np.ndarray
@@ -125,7 +129,7 @@ class Predictor:
         self.cuda_graph = cuda_graph
         self._graphs: dict[tuple[int, ...], CapturedForward] = {}
         # The model's own multiple: 2 ** (levels − 1), 8 for the published network.
-        self.size_multiple = getattr(model, "size_multiple", 8)
+        self.size_multiple = getattr(model, "size_multiple", SIZE_MULTIPLE)
         self.size = parse_size(size, self.size_multiple)
         if keep_network_size and self.size == "native":
             raise ConfigError("maps at the network's size need a size N (resize), not 'native'")
@@ -202,11 +206,11 @@ class Predictor:
             self._graphs[key] = captured
         return captured(batch)
 
-    def predict(self, image: np.ndarray) -> Prediction:
+    def predict(self, image: np.ndarray) -> PredictedMaps:
         """One ``H×W`` frame in [0, 1] → maps at ``H×W``."""
         tensor = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None, None]
         target_prob, reconstruction = self.predict_batch(tensor)
-        return Prediction(target_prob[0, 0].numpy(), reconstruction[0, 0].numpy())
+        return PredictedMaps(target_prob[0, 0].numpy(), reconstruction[0, 0].numpy())
 
 
 class CapturedForward:

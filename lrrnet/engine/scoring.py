@@ -2,13 +2,16 @@
 
 What ``cal_from_mask.py`` runs. Predictions may come from this project's ``inference.py``
 (a results folder with ``mat/`` and ``img/``) or from any other framework (a folder of
-``.mat`` files holding ``T``, or of ``.png`` maps read as value / 255).
+``.mat`` files holding ``T``, or of ``.png`` maps read as value / 255). :func:`read_roc`
+reads back the curve the report keeps, for ``tools/visualize.py --roc``.
 """
 
 from __future__ import annotations
 
 import csv
+import json
 import logging
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import scipy.io
 
-from lrrnet.data.io import IMAGE_SUFFIXES, read_mask, read_prediction
-from lrrnet.data.layouts import warn_size_mismatch
+from lrrnet.data.io import IMAGE_SUFFIXES, image_files, read_mask, read_prediction
+from lrrnet.data.layouts import mask_index, warn_size_mismatch
 from lrrnet.data.transforms import resize_map
 from lrrnet.errors import DataError, summarize
 from lrrnet.files import atomic_path, jsonable, write_json_atomic, write_text_atomic
@@ -28,17 +31,17 @@ from lrrnet.metrics import (
     format_table,
 )
 from lrrnet.progress import Progress
+from lrrnet.visualize import RocCurve, pd_fa_plot, roc_plot
 
 logger = logging.getLogger(__name__)
 
-MASK_SUFFIX = "_pixels0"  # SIRST v1 names its masks <name>_pixels0.png
 # Written next to the predictions by write_report, so never read back as predictions.
 REPORT_FILES = ("metrics.json", "metrics.txt", "roc.mat", "roc.png", "pd_fa.csv", "pd_fa.png")
 
 
 @dataclass(frozen=True)
-class PredictionPair:
-    """A prediction map and the mask it is scored against."""
+class PredictionFilePair:
+    """The files of a saved prediction map and of the mask it is scored against."""
 
     name: str
     prediction: Path
@@ -71,35 +74,25 @@ def prediction_files(pred_dir: str | Path) -> list[Path]:
     for folder in (pred_dir / "mat", pred_dir / "img", pred_dir):
         if not folder.is_dir():
             continue
-        files = sorted(p for p in folder.iterdir() if p.is_file() and p.name not in REPORT_FILES)
-        mats = [p for p in files if p.suffix.lower() == ".mat"]
-        images = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
+        mats = sorted(
+            p
+            for p in folder.iterdir()
+            if p.suffix.lower() == ".mat" and p.is_file() and p.name not in REPORT_FILES
+        )
+        images = [p for p in image_files(folder) if p.name not in REPORT_FILES]
         if mats or images:
             return mats or images
     raise DataError(f"{pred_dir}: no prediction maps (.mat or {'/'.join(IMAGE_SUFFIXES)})")
 
 
-def _mask_index(masks: str | Path | Mapping[str, str | Path]) -> tuple[dict[str, Path], str]:
+def _masks_by_name(masks: str | Path | Mapping[str, str | Path]) -> tuple[dict[str, Path], str]:
     """Masks by image name, and a description of where they come from."""
     if isinstance(masks, Mapping):
         return {name: Path(path) for name, path in masks.items()}, "the given mask list"
     mask_dir = Path(masks)
     if not mask_dir.is_dir():
         raise DataError(f"{mask_dir}: mask folder not found")
-    index: dict[str, Path] = {}
-    # Exact names first, then _pixels0 names; within each, suffixes in IMAGE_SUFFIXES order.
-    candidates = sorted(
-        (p for p in mask_dir.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES),
-        key=lambda p: (
-            p.stem.endswith(MASK_SUFFIX),
-            IMAGE_SUFFIXES.index(p.suffix.lower()),
-            p.name,
-        ),
-    )
-    for path in candidates:
-        name = path.stem.removesuffix(MASK_SUFFIX)
-        index.setdefault(name, path)
-    return index, str(mask_dir)
+    return mask_index(mask_dir), str(mask_dir)
 
 
 def _one_line(problems: list[PairingProblem]) -> str:
@@ -110,7 +103,7 @@ def pair_predictions(
     pred_dir: str | Path,
     masks: str | Path | Mapping[str, str | Path],
     allow_missing: bool = False,
-) -> tuple[list[PredictionPair], list[PairingProblem]]:
+) -> tuple[list[PredictionFilePair], list[PairingProblem]]:
     """Pair each prediction ``<name>.mat|.png`` with mask ``<name>.png|<name>_pixels0.png``.
 
     The predictions decide what is scored when ``masks`` is a folder: a released dataset's
@@ -131,17 +124,17 @@ def pair_predictions(
             message names every such file.
     """
     predictions = {p.stem: p for p in prediction_files(pred_dir)}
-    mask_index, mask_source = _mask_index(masks)
+    masks_by_name, mask_source = _masks_by_name(masks)
     problems = [
         PairingProblem("missing_mask", f"no mask for {path} in {mask_source}")
         for name, path in predictions.items()
-        if name not in mask_index
+        if name not in masks_by_name
     ]
-    unused = sorted(name for name in mask_index if name not in predictions)
+    unused = sorted(name for name in masks_by_name if name not in predictions)
     if isinstance(masks, Mapping):
         problems += [
             PairingProblem(
-                "missing_prediction", f"no prediction for mask {mask_index[name]} in {pred_dir}"
+                "missing_prediction", f"no prediction for mask {masks_by_name[name]} in {pred_dir}"
             )
             for name in unused
         ]
@@ -149,7 +142,7 @@ def pair_predictions(
         logger.info(
             "%d of the %d masks in %s have no prediction (other splits) and are not scored",
             len(unused),
-            len(mask_index),
+            len(masks_by_name),
             mask_source,
         )
     if problems and not allow_missing:
@@ -160,15 +153,15 @@ def pair_predictions(
     for problem in problems:
         logger.warning("skipped: %s", problem.message)
     pairs = [
-        PredictionPair(name=name, prediction=path, mask=mask_index[name])
+        PredictionFilePair(name=name, prediction=path, mask=masks_by_name[name])
         for name, path in sorted(predictions.items())
-        if name in mask_index
+        if name in masks_by_name
     ]
     return pairs, problems
 
 
-def _score_pair(
-    metrics: MetricAccumulator, pair: PredictionPair, strict_sizes: bool
+def _accumulate_pair(
+    metrics: MetricAccumulator, pair: PredictionFilePair, strict_sizes: bool
 ) -> PairingProblem | None:
     """Add one pair to ``metrics``; returns the size mismatch instead when strict."""
     prob = read_prediction(pair.prediction)
@@ -191,15 +184,15 @@ def _score_pair(
     return None
 
 
-def score_pairs(
-    pairs: list[PredictionPair],
+def metrics_of_pairs(
+    pairs: list[PredictionFilePair],
     threshold: float = 0.5,
     protocol: str = "standard",
     progress: bool = True,
     allow_missing: bool = False,
     strict_sizes: bool = False,
 ) -> dict:
-    """Score every pair with one :class:`MetricAccumulator` (with the Pd–Fa curve).
+    """The metrics of every pair, from one :class:`MetricAccumulator` (with the Pd–Fa curve).
 
     The mask's resolution is authoritative: in the standard protocol a prediction of
     another size (made at its frame's size when the mask was drawn larger, as SIRST v1
@@ -216,7 +209,7 @@ def score_pairs(
     mismatches: list[PairingProblem] = []
     with Progress(len(pairs), "scoring", enabled=progress) as bar:
         for pair in pairs:
-            problem = _score_pair(metrics, pair, strict_sizes)
+            problem = _accumulate_pair(metrics, pair, strict_sizes)
             if problem is not None:
                 mismatches.append(problem)
             bar.update()
@@ -238,7 +231,7 @@ def write_report(
     results hold a ``pd_fa_curve``, ``pd_fa.csv`` and ``pd_fa.png``.
 
     Args:
-        results: from :func:`score_pairs` (or :meth:`MetricAccumulator.compute`), possibly
+        results: from :func:`metrics_of_pairs` (or :meth:`MetricAccumulator.compute`), possibly
             with extra scalar entries, which go into the JSON too (``pd_by_area`` included;
             the curve goes to its own files).
         out_dir: folder for the files.
@@ -278,18 +271,55 @@ def write_report(
             },
         )
     # One ROC plotter for the project: the same figure as `tools/visualize.py --roc`.
-    from lrrnet.visualize import roc_plot
-
     label = Path(results.get("predictions", "predictions")).name or "predictions"
     roc_plot([(label, results["roc_fpr"], results["roc_tpr"], results["auc"])], paths["roc_png"])
     if results.get("pd_fa_curve"):
-        from lrrnet.visualize import pd_fa_plot
-
         paths["pd_fa_csv"] = folder / "pd_fa.csv"
         paths["pd_fa_png"] = folder / "pd_fa.png"
         _write_rows(results["pd_fa_curve"], paths["pd_fa_csv"])
         pd_fa_plot([(label, results["pd_fa_curve"])], paths["pd_fa_png"])
     return paths
+
+
+def read_roc(folder: str | Path, label: str | None = None) -> RocCurve:
+    """The curve in ``folder/roc.mat`` and the AUC in ``folder/metrics.json``.
+
+    Both are written by :func:`write_report` (``cal_from_mask.py``); without
+    ``metrics.json`` the AUC stored in ``roc.mat`` is used.
+
+    Args:
+        folder: a scored results folder.
+        label: the legend entry; default the folder as given.
+
+    Raises:
+        DataError: the folder or its ``roc.mat`` is missing or unreadable.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"{folder}: results folder not found")
+    roc_path = folder / "roc.mat"
+    if not roc_path.is_file():
+        raise DataError(
+            f"{roc_path}: not found; score the folder first: "
+            f"python cal_from_mask.py --pred {folder} --masks MASK_DIR"
+        )
+    try:
+        content = scipy.io.loadmat(str(roc_path))
+        fpr = np.asarray(content["fpr"], dtype=np.float64).ravel()
+        tpr = np.asarray(content["tpr"], dtype=np.float64).ravel()
+    except Exception as error:  # scipy raises several types; a missing key is a KeyError
+        raise DataError(f"{roc_path}: cannot read fpr/tpr ({error!r})") from None
+    if fpr.shape != tpr.shape:
+        raise DataError(f"{roc_path}: fpr has {fpr.size} points but tpr {tpr.size}")
+    auc = float(np.asarray(content.get("auc", math.nan)).ravel()[0])
+    json_path = folder / "metrics.json"
+    if json_path.is_file():
+        try:
+            stored = json.loads(json_path.read_text()).get("auc")
+        except (json.JSONDecodeError, AttributeError) as error:
+            raise DataError(f"{json_path}: not a metrics JSON object ({error})") from None
+        auc = math.nan if stored is None else float(stored)  # JSON writes NaN as null
+    return RocCurve(label if label is not None else str(folder), fpr, tpr, auc)
 
 
 def _write_rows(rows: list[Mapping[str, float]], path: Path) -> None:
@@ -324,7 +354,7 @@ def score_folder(
         json_path: the JSON's path (the other files go beside it); overrides ``out_dir``.
         progress: show progress (a bar on a terminal, log lines elsewhere).
         strict_sizes: a prediction of another size than its mask is an error (see
-            :func:`score_pairs`).
+            :func:`metrics_of_pairs`).
 
     Returns:
         The metrics, the ROC arrays, ``n_missing_mask``, ``n_missing_prediction``,
@@ -334,7 +364,7 @@ def score_folder(
     pairs, problems = pair_predictions(pred_dir, masks, allow_missing=allow_missing)
     if not pairs:
         raise DataError(f"{pred_dir}: no prediction has a mask")
-    results = score_pairs(
+    results = metrics_of_pairs(
         pairs,
         threshold=threshold,
         protocol=protocol,

@@ -8,18 +8,18 @@ from typing import Any
 from lrrnet.errors import ConfigError
 from lrrnet.models.blocks import AttentionBlock, Downsample, ResidualBlock, Upsample
 from lrrnet.models.lrrnet import LRRNet
-from lrrnet.models.padding import crop_to, pad_to_multiple, run_padded
+from lrrnet.models.padding import SIZE_MULTIPLE, crop_to, pad_to_multiple
 
 __all__ = [
     "AttentionBlock",
     "Downsample",
     "LRRNet",
     "ResidualBlock",
+    "SIZE_MULTIPLE",
     "Upsample",
     "build_model",
     "crop_to",
     "pad_to_multiple",
-    "run_padded",
 ]
 
 

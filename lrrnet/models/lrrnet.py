@@ -178,8 +178,8 @@ class LRRNet(nn.Module):
         if height % self.size_multiple or width % self.size_multiple:
             raise ValueError(
                 f"LRRNet needs H and W to be multiples of {self.size_multiple}, got {height}×"
-                f"{width}; pad with lrrnet.models.pad_to_multiple (and crop_to) or call "
-                "lrrnet.models.run_padded(model, image)"
+                f"{width}; pad with lrrnet.models.pad_to_multiple (and crop_to), or run it "
+                "through lrrnet.engine.predictor.Predictor, which does"
             )
 
     # -- the three parts -----------------------------------------------------------------
@@ -266,7 +266,7 @@ class LRRNet(nn.Module):
     # -- entry points --------------------------------------------------------------------
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Args: image: B×1×H×W, H and W multiples of 8 (see :func:`run_padded`).
+        """Args: image: B×1×H×W, H and W multiples of 8 (see :func:`pad_to_multiple`).
 
         Returns:
             ``(D, T)``: the reconstructed image B×1×H×W and the target logits B×1×H×W

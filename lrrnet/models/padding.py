@@ -1,4 +1,4 @@
-"""Run the network on frames of any size: pad to a multiple of 8, crop the outputs back.
+"""Frames of any size for the network: pad to a multiple of 8, crop the outputs back.
 
 LRRNet halves the resolution three times, so H and W must be multiples of 8. SIRST v1 has
 many odd sizes; padding at the bottom and right keeps the crop a plain slice.
@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import nn
+
+# What H and W must be multiples of for the published network (three stride-2 steps). A
+# network with other ``channel_mults`` has its own, ``LRRNet.size_multiple``.
+SIZE_MULTIPLE = 8
 
 
 def pad_to_multiple(
-    x: torch.Tensor, multiple: int = 8, mode: str = "reflect"
+    x: torch.Tensor, multiple: int = SIZE_MULTIPLE, mode: str = "reflect"
 ) -> tuple[torch.Tensor, tuple[int, int]]:
     """Pads the bottom and right of ``x`` so H and W become multiples of ``multiple``.
 
@@ -44,23 +47,3 @@ def crop_to(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Crops the top-left ``size = (H, W)`` of ``x`` (…×H'×W'), undoing :func:`pad_to_multiple`."""
     height, width = size
     return x[..., :height, :width]
-
-
-def run_padded(
-    model: nn.Module, x: torch.Tensor, mode: str = "reflect"
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Runs ``model`` on ``x`` of any size and returns its outputs at the input size.
-
-    Args:
-        model: an LRRNet (or any module returning ``(D, T)`` at its input's size); its
-            ``size_multiple`` attribute, when present, sets the padding multiple (else 8).
-        x: B×C×H×W, any H and W.
-        mode: padding mode, see :func:`pad_to_multiple`.
-
-    Returns:
-        ``(reconstruction, target_logits)``, each B×1×H×W (cropped).
-    """
-    multiple = getattr(model, "size_multiple", 8)
-    padded, size = pad_to_multiple(x, multiple=multiple, mode=mode)
-    reconstruction, target_logits = model(padded)
-    return crop_to(reconstruction, size), crop_to(target_logits, size)
