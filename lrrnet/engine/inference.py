@@ -15,7 +15,6 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -25,7 +24,7 @@ from lrrnet.data.io import clear_predictions, write_prediction
 from lrrnet.data.transforms import add_gaussian_noise
 from lrrnet.engine.checkpoint import load_checkpoint
 from lrrnet.engine.predictor import Predictor, config_eval_size
-from lrrnet.errors import CheckpointError, DataError
+from lrrnet.errors import DataError
 from lrrnet.progress import Progress
 
 logger = logging.getLogger(__name__)
@@ -114,15 +113,6 @@ class InferenceReport:
     @property
     def images_per_second(self) -> float:
         return self.written / self.seconds if self.seconds > 0 else 0.0
-
-
-def newest_run_checkpoint(cfg: Mapping[str, Any], filename: str = "best.pth") -> Path:
-    """``checkpoints/<name>/<newest timestamp>/best.pth`` of a config."""
-    runs = sorted(Path(cfg["paths"]["checkpoints"], cfg["name"]).glob(f"*/{filename}"))
-    if not runs:
-        folder = Path(cfg["paths"]["checkpoints"], cfg["name"])
-        raise CheckpointError(f"{folder}: no run with {filename}; train first or pass --checkpoint")
-    return runs[-1]
 
 
 # The published recipe resizes every training frame to 512×512 (SPEC §3).
