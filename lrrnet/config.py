@@ -29,9 +29,17 @@ from typing import Any
 
 import yaml
 
+from lrrnet.data.dataset import TRAIN_MODES
 from lrrnet.data.layouts import LAYOUTS, VAL_SPLITS
+from lrrnet.engine.distributed import PRECISIONS
+from lrrnet.engine.schedule import OPTIMIZERS, SCHEDULES
 from lrrnet.errors import ConfigError
 from lrrnet.files import write_text_atomic
+from lrrnet.losses import L1_MODES
+from lrrnet.metrics import PROTOCOLS, SELECT_METRICS, THRESHOLD_METRICS
+from lrrnet.models.blocks import ATTENTION_IMPLS
+from lrrnet.models.lrrnet import HEAD_INPUTS
+from lrrnet.models.padding import EVAL_SIZES
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DIR = PROJECT_ROOT / "configs"
@@ -46,21 +54,21 @@ NULLABLE_TYPES: dict[str, tuple[type, ...]] = {
     "train.early_stop_patience": (int,),
 }
 
-# Keys with a closed set of values.
+# Keys with a closed set of values, each from the module that owns the idea.
 CHOICES: dict[str, tuple[Any, ...]] = {
     "data.layout": ("auto", *LAYOUTS),
     "data.val_split": VAL_SPLITS,
-    "data.train_mode": ("resize", "crop"),
-    "data.eval_size": ("resize", "native"),
-    "loss.l1_mode": ("hard", "soft"),
-    "train.optimizer": ("adam", "adamw"),
-    "train.schedule": ("poly", "cosine", "step", "constant"),
-    "train.select_metric": ("miou", "niou", "f1", "pd", "auc"),
-    "train.amp": ("off", "bf16", "fp16"),
-    "model.attention_impl": ("sdpa", "naive"),
-    "eval.protocol": ("standard", "lrrnet"),
-    "model.head_input": ("difference", "background", "shallow"),
-    "eval.val_threshold": ("off", "f1", "miou"),
+    "data.train_mode": TRAIN_MODES,
+    "data.eval_size": EVAL_SIZES,
+    "loss.l1_mode": L1_MODES,
+    "train.optimizer": tuple(OPTIMIZERS),
+    "train.schedule": SCHEDULES,
+    "train.select_metric": SELECT_METRICS,
+    "train.amp": ("off", *(p for p in PRECISIONS if p != "fp32")),
+    "model.attention_impl": ATTENTION_IMPLS,
+    "model.head_input": HEAD_INPUTS,
+    "eval.protocol": PROTOCOLS,
+    "eval.val_threshold": ("off", *THRESHOLD_METRICS),
 }
 
 

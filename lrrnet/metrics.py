@@ -75,6 +75,10 @@ from lrrnet.errors import ConfigError
 PROTOCOLS = ("standard", "lrrnet")
 # The scalar metrics of one evaluation (fractions), in the order tables and files list them.
 METRIC_KEYS = ("miou", "niou", "precision", "recall", "f1", "pd", "fa", "auc")
+# Those that select a checkpoint (higher is better; train.select_metric) and those that
+# choose a threshold on a validation curve (eval.val_threshold).
+SELECT_METRICS = ("miou", "niou", "f1", "pd", "auc")
+THRESHOLD_METRICS = ("f1", "miou")
 ROC_BINS = 200
 ROC_THRESHOLDS = np.arange(ROC_BINS + 1, dtype=np.float64) / ROC_BINS  # exactly i/200
 MATCH_DISTANCE = 3.0  # px, strict: a centroid at exactly 3 px is not a match

@@ -15,6 +15,10 @@ from lrrnet.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
+# What forward passes can compute in: float32, or autocast to one of the half types
+# (train.amp names the half types, "off" meaning fp32).
+PRECISIONS = ("fp32", "bf16", "fp16")
+
 
 @dataclass(frozen=True)
 class DistInfo:

@@ -19,13 +19,13 @@ import torch
 import torch.nn.functional as F
 
 from lrrnet.engine.checkpoint import load_checkpoint, load_model_weights
-from lrrnet.engine.distributed import resolve_device
+from lrrnet.engine.distributed import PRECISIONS, resolve_device
 from lrrnet.errors import ConfigError
 from lrrnet.models import SIZE_MULTIPLE, LRRNet, crop_to, pad_to_multiple
 
 logger = logging.getLogger(__name__)
 
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+DTYPES = dict(zip(PRECISIONS, (torch.float32, torch.bfloat16, torch.float16), strict=True))
 
 
 def parse_size(value: str | int, multiple: int = SIZE_MULTIPLE) -> str | int:

@@ -1,9 +1,25 @@
-"""The learning rate as a pure function of the iteration (no scheduler objects to resume)."""
+"""The optimizer, and the learning rate as a pure function of the iteration (no scheduler
+objects to resume)."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+
+import torch
+
+OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
+    "adam": torch.optim.Adam,
+    "adamw": torch.optim.AdamW,
+}
+SCHEDULES = ("poly", "cosine", "step", "constant")
+
+
+def make_optimizer(
+    name: str, parameters: Iterable[torch.nn.Parameter], lr: float, weight_decay: float
+) -> torch.optim.Optimizer:
+    """``train.optimizer`` (a key of :data:`OPTIMIZERS`) over ``parameters``."""
+    return OPTIMIZERS[name](parameters, lr=lr, weight_decay=weight_decay)
 
 
 def lr_at(

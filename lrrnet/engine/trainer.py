@@ -48,7 +48,7 @@ from lrrnet.engine.checkpoint import (
     unwrap_model,
 )
 from lrrnet.engine.predictor import Predictor, autocast_context, config_eval_size
-from lrrnet.engine.schedule import lr_at
+from lrrnet.engine.schedule import lr_at, make_optimizer
 from lrrnet.engine.selection import log_test_report, test_best_and_last, validate_and_save
 from lrrnet.errors import ConfigError, UserError
 from lrrnet.losses import LRRNetLoss
@@ -121,11 +121,8 @@ def _train(
         channels_last = train_cfg["channels_last"]
         memory_format = torch.channels_last if channels_last else torch.contiguous_format
         model = model.to(memory_format=memory_format)
-        optimizer_class = (
-            torch.optim.AdamW if train_cfg["optimizer"] == "adamw" else torch.optim.Adam
-        )
-        optimizer = optimizer_class(
-            model.parameters(), lr=train_cfg["lr"], weight_decay=train_cfg["weight_decay"]
+        optimizer = make_optimizer(
+            train_cfg["optimizer"], model.parameters(), train_cfg["lr"], train_cfg["weight_decay"]
         )
         scaler = torch.amp.GradScaler("cuda", enabled=precision == "fp16")
         criterion = LRRNetLoss(**cfg["loss"])

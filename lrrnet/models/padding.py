@@ -12,6 +12,9 @@ import torch.nn.functional as F
 # What H and W must be multiples of for the published network (three stride-2 steps). A
 # network with other ``channel_mults`` has its own, ``LRRNet.size_multiple``.
 SIZE_MULTIPLE = 8
+# How evaluation fits a frame to the network (data.eval_size): "resize" to data.base_size
+# and the maps back, or "native": pad to the size multiple and crop back.
+EVAL_SIZES = ("resize", "native")
 
 
 def pad_to_multiple(
