@@ -39,7 +39,7 @@ from lrrnet.losses import L1_MODES
 from lrrnet.metrics import PROTOCOLS, SELECT_METRICS, THRESHOLD_METRICS
 from lrrnet.models.blocks import ATTENTION_IMPLS
 from lrrnet.models.lrrnet import HEAD_INPUTS
-from lrrnet.models.padding import EVAL_SIZES
+from lrrnet.models.padding import EVAL_SIZES, size_multiple_for
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DIR = PROJECT_ROOT / "configs"
@@ -238,7 +238,7 @@ def validate(config: Mapping[str, Any]) -> None:
 
 def size_multiple(config: Mapping[str, Any]) -> int:
     """What H and W must be multiples of: the network halves them ``len(channel_mults) − 1`` times."""
-    return 2 ** (len(get(config, "model.channel_mults")) - 1)
+    return size_multiple_for(len(get(config, "model.channel_mults")))
 
 
 def base_config() -> dict:

@@ -27,6 +27,7 @@ from lrrnet.data.transforms import (
     resize_pair,
 )
 from lrrnet.errors import ConfigError, DataError, UserError
+from lrrnet.models.padding import SIZE_MULTIPLE
 
 TRAIN_MODES = ("resize", "crop")
 
@@ -69,7 +70,7 @@ class TrainDataset(Dataset):
         augment: bool = False,
         noise_sigma: float = 0.0,
         seed: int = 1,
-        size_multiple: int = 8,
+        size_multiple: int = SIZE_MULTIPLE,
     ) -> None:
         if mode not in TRAIN_MODES:
             raise ConfigError(f"data.train_mode: unknown mode {mode!r}; expected {TRAIN_MODES}")

@@ -36,6 +36,7 @@ from lrrnet.models.blocks import (
     Upsample,
     check_attention_impl,
 )
+from lrrnet.models.padding import size_multiple_for
 
 # What the subtraction head refines (an ablation switch; "difference" is the paper's u − B).
 HEAD_INPUTS = ("difference", "background", "shallow")
@@ -94,7 +95,7 @@ class LRRNet(nn.Module):
         channel_mults = tuple(channel_mults)
         if not channel_mults:
             raise ValueError("channel_mults must name at least one level")
-        self.size_multiple = 2 ** (len(channel_mults) - 1)
+        self.size_multiple = size_multiple_for(len(channel_mults))
 
         def residual(in_ch: int, out_ch: int, use_attention: bool = False) -> ResidualBlock:
             return ResidualBlock(

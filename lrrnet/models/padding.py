@@ -9,9 +9,18 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-# What H and W must be multiples of for the published network (three stride-2 steps). A
-# network with other ``channel_mults`` has its own, ``LRRNet.size_multiple``.
-SIZE_MULTIPLE = 8
+
+def size_multiple_for(num_levels: int) -> int:
+    """What H and W must be multiples of for ``num_levels`` = ``len(channel_mults)`` levels.
+
+    The network halves the resolution ``num_levels − 1`` times.
+    """
+    return 2 ** (num_levels - 1)
+
+
+# The published network's (four levels, three stride-2 steps). A network with other
+# ``channel_mults`` has its own, ``LRRNet.size_multiple``.
+SIZE_MULTIPLE = size_multiple_for(4)
 # How evaluation fits a frame to the network (data.eval_size): "resize" to data.base_size
 # and the maps back, or "native": pad to the size multiple and crop back.
 EVAL_SIZES = ("resize", "native")
