@@ -1,4 +1,4 @@
-"""NUDT-SIRST trained from scratch on a 2-core CPU in under 30 minutes (the CPU recipe).
+"""NUDT-SIRST trained from scratch on a 2-core CPU, 30 minutes of training (the CPU recipe).
 
 The published recipe (``nudt``: 512×512 frames, 400 epochs) needs a GPU. This one keeps the
 network and the loss and changes how the time is spent:

@@ -1,4 +1,4 @@
-"""SIRST v1 trained from scratch on a 2-core CPU in under 30 minutes (the CPU recipe).
+"""SIRST v1 trained from scratch on a 2-core CPU, 30 minutes of training (the CPU recipe).
 
 The same choices as ``nudt_cpu`` (128×128 crops of the native frames, 80 % around a
 target; lr 1e-3 with warm-up; ``model.target_prior`` 0.01; native evaluation), with the

@@ -102,7 +102,7 @@ class Predictor:
         channels_last: use the channels-last memory format (faster convolutions).
         cuda_graph: CUDA only. Capture the network's forward once per input shape (after
             padding or resizing) and replay it: one launch instead of a few hundred kernel
-            launches (a third of the batch-1 latency on an H200). Graphs keep the weights'
+            launches (the README's Speed section gives what it saves). Graphs keep the weights'
             memory, so in-place weight updates are seen; at most ``MAX_CUDA_GRAPHS`` shapes
             are kept (the oldest is dropped).
         keep_network_size: with ``size`` N, return the maps at N×N instead of resizing them
