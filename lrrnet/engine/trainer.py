@@ -17,6 +17,7 @@ with the same weights as an uninterrupted one (on the CPU; CUDA kernels may diff
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -192,6 +193,23 @@ def _train(
             channels_last=channels_last,
         )
 
+        # Validation, checkpoints and the run files at one point of the loop (state, model
+        # and optimizer are the live objects); returns the seconds it took.
+        evaluate_and_save = functools.partial(
+            validate_and_save,
+            cfg,
+            info,
+            state,
+            predictor,
+            splits.val,
+            model,
+            optimizer,
+            scaler,
+            iters_per_epoch,
+            run_dir,
+            writer,
+        )
+
         # ---- the loop ----
         model.train()
         logger.info(
@@ -301,20 +319,7 @@ def _train(
                     train_cfg["eval_every"] and state.iteration % train_cfg["eval_every"] == 0
                 )
                 if eval_due or (at_epoch_end and train_cfg["eval_epoch_end"]) or stop:
-                    val_seconds += validate_and_save(
-                        cfg,
-                        info,
-                        state,
-                        predictor,
-                        splits.val,
-                        model,
-                        optimizer,
-                        scaler,
-                        iters_per_epoch,
-                        run_dir,
-                        writer,
-                        train_loss=loss_sum / max(1, loss_count),
-                    )
+                    val_seconds += evaluate_and_save(train_loss=loss_sum / max(1, loss_count))
                     num_evaluations, loss_sum, loss_count = num_evaluations + 1, 0.0, 0
                     last_eval_iteration = state.iteration
                     patience = train_cfg["early_stop_patience"]
@@ -325,20 +330,7 @@ def _train(
                     break
         progress.close()
         if last_eval_iteration != state.iteration:  # e.g. a new run of train.max_iters=0
-            val_seconds += validate_and_save(
-                cfg,
-                info,
-                state,
-                predictor,
-                splits.val,
-                model,
-                optimizer,
-                scaler,
-                iters_per_epoch,
-                run_dir,
-                writer,
-                train_loss=loss_sum / max(1, loss_count),
-            )
+            val_seconds += evaluate_and_save(train_loss=loss_sum / max(1, loss_count))
             num_evaluations += 1
         elapsed = time.perf_counter() - started
         logger.info(
