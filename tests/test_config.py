@@ -202,3 +202,14 @@ def test_every_layout_the_data_package_knows_is_a_valid_choice():
         assert load_config("synthetic", [f"data.layout={layout!r}"])["data"]["layout"] == layout
     with pytest.raises(ConfigError, match="data.layout"):
         load_config("synthetic", ["data.layout='sirst_v9'"])
+
+
+@pytest.mark.parametrize(("name", "val_split"), [("nudt_cpu", "holdout"), ("sirst_cpu", "val")])
+def test_cpu_recipes_select_on_validation_and_keep_the_published_network(name, val_split):
+    cfg = load_config(name)
+    published = load_config(name.removesuffix("_cpu"))
+    assert cfg["data"]["val_split"] == val_split  # never the test split
+    assert cfg["model"] == {**published["model"], "target_prior": 0.01}
+    assert cfg["loss"] == published["loss"]
+    assert cfg["data"]["root"] == published["data"]["root"]
+    assert cfg["data"]["augment"] == published["data"]["augment"]
