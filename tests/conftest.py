@@ -34,3 +34,32 @@ def interrupted_train(monkeypatch):
                 trainer.train(cfg)
 
     return run
+
+
+@pytest.fixture
+def tiny_synthetic_run(tmp_path):
+    """A 4 + 3-frame 32×32 synthetic dataset and an empty run folder of the config "tiny".
+
+    Returns ``(run_dir, args)``: the folder a test puts its ``best.pth`` in, and the
+    ``--set`` arguments that point the ``synthetic`` config at both with the tiny network
+    (results under ``tmp_path/results``).
+    """
+    from lrrnet.data.synthetic import generate_dataset
+
+    data = generate_dataset(
+        tmp_path / "data", num_train=4, num_test=3, size=32, seed=1, progress=False
+    )
+    run_dir = tmp_path / "ckpt" / "tiny" / "20260101-000000"
+    run_dir.mkdir(parents=True)
+    sets = [
+        "name='tiny'",
+        f"data.root='{data}'",
+        f"paths.checkpoints='{tmp_path / 'ckpt'}'",
+        f"paths.results='{tmp_path / 'results'}'",
+        "model.base_channels=8",
+        "model.num_groups=4",
+        "model.channel_mults=(1, 2)",
+        "model.num_res_blocks=1",
+        "data.synthetic={'num_train': 4, 'num_test': 3, 'size': 32}",  # as generated above
+    ]
+    return run_dir, [x for item in sets for x in ("--set", item)]

@@ -186,27 +186,11 @@ def test_noise_is_seeded_and_changes_the_input(frames, checkpoints, tmp_path):
     assert runs[0]["D"].shape == SIZES["odd"]
 
 
-def test_config_mode_uses_the_newest_best_and_cal_from_mask_scores_it(tmp_path, checkpoints):
-    from lrrnet.data.synthetic import generate_dataset
-
-    data = generate_dataset(
-        tmp_path / "data", num_train=4, num_test=3, size=32, seed=1, progress=False
-    )
-    run = tmp_path / "ckpt" / "tiny" / "20260101-000000"
-    run.mkdir(parents=True)
+def test_config_mode_uses_the_newest_best_and_cal_from_mask_scores_it(
+    tmp_path, checkpoints, tiny_synthetic_run
+):
+    run, args = tiny_synthetic_run
     (run / "best.pth").write_bytes(checkpoints["tiny"][0].read_bytes())
-    sets = [
-        "name='tiny'",
-        f"data.root='{data}'",
-        f"paths.checkpoints='{tmp_path / 'ckpt'}'",
-        f"paths.results='{tmp_path / 'results'}'",
-        "model.base_channels=8",
-        "model.num_groups=4",
-        "model.channel_mults=(1, 2)",
-        "model.num_res_blocks=1",
-        "data.synthetic={'num_train': 4, 'num_test': 3, 'size': 32}",  # as generated above
-    ]
-    args = [x for item in sets for x in ("--set", item)]
     result = run_script("inference.py", "synthetic", *args)
     assert result.returncode == 0, result.stderr
     assert str(run / "best.pth") in result.stderr

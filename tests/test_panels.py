@@ -11,7 +11,6 @@ import numpy as np
 import torch
 
 from lrrnet.data.io import write_prediction
-from lrrnet.data.synthetic import generate_dataset
 from lrrnet.models import LRRNet
 from lrrnet.visualize import GAP, LEGEND_HEIGHT, NA_GREY, TITLE_HEIGHT
 
@@ -82,27 +81,11 @@ def test_pred_mode_writes_one_panel_per_image(tmp_path):
     assert "Traceback" not in missing.stderr
 
 
-def test_config_mode_runs_the_newest_checkpoint(tmp_path):
-    data = generate_dataset(
-        tmp_path / "data", num_train=4, num_test=3, size=32, seed=1, progress=False
-    )
-    run_dir = tmp_path / "ckpt" / "tiny" / "20260101-000000"
-    run_dir.mkdir(parents=True)
+def test_config_mode_runs_the_newest_checkpoint(tmp_path, tiny_synthetic_run):
+    run_dir, args = tiny_synthetic_run
     torch.manual_seed(0)
     model = LRRNet(**TINY)
     torch.save({"model": model.state_dict(), "config": {"model": TINY}}, run_dir / "best.pth")
-    sets = [
-        "name='tiny'",
-        f"data.root='{data}'",
-        f"paths.checkpoints='{tmp_path / 'ckpt'}'",
-        f"paths.results='{tmp_path / 'results'}'",
-        "model.base_channels=8",
-        "model.num_groups=4",
-        "model.channel_mults=(1, 2)",
-        "model.num_res_blocks=1",
-        "data.synthetic={'num_train': 4, 'num_test': 3, 'size': 32}",  # as generated above
-    ]
-    args = [x for item in sets for x in ("--set", item)]
     done = run("synthetic", *args, "--limit", "2")
     assert done.returncode == 0, done.stderr
     assert str(run_dir / "best.pth") in done.stderr
