@@ -1,4 +1,5 @@
-"""Process-group setup for `torchrun`; everything degrades to no-ops in a single process."""
+"""Where a run computes: the device, the precision names, and the process group under
+`torchrun` (everything degrades to no-ops in a single process)."""
 
 from __future__ import annotations
 
