@@ -1,6 +1,9 @@
 """Shared test settings."""
 
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 # One BLAS thread: the suite runs on 2-core machines where oversubscribed BLAS threads in
 # the IPI baseline's SVDs slow everything down many times over.
@@ -63,3 +66,15 @@ def tiny_synthetic_run(tmp_path):
         "data.synthetic={'num_train': 4, 'num_test': 3, 'size': 32}",  # as generated above
     ]
     return run_dir, [x for item in sets for x in ("--set", item)]
+
+
+def run_visualize(*args, cwd=None):
+    """``tools/visualize.py ARGS`` in a child process (from the project root by default)."""
+    root = Path(__file__).resolve().parents[1]
+    return subprocess.run(
+        [sys.executable, str(root / "tools" / "visualize.py"), *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd or root,
+        timeout=120,
+    )

@@ -2,31 +2,16 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
 import cv2
 import numpy as np
 import torch
+from conftest import run_visualize
 
 from lrrnet.data.io import write_prediction
 from lrrnet.models import LRRNet
 from lrrnet.visualize import GAP, LEGEND_HEIGHT, NA_GREY, TITLE_HEIGHT
 
-ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "tools" / "visualize.py"
 TINY = {"base_channels": 8, "num_groups": 4, "channel_mults": (1, 2), "num_res_blocks": 1}
-
-
-def run(*args, cwd=None):
-    return subprocess.run(
-        [sys.executable, str(SCRIPT), *map(str, args)],
-        capture_output=True,
-        text=True,
-        cwd=cwd or ROOT,
-        timeout=120,
-    )
 
 
 def expected_scale(height, width):
@@ -55,7 +40,7 @@ def test_pred_mode_writes_one_panel_per_image(tmp_path):
         write_prediction(results, name, prob, background=background)
     (results / "background" / "q.png").unlink()  # q's D then comes from its .mat file
     out = tmp_path / "vis"
-    done = run("--pred", results, "--images", images, "--masks", masks, "--out", out)
+    done = run_visualize("--pred", results, "--images", images, "--masks", masks, "--out", out)
     assert done.returncode == 0, done.stderr
     assert sorted(path.name for path in out.iterdir()) == ["p.png", "q.png", "r.png", "worst.png"]
     for name, (height, width) in sizes.items():
@@ -68,7 +53,7 @@ def test_pred_mode_writes_one_panel_per_image(tmp_path):
         assert (grey_share == 1.0) == (name == "r")  # only r was saved without D
 
     # The frames may be given as DIR with DIR/images, as everywhere a folder of frames is.
-    no_masks = run("--pred", results, "--images", tmp_path, "--out", tmp_path / "vis2")
+    no_masks = run_visualize("--pred", results, "--images", tmp_path, "--out", tmp_path / "vis2")
     assert no_masks.returncode == 0, no_masks.stderr
     assert sorted(path.name for path in (tmp_path / "vis2").iterdir()) == [
         "p.png",
@@ -76,7 +61,7 @@ def test_pred_mode_writes_one_panel_per_image(tmp_path):
         "r.png",
     ]
 
-    missing = run("--pred", results, "--images", masks.parent / "nowhere", "--out", out)
+    missing = run_visualize("--pred", results, "--images", masks.parent / "nowhere", "--out", out)
     assert missing.returncode == 2 and "nowhere" in missing.stderr
     assert "Traceback" not in missing.stderr
 
@@ -86,7 +71,7 @@ def test_config_mode_runs_the_newest_checkpoint(tmp_path, tiny_synthetic_run):
     torch.manual_seed(0)
     model = LRRNet(**TINY)
     torch.save({"model": model.state_dict(), "config": {"model": TINY}}, run_dir / "best.pth")
-    done = run("synthetic", *args, "--limit", "2")
+    done = run_visualize("synthetic", *args, "--limit", "2")
     assert done.returncode == 0, done.stderr
     assert str(run_dir / "best.pth") in done.stderr
     written = sorted(path.name for path in (tmp_path / "results" / "tiny" / "vis").iterdir())

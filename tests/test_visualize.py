@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 import scipy.io
+from conftest import run_visualize
 
 from lrrnet.visualize import (
     GAP,
@@ -28,25 +26,12 @@ from lrrnet.visualize import (
     worst_images_sheet,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "tools" / "visualize.py"
-
 # A 16×16 frame is enlarged 16× (to the 256-px minimum tile): source pixel (r, c) covers
 # rows 16r…16r+15, columns 16c…16c+15 of its tile.
 SIDE, SCALE = 16, 16
 MATCHED = (3, 3)  # target found by a detection on the same pixel
 MISSED = (12, 12)  # target (2×2 from here) with no detection near it
 FALSE_ALARM = (3, 12)  # detection 9 px away from every target
-
-
-def run(*args, cwd=None):
-    return subprocess.run(
-        [sys.executable, str(SCRIPT), *map(str, args)],
-        capture_output=True,
-        text=True,
-        cwd=cwd or ROOT,
-        timeout=120,
-    )
 
 
 def hand_made_case():
@@ -158,7 +143,9 @@ def test_roc_mode_plots_every_folder(tmp_path):
     write_scored_folder(tmp_path / "a", fpr, [1.0, 0.9, 0.8, 0.0], 0.9)
     write_scored_folder(tmp_path / "b", fpr, [1.0, 0.5, 0.2, 0.0], 0.6)
     out = tmp_path / "plots" / "roc.png"
-    done = run("--roc", tmp_path / "a", tmp_path / "b", "--labels", "A", "B", "--out", out)
+    done = run_visualize(
+        "--roc", tmp_path / "a", tmp_path / "b", "--labels", "A", "B", "--out", out
+    )
     assert done.returncode == 0, done.stderr
     plot = cv2.imread(str(out))
     assert plot is not None and plot.shape[0] > 200
@@ -176,7 +163,9 @@ def test_roc_plot_log_axis_leaves_out_zero_fpr(tmp_path):
 def test_roc_folder_without_roc_mat_is_a_one_line_error(tmp_path):
     write_scored_folder(tmp_path / "a", [1.0, 0.0], [1.0, 0.0], 0.5)
     (tmp_path / "unscored").mkdir()
-    done = run("--roc", tmp_path / "a", tmp_path / "unscored", "--out", tmp_path / "roc.png")
+    done = run_visualize(
+        "--roc", tmp_path / "a", tmp_path / "unscored", "--out", tmp_path / "roc.png"
+    )
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ")

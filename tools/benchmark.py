@@ -153,6 +153,19 @@ def device_name(device: torch.device) -> str:
     return platform.processor() or platform.machine()
 
 
+def run_setting(size: int, batch: int, device: torch.device, dtype: str) -> dict[str, Any]:
+    """The keys every result records about what was measured and on what."""
+    return {
+        "size": size,
+        "batch": batch,
+        "device": str(device),
+        "device_name": device_name(device),
+        "dtype": dtype,
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+    }
+
+
 # -- the network -------------------------------------------------------------------------
 
 
@@ -208,18 +221,12 @@ def benchmark(
         "fps": 1e3 * batch / latency,
         "first_call_ms": times["model:first"][0],
         "peak_memory_mb": peak_memory_mb(target),
-        "size": size,
-        "batch": batch,
-        "device": str(target),
-        "device_name": device_name(target),
-        "dtype": dtype,
         "compile": compile_model,
         "channels_last": channels_last,
         "attention": attention,
         "warmup": warmup,
         "iters": iters,
-        "threads": torch.get_num_threads(),
-        "torch": torch.__version__,
+        **run_setting(size, batch, target, dtype),
     }
 
 
@@ -287,15 +294,9 @@ def compare_paths(
         "max_abs_T": outputs["straightforward"][1].abs().max().item(),
         "fast_times_ms": times["fast"],
         "straightforward_times_ms": times["straightforward"],
-        "size": size,
-        "batch": batch,
-        "device": str(target),
-        "device_name": device_name(target),
-        "dtype": dtype,
         "warmup": warmup,
         "iters": iters,
-        "threads": torch.get_num_threads(),
-        "torch": torch.__version__,
+        **run_setting(size, batch, target, dtype),
     }
 
 
@@ -345,15 +346,10 @@ def benchmark_cuda_graph(
         "capture_ms": capture_ms,
         "max_abs_diff_T": (replayed[1].float() - eager[1].float()).abs().max().item(),
         "peak_memory_mb": peak_memory_mb(device),
-        "size": size,
-        "batch": batch,
-        "device": str(device),
-        "device_name": device_name(device),
-        "dtype": dtype,
         "cuda_graph": True,
         "channels_last": channels_last,
         "iters": iters,
-        "torch": torch.__version__,
+        **run_setting(size, batch, device, dtype),
     }
 
 
@@ -429,17 +425,11 @@ def benchmark_training(
         "peak_memory_mb": peak_memory_mb(target),
         "final_loss": losses[-1].item(),
         "losses_finite": all(torch.isfinite(value).item() for value in losses),
-        "size": size,
-        "batch": batch,
-        "device": str(target),
-        "device_name": device_name(target),
-        "dtype": dtype,
         "compile": compile_model,
         "channels_last": channels_last,
         "warmup": warmup,
         "iters": iters,
-        "threads": torch.get_num_threads(),
-        "torch": torch.__version__,
+        **run_setting(size, batch, target, dtype),
     }
 
 
