@@ -79,6 +79,11 @@ def main(argv=None) -> int:
         help="replay a captured CUDA graph per input shape (CUDA only; fastest at batch 1)",
     )
     parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile the network (torch backend; each new frame size compiles first)",
+    )
+    parser.add_argument(
         "--save-background", action="store_true", help="also write the reconstruction D"
     )
     parser.add_argument(
@@ -130,6 +135,7 @@ def run(args) -> int:
         dtype=args.dtype,
         size=parse_size(size),
         cuda_graph=args.cuda_graph,
+        compile_model=args.compile,
         keep_network_size=args.save_at == "network",
     )
     if predictor.device.type == "cuda":

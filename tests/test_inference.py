@@ -135,6 +135,38 @@ def test_predictor_leaves_a_training_model_in_training_mode(checkpoints):
     model.eval()
 
 
+def test_compile_model_runs_the_forward_through_torch_compile(checkpoints, monkeypatch):
+    """The compiled wrapper is what runs (a stand-in here: a real CPU compile takes ~30 s;
+    tests/test_cuda.py compiles for real), on the same weights and in eval mode."""
+    _, model = checkpoints["tiny"]
+    calls = []
+
+    def fake_compile(module):
+        def forward(batch):
+            calls.append(module.training)
+            return module(batch)
+
+        return forward
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    image = np.random.default_rng(1).random((21, 30), dtype=np.float32)
+    expected = Predictor(model, device="cpu").predict(image).target_prob
+    model.train()
+    compiled = Predictor(model, device="cpu", compile_model=True).predict(image).target_prob
+    assert calls == [False] and model.training
+    model.eval()
+    np.testing.assert_array_equal(compiled, expected)
+
+
+def test_compile_is_refused_for_an_exported_backend(frames, checkpoints, tmp_path):
+    result = run_inference(
+        checkpoints["tiny"][0], frames, tmp_path / "out", "--backend", "onnxruntime", "--compile"
+    )
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert result.returncode != 0 and last_line.startswith("error: --compile")
+    assert not (tmp_path / "out").exists()
+
+
 def test_corrupt_image_is_reported_and_the_others_are_written(frames, checkpoints, tmp_path):
     folder = tmp_path / "frames"
     folder.mkdir()

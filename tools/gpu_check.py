@@ -39,6 +39,7 @@ import sys
 import tarfile
 import tempfile
 import time
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -56,30 +57,36 @@ EVAL_SECONDS = 3.0
 TARGET_EVALUATIONS = 10
 
 # (batch, dtype, channels_last, mode) for the inference benchmark, cheapest first: the
-# compiles at the end are dropped when the time runs out.
+# compiles at the end are dropped when the time runs out. Modes: "eager", "graph" (the
+# predictor's CUDA-graph replay), "compile", "compile_graph" (the compiled forward captured
+# in a CUDA graph) and "gn_two_pass" (eager, a candidate GroupNorm: see two_pass_group_norm).
 BENCH_CASES: tuple[tuple[int, str, bool, str], ...] = (
     (1, "fp32", False, "eager"),
-    (1, "fp32", True, "eager"),
     (1, "bf16", True, "eager"),
-    (1, "fp16", True, "eager"),
-    (1, "fp32", True, "graph"),
     (1, "bf16", True, "graph"),
-    (1, "fp16", True, "graph"),
     (32, "fp32", False, "eager"),
-    (32, "fp32", True, "eager"),
     (32, "bf16", False, "eager"),
     (32, "bf16", True, "eager"),
-    (32, "fp16", True, "eager"),
+    (32, "bf16", True, "gn_two_pass"),
     (32, "bf16", True, "compile"),
-    (1, "bf16", True, "compile"),
+    (1, "bf16", True, "compile_graph"),
+    (32, "bf16", False, "compile"),
     (32, "fp16", True, "compile"),
 )
 # (dtype, channels_last, compile) for the training-speed benchmark.
 TRAIN_CASES: tuple[tuple[str, bool, bool], ...] = (
     ("fp32", False, False),
-    ("fp32", True, False),
+    ("bf16", False, False),
     ("bf16", True, False),
     ("bf16", True, True),
+)
+# The CPU checks run on the GPU machine's own processor (an AMX CPU is otherwise not at
+# hand): (backend, dtype) pairs whose maps are scored on real frames.
+CPU_ACCURACY_CASES: tuple[tuple[str, str], ...] = (
+    ("torch", "fp32"),
+    ("torch", "bf16"),
+    ("openvino", "bf16"),
+    ("openvino", "fp32"),
 )
 
 
@@ -164,48 +171,76 @@ def section_probe(args) -> dict[str, Any]:
     )
 
 
+@contextmanager
+def two_pass_group_norm():
+    """A candidate measured against the stock path: channels_last GroupNorm in two passes
+    on every device (``GroupNorm._two_pass``, today the CPU's path). PyTorch's CUDA kernel
+    makes a channels_last input contiguous and returns a contiguous result, which the next
+    convolution converts back: two layout copies around every norm."""
+    from lrrnet.models.blocks import GroupNorm
+
+    original = GroupNorm.forward
+
+    def forward(self, x):
+        if x.dim() != 4 or x.is_contiguous():
+            return original(self, x)
+        return self._two_pass(x)
+
+    GroupNorm.forward = forward
+    try:
+        yield
+    finally:
+        GroupNorm.forward = original
+
+
 def section_bench(args) -> dict[str, Any]:
     from benchmark import benchmark, benchmark_cuda_graph
 
     deadline = time.time() + args.section_budget
     results, skipped = [], []
-    # A CPU dry run (--quick) checks the plumbing with the two cheapest cases.
-    cases = BENCH_CASES if args.device == "cuda" else BENCH_CASES[:2]
+    # A CPU dry run (--quick) checks the plumbing with the cases that need no CUDA.
+    cases = (
+        BENCH_CASES if args.device == "cuda" else [c for c in BENCH_CASES if "graph" not in c[3]]
+    )
     for batch, dtype, channels_last, mode in cases:
         case = {"batch": batch, "dtype": dtype, "channels_last": channels_last, "mode": mode}
+        if args.quick and (mode.startswith("compile") or dtype == "fp16"):
+            continue
         # A compile takes about a minute: only start one with that much time left.
-        needed = 75 if mode == "compile" else 10
+        needed = 75 if mode.startswith("compile") else 10
         if time.time() + needed > deadline:
             skipped.append({**case, "reason": "out of time"})
             continue
         batch = min(batch, args.max_batch)
         iters = _count(args, 100 if batch == 1 else 20)
         print(f"bench {case}", flush=True)
+        settings = {
+            "size": args.size,
+            "batch": batch,
+            "dtype": dtype,
+            "channels_last": channels_last,
+        }
+        compiled = mode.startswith("compile")
         try:
-            if mode == "graph":
+            if mode.endswith("graph"):
                 result = benchmark_cuda_graph(
-                    size=args.size,
-                    batch=batch,
-                    dtype=dtype,
-                    channels_last=channels_last,
-                    warmup=_count(args, 10),
-                    iters=iters,
+                    **settings, compile_model=compiled, warmup=_count(args, 10), iters=iters
                 )
             else:
-                result = benchmark(
-                    size=args.size,
-                    batch=batch,
-                    device=args.device,
-                    dtype=dtype,
-                    compile_model=mode == "compile",
-                    channels_last=channels_last,
-                    warmup=_count(args, 10 if batch == 1 else 3),
-                    iters=iters,
-                )
+                with two_pass_group_norm() if mode == "gn_two_pass" else nullcontext():
+                    result = benchmark(
+                        **settings,
+                        device=args.device,
+                        compile_model=compiled,
+                        warmup=_count(args, 10 if batch == 1 else 3),
+                        iters=iters,
+                    )
             results.append({**case, **result})
         except Exception as error:  # one failing configuration must not lose the others
             skipped.append({**case, "reason": f"{type(error).__name__}: {error}"})
         _reset_cuda()
+        # Written after every case: a section killed at its limit keeps what it measured.
+        _write_partial(args, {"results": results, "skipped": skipped})
     return {"results": results, "skipped": skipped}
 
 
@@ -346,7 +381,8 @@ def section_tests(args) -> dict[str, Any]:
 
 
 def section_profile(args) -> dict[str, Any]:
-    """The CUDA kernels that take the time of one forward (batch 32, bf16, channels_last)."""
+    """The CUDA kernels that take the time of one forward: batch 32 in bf16 with and without
+    channels_last, and batch 1."""
     import torch
     from benchmark import prepare_model
     from torch.profiler import ProfilerActivity, profile
@@ -357,8 +393,13 @@ def section_profile(args) -> dict[str, Any]:
     device = torch.device(args.device)
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if args.device == "cuda" else [])
     tables = {}
-    for batch, dtype in ((min(32, args.max_batch), args.train_dtype), (1, "fp32")):
-        model, memory_format = prepare_model(LRRNet(), device, channels_last=True)
+    big = min(32, args.max_batch)
+    for batch, dtype, channels_last in (
+        (big, args.train_dtype, True),
+        (big, args.train_dtype, False),
+        (1, args.train_dtype, True),
+    ):
+        model, memory_format = prepare_model(LRRNet(), device, channels_last=channels_last)
         image = torch.rand(batch, 1, args.size, args.size, device=device)
         image = image.contiguous(memory_format=memory_format)
         with torch.inference_mode(), autocast_context(device, dtype):
@@ -376,7 +417,8 @@ def section_profile(args) -> dict[str, Any]:
             key=lambda event: getattr(event, "device_time_total", 0) or event.cpu_time_total,
             reverse=True,
         )
-        tables[f"b{batch}_{dtype}"] = {
+        name = f"b{batch}_{dtype}_{'cl' if channels_last else 'nchw'}"
+        tables[name] = {
             "table": profiler.key_averages().table(sort_by=sort_by, row_limit=25),
             "top": [
                 {
@@ -388,9 +430,78 @@ def section_profile(args) -> dict[str, Any]:
                 for event in events[:25]
             ],
         }
-        print(tables[f"b{batch}_{dtype}"]["table"], flush=True)
+        print(name, tables[name]["table"], sep="\n", flush=True)
         _reset_cuda()
     return tables
+
+
+def section_cpu(args) -> dict[str, Any]:
+    """This machine's CPU: native bf16 or not, the backends at batch 1 with 2 threads (as on
+    a small box; ``tools/benchmark.py --compare-backends``), and each backend × dtype's maps
+    of real frames (``--cpu-images``/``--cpu-masks``, weights ``--cpu-weights``) scored
+    against their masks, all threads."""
+    from lrrnet.engine.backends import cpu_description, cpu_flags
+
+    flags = cpu_flags()
+    result: dict[str, Any] = {
+        "cpu": cpu_description(),
+        "cores": os.cpu_count(),
+        "native_bf16_flags": sorted(flags & {"amx_bf16", "amx_tile", "avx512_bf16"}),
+        "accuracy": [],
+    }
+    weights = str(args.cpu_weights.resolve())
+    compare_json = args.work / "cpu_compare_backends.json"
+    command = [
+        sys.executable, "tools/benchmark.py", "--compare-backends", "--device", "cpu",
+        "--size", str(args.size), "--batch", "1", "--warmup", "1",
+        "--iters", str(_count(args, 5)), "--checkpoint", weights, "--json", str(compare_json),
+    ]  # fmt: skip
+    result["compare_backends"] = _run_logged(command, {"OMP_NUM_THREADS": "2"})
+    if compare_json.is_file():
+        result["compare_backends"]["rows"] = json.loads(compare_json.read_text())["rows"]
+    _write_partial(args, result)
+    images = args.cpu_images
+    if args.quick:  # four frames are enough to check the plumbing
+        images = args.work / "cpu_quick_images"
+        images.mkdir(exist_ok=True)
+        for path in sorted(args.cpu_images.iterdir())[:4]:
+            (images / path.name).write_bytes(path.read_bytes())
+    for backend, dtype in CPU_ACCURACY_CASES:
+        out = args.work / f"cpu_{backend}_{dtype}"
+        infer = [
+            sys.executable, "inference.py", "--checkpoint", weights, "--images", str(images),
+            "--out", str(out), "--device", "cpu", "--backend", backend, "--dtype", dtype,
+            "--size", "native", "--batch-size", "8",
+        ]  # fmt: skip
+        score = [
+            sys.executable, "cal_from_mask.py", "--pred", str(out), "--masks",
+            str(args.cpu_masks), "--json", str(out / "metrics.json"),
+        ]  # fmt: skip
+        started = time.time()
+        row: dict[str, Any] = {"backend": backend, "dtype": dtype, "infer": _run_logged(infer)}
+        row["infer_s"] = time.time() - started
+        row["score"] = _run_logged(score)
+        if (out / "metrics.json").is_file():
+            metrics = json.loads((out / "metrics.json").read_text())
+            row["metrics"] = {key: metrics.get(key) for key in ("miou", "niou", "f1", "pd", "fa")}
+            row["n_images"] = metrics.get("n_images")
+        result["accuracy"].append(row)
+        _write_partial(args, result)
+    return result
+
+
+def _run_logged(command: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Runs a command of this repository, its output into the log; returns its exit status
+    and last lines."""
+    print(" ".join(command), flush=True)
+    completed = subprocess.run(
+        command, cwd=ROOT, env={**os.environ, **(env or {})}, text=True, capture_output=True
+    )
+    print(completed.stdout + completed.stderr, flush=True)
+    return {
+        "returncode": completed.returncode,
+        "tail": (completed.stdout + completed.stderr).splitlines()[-15:],
+    }
 
 
 SECTIONS = {
@@ -401,6 +512,7 @@ SECTIONS = {
     "bench": section_bench,
     "train_speed": section_train_speed,
     "profile": section_profile,
+    "cpu": section_cpu,
 }
 
 
@@ -414,6 +526,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget-s", type=float, default=540, help="whole run, seconds")
     parser.add_argument("--sirst-budget-s", type=float, default=150, help="SIRST training")
     parser.add_argument("--quick", action="store_true", help="CPU dry run of the plumbing")
+    parser.add_argument("--cpu-weights", type=Path, help="trained weights for the CPU section")
+    parser.add_argument("--cpu-images", type=Path, help="real frames for the CPU section")
+    parser.add_argument("--cpu-masks", type=Path, help="their masks")
     parser.add_argument("--section", choices=sorted(SECTIONS), help=argparse.SUPPRESS)
     parser.add_argument("--section-budget", type=float, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
@@ -492,7 +607,13 @@ def _orchestrate(args, argv: list[str]) -> int:
     else:
         results["sirst"] = {"_status": "not run: no --sirst folder or no probe result"}
     run("profile", 60)
-    run("bench", (deadline - time.time()) * 0.55)
+    cpu_inputs = (args.cpu_weights, args.cpu_images, args.cpu_masks)
+    cpu_budget = 150 if all(cpu_inputs) else 0
+    run("bench", (deadline - time.time() - cpu_budget) * 0.85)
+    if all(cpu_inputs):
+        run("cpu", cpu_budget)
+    else:
+        results["cpu"] = {"_status": "not run: give --cpu-weights, --cpu-images and --cpu-masks"}
     run("train_speed", deadline - time.time())
     results["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
     (args.out / "gpu_check.json").write_text(json.dumps(results, indent=2, default=str))
@@ -548,6 +669,31 @@ def summary_table(results: dict[str, Any]) -> str:
         )
     for item in results.get("bench", {}).get("skipped", []):
         lines.append(f"infer skipped {item}")
+    cpu = results.get("cpu", {})
+    if "cpu" in cpu:
+        lines.append(
+            f"CPU {cpu['cpu']}, {cpu['cores']} cores; native bf16: {cpu['native_bf16_flags']}"
+        )
+        for row in cpu.get("compare_backends", {}).get("rows", []):
+            if "latency_ms" in row:
+                lines.append(
+                    f"  2 threads {row['backend']:<11} {row['dtype']} {row['path'] or '-':<8} "
+                    f"runs as {row['runs_as']}: {row['latency_ms']:8.1f} ms "
+                    f"{row['speedup']:5.2f}× max |Δp| {row['max_abs_diff_p']:.1e}"
+                )
+        for row in cpu.get("accuracy", []):
+            metrics = row.get("metrics") or {}
+            if metrics:
+                lines.append(
+                    f"  {row['backend']:<11} {row['dtype']} on {row.get('n_images')} frames: "
+                    f"IoU {100 * metrics['miou']:.2f} nIoU {100 * metrics['niou']:.2f} "
+                    f"Pd {100 * metrics['pd']:.2f} Fa {1e6 * metrics['fa']:.2f}e-6 "
+                    f"({row['infer_s']:.0f} s)"
+                )
+            else:
+                lines.append(f"  {row['backend']} {row['dtype']}: {row['infer']['tail'][-1:]}")
+    else:
+        lines.append(f"CPU section: {cpu.get('_status', 'not run')}")
     for item in results.get("train_speed", {}).get("results", []):
         lines.append(
             f"train b8 {item['dtype']} cl={int(item['channels_last'])} "
@@ -558,6 +704,11 @@ def summary_table(results: dict[str, Any]) -> str:
     for item in results.get("train_speed", {}).get("skipped", []):
         lines.append(f"train skipped {item}")
     return "\n".join(lines)
+
+
+def _write_partial(args, result: dict[str, Any]) -> None:
+    """The section's results so far, where the orchestrator reads them even if it is killed."""
+    (args.work / f"{args.section}.json").write_text(json.dumps(result, indent=2, default=str))
 
 
 def _count(args, n: int) -> int:

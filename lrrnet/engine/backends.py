@@ -351,9 +351,11 @@ def predictor_for_backend(
 
     ``torch`` is the network itself (any device, autocast for bf16/fp16); ``onnxruntime`` and
     ``openvino`` run the checked, cached export on the CPU. ``predictor_options``
-    (``cuda_graph``, ``keep_network_size``) go to the :class:`Predictor`.
+    (``cuda_graph``, ``keep_network_size``, ``compile_model``) go to the :class:`Predictor`.
     """
     check_backend(backend, dtype)
+    if backend != "torch" and predictor_options.get("compile_model"):
+        raise BackendError(f"--compile is for the torch backend, not {backend}")
     if backend != "torch" and str(device) not in ("auto", "cpu"):
         raise BackendError(f"backend {backend} runs on the CPU here; use --device cpu")
     if backend != "torch":  # before a long export, not after it
