@@ -307,6 +307,25 @@ def test_naive_attention_is_softmax_over_key_positions() -> None:
         torch.testing.assert_close(block(features), expected)
 
 
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
+def test_sdpa_gets_tokens_with_contiguous_channels(monkeypatch, memory_format) -> None:
+    """CUDA's fused attention kernels need the last (channel) stride to be 1; a contiguous
+    input once reached sdpa with stride H·W there and took the slow math path."""
+    strides = []
+    attention = F.scaled_dot_product_attention
+
+    def spy(query, key, value, **kwargs):
+        strides.extend(tensor.stride(-1) for tensor in (query, key, value))
+        return attention(query, key, value, **kwargs)
+
+    monkeypatch.setattr(F, "scaled_dot_product_attention", spy)
+    block = LRRNet(**SMALL).mid[0].attention.eval().to(memory_format=memory_format)
+    features = torch.randn(2, 64, 3, 5).contiguous(memory_format=memory_format)
+    with torch.no_grad():
+        block(features)
+    assert strides == [1, 1, 1]
+
+
 def test_channels_last_matches_contiguous(released_model: LRRNet) -> None:
     # A bright, flat frame: the case where a one-pass GroupNorm variance cancels.
     generator = torch.Generator().manual_seed(3)

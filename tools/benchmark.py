@@ -64,6 +64,7 @@ from lrrnet.errors import UserError  # noqa: E402
 from lrrnet.files import write_json_atomic  # noqa: E402
 from lrrnet.losses import LRRNetLoss  # noqa: E402
 from lrrnet.models import SIZE_MULTIPLE, LRRNet  # noqa: E402
+from lrrnet.models.blocks import AttentionBlock  # noqa: E402
 
 # -- measuring -----------------------------------------------------------------------------
 
@@ -74,9 +75,21 @@ def count_parameters(model: nn.Module) -> int:
 
 
 def count_flops(model: nn.Module, image: torch.Tensor) -> int:
-    """FLOPs of one forward pass on ``image`` (B×1×H×W), multiply-add = 2."""
-    with FlopCounterMode(display=False) as counter, torch.inference_mode():
-        model(image)
+    """FLOPs of one forward pass on ``image`` (B×1×H×W), multiply-add = 2.
+
+    Attention is counted through its explicit formula: PyTorch's counter has no rule for
+    some fused kernels (the CPU's flash attention), so the count would depend on the path.
+    """
+    blocks = [module for module in model.modules() if isinstance(module, AttentionBlock)]
+    impls = [block.impl for block in blocks]
+    for block in blocks:
+        block.impl = "naive"
+    try:
+        with FlopCounterMode(display=False) as counter, torch.inference_mode():
+            model(image)
+    finally:
+        for block, impl in zip(blocks, impls, strict=True):
+            block.impl = impl
     return counter.get_total_flops()
 
 
@@ -328,14 +341,13 @@ def benchmark_cuda_graph(
     """
     device = resolve_device("cuda")
     torch.manual_seed(seed)
-    model, memory_format = prepare_model(
-        LRRNet(), device, channels_last=channels_last, compile_model=compile_model
-    )
+    model, memory_format = prepare_model(LRRNet(), device, channels_last=channels_last)
+    forward = torch.compile(model) if compile_model else model
     image = torch.rand(batch, 1, size, size, device=device).contiguous(memory_format=memory_format)
     torch.cuda.reset_peak_memory_stats(device)
     with torch.inference_mode():
         start = time.perf_counter()
-        captured = CapturedForward(model, image, device, dtype)
+        captured = CapturedForward(forward, image, device, dtype)
         synchronize(device)
         capture_ms = 1e3 * (time.perf_counter() - start)
         with autocast_context(device, dtype):

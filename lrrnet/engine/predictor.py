@@ -99,7 +99,10 @@ class Predictor:
         size: ``"native"`` (pad to the model's size multiple, 8 for the published network,
             with reflection and crop the maps back) or N (resize to N×N bilinearly and the
             maps back to the input size).
-        channels_last: use the channels-last memory format (faster convolutions).
+        channels_last: use the channels-last memory format. ``None`` (the default) chooses
+            what measured fastest: channels_last on the CPU and with ``compile_model``,
+            contiguous for an eager forward on CUDA, where PyTorch's GroupNorm makes every
+            channels_last input contiguous and back (the README's Speed section).
         cuda_graph: CUDA only. Capture the network's forward once per input shape (after
             padding or resizing) and replay it: one launch instead of a few hundred kernel
             launches (the README's Speed section gives what it saves). Graphs keep the weights'
@@ -122,7 +125,7 @@ class Predictor:
         device: str | torch.device = "auto",
         dtype: str = "fp32",
         size: str | int = "native",
-        channels_last: bool = True,
+        channels_last: bool | None = None,
         cuda_graph: bool = False,
         keep_network_size: bool = False,
         compile_model: bool = False,
@@ -140,6 +143,8 @@ class Predictor:
         if keep_network_size and self.size == "native":
             raise ConfigError("maps at the network's size need a size N (resize), not 'native'")
         self.keep_network_size = keep_network_size
+        if channels_last is None:
+            channels_last = self.device.type != "cuda" or compile_model
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.model = model.to(self.device, memory_format=self.memory_format)
         # The compiled wrapper shares the model's parameters and train/eval mode.

@@ -95,8 +95,11 @@ class AttentionBlock(nn.Module):
         """Args: x: B×C×H×W. Returns: B×C×H×W."""
         batch, channels, height, width = x.shape
         qkv = self.to_qkv(self.norm(x))
-        # Tokens B×(H·W)×3C, channel-last: free for channels_last inputs, one copy otherwise.
-        tokens = qkv.permute(0, 2, 3, 1).reshape(batch, height * width, 3 * channels)
+        # Tokens B×(H·W)×3C with the channels contiguous: free for channels_last inputs, one
+        # copy otherwise. The copy matters: for a contiguous input the reshape alone is a view
+        # whose channel stride is H·W, and CUDA's sdpa then falls back to its slow math path
+        # (seen in a profile on an H100, 2026-11-26).
+        tokens = qkv.permute(0, 2, 3, 1).reshape(batch, height * width, 3 * channels).contiguous()
         query, key, value = tokens.split(channels, dim=-1)
         attended = self._attend(query, key, value)
         attended = attended.reshape(batch, height, width, channels).permute(0, 3, 1, 2)
