@@ -1,6 +1,7 @@
 """One command that checks and measures everything CUDA, for a lent GPU's short lease.
 
     python tools/gpu_check.py --out DIR --sirst PATH/TO/SIRST [--budget-s 480]
+        [--cpu-weights W --cpu-images DIR --cpu-masks DIR]
     python tools/gpu_check.py --out DIR --sirst ../shared/datasets/SIRST --quick   # CPU dry run
 
 Sections, each in its own process with its own time limit, so that one crash or hang
@@ -16,8 +17,10 @@ cannot take the others down (the result of each is kept even when a later one fa
    selecting on the idx_427 val list; the selected and the last checkpoint scored on test.
 5. ``profile``: the CUDA kernels that take a forward's time (torch.profiler tables).
 6. ``bench``: inference at 512×512, batch 1 and 32, fp32/bf16/fp16, channels_last on/off,
-   eager, CUDA graphs and ``torch.compile``; then ``train_speed``: training iterations/s
-   at 512², batch 8.
+   eager, CUDA graphs, ``torch.compile`` and both together, and a candidate GroupNorm.
+7. ``cpu`` (with ``--cpu-*``): the lent machine's own processor, often one with AMX: the
+   CPU backends at batch 1 with 2 threads, and each backend × dtype scored on real frames.
+8. ``train_speed``: training iterations/s at 512², batch 8.
 
 Sections run one after another: on 2026-11-26 the tests next to the SIRST run needed over
 300 s (cold compiles on a shared CPU) where alone they took 35 s.
