@@ -187,6 +187,7 @@ def validate(config: Mapping[str, Any]) -> None:
             )
     positive = (
         "train.epochs",
+        "train.max_iters",
         "train.batch_size",
         "train.log_every",
         "train.eval_every",

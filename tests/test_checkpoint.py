@@ -238,3 +238,15 @@ def test_newest_run_lookup_and_resume_resolution(tmp_path: Path, caplog) -> None
     assert resolve_resume(cfg, str(newest)) == newest / "latest.pth"  # a run folder
     with pytest.raises(CheckpointError, match="nowhere.pth: checkpoint to resume from not found"):
         resolve_resume(cfg, str(tmp_path / "nowhere.pth"))
+    # Runs started in the same second get -1, -2, … -10: numeric order, not text order.
+    for suffix in (2, 10, 9):
+        (tmp_path / "tiny" / f"20260102-000000-{suffix}").mkdir()
+        (tmp_path / "tiny" / f"20260102-000000-{suffix}" / "best.pth").write_bytes(b"")
+    order = [path.parent.name for path in run_checkpoints(cfg, "best.pth")]
+    assert order == [
+        "20260101-000000",
+        "20260102-000000",
+        "20260102-000000-2",
+        "20260102-000000-9",
+        "20260102-000000-10",
+    ]

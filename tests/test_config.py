@@ -176,6 +176,7 @@ def test_set_keeps_the_text_where_the_default_is_a_string(item, key, value):
         ("eval.threshold=1.0", "'eval.threshold' = 1.0 must be in \\(0, 1\\)"),
         ("eval.threshold=0", "'eval.threshold' = 0 must be in \\(0, 1\\)"),
         ("train.eval_every=0", "'train.eval_every' must be positive"),
+        ("train.max_iters=0", "'train.max_iters' must be positive"),
         ("train.eval_every=-5", "'train.eval_every' must be positive"),
         ("model.attention_impl=fast", "'model.attention_impl' = 'fast' is not one of"),
         ("model.channel_mults=()", "'model.channel_mults'"),

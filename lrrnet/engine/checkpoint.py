@@ -295,7 +295,19 @@ def restore_rng_state(rng: Mapping[str, Any]) -> None:
 
 def run_checkpoints(cfg: Mapping[str, Any], filename: str) -> list[Path]:
     """``checkpoints/<name>/*/<filename>`` of a config, oldest run first (folders are timestamps)."""
-    return sorted(Path(cfg["paths"]["checkpoints"], cfg["name"]).glob(f"*/{filename}"))
+    return sorted(
+        Path(cfg["paths"]["checkpoints"], cfg["name"]).glob(f"*/{filename}"), key=_run_order
+    )
+
+
+def _run_order(path: Path) -> tuple[str, int, str]:
+    """A run folder's timestamp, then the number of its ``-N`` suffix (runs started in the
+    same second), so that ``…-10`` comes after ``…-2``."""
+    name = path.parent.name
+    stamp, _, suffix = name.rpartition("-")
+    if stamp.count("-") == 1 and suffix.isdigit():
+        return stamp, int(suffix), name
+    return name, 0, name
 
 
 def newest_run_checkpoint(cfg: Mapping[str, Any], filename: str = "best.pth") -> Path:
