@@ -68,13 +68,42 @@ def test_summary_table_names_failures_and_survives_missing_sections():
             "skipped": [{"batch": 32, "mode": "compile", "reason": "out of time"}],
         },
     }
+    results["cpu"] = {
+        "cpu": "CPU-Y",
+        "cores": 16,
+        "native_bf16_flags": ["amx_bf16"],
+        "compare_backends": {
+            "rows": [
+                {"backend": "openvino", "dtype": "bf16", "path": "", "runs_as": "bf16",
+                 "latency_ms": 185.1, "speedup": 5.02, "max_abs_diff_p": 8e-6},
+                {"backend": "openvino", "dtype": "fp16", "path": "", "skipped": "no fp16"},
+            ]
+        },
+        "accuracy": [
+            {"backend": "openvino", "dtype": "bf16", "infer_s": 10.3, "n_images": 200,
+             "metrics": {"miou": 0.479, "niou": 0.5586, "pd": 0.9187, "fa": 3.66e-4}},
+            {"backend": "torch", "dtype": "bf16", "infer": {"tail": ["error: boom"]}},
+        ],
+    }  # fmt: skip
     table = gpu_check.summary_table(results)
+    assert "CPU-Y, 16 cores; native bf16: ['amx_bf16']" in table
+    assert "openvino    bf16 -        runs as bf16:    185.1 ms  5.02×" in table
+    assert "on 200 frames: IoU 47.90 nIoU 55.86 Pd 91.87 Fa 366.00e-6" in table
+    assert "torch bf16: ['error: boom']" in table
     assert "GPU-X" in table
     assert "'passed': 1" in table and "'failure': 1" in table
     assert "failure: test_b: boom" in table
     assert "SIRST v1: killed at its time limit" in table
     assert "graph" in table and "666.7 FPS" in table
     assert "out of time" in table
+
+
+def test_cpu_section_needs_all_three_inputs(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        gpu_check.main(["--out", str(tmp_path), "--cpu-weights", str(tmp_path / "w.pth")])
+    assert exit_info.value.code == 2
+    assert "--cpu-weights, --cpu-images and --cpu-masks" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
 
 
 def test_cuda_graph_needs_a_cuda_device():

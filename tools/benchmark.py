@@ -721,7 +721,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         print(f"device {result['device']} ({result['device_name']}), torch {result['torch']}")
         print(
             f"CUDA graph {args.batch}×1×{args.size}×{args.size} {args.dtype}, channels_last "
-            f"{args.channels_last}, compile {args.compile}: {result['latency_ms']:.3f} ms (median of {args.iters}), "
+            f"{args.channels_last}, compile {args.compile}: {result['latency_ms']:.3f} ms "
+            f"(median of {args.iters}), "
             f"{result['fps']:.1f} FPS, capture {result['capture_ms']:.0f} ms, "
             f"max |ΔT| vs eager {result['max_abs_diff_T']:.2e}"
         )

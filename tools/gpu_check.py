@@ -536,6 +536,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--section-budget", type=float, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    cpu_inputs = (args.cpu_weights, args.cpu_images, args.cpu_masks)
+    if any(cpu_inputs) and not all(cpu_inputs):
+        parser.error("the CPU section needs all of --cpu-weights, --cpu-images and --cpu-masks")
     args.out = args.out.resolve()
     # Scratch (checkpoints, per-section JSON) outside OUT, which keeps only what is worth
     # fetching from a lent machine.
