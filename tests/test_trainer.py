@@ -229,12 +229,22 @@ def test_non_finite_loss_stops_with_the_iteration_and_term(tiny_dataset, tmp_pat
         return total, terms
 
     monkeypatch.setattr(trainer.LRRNetLoss, "forward", poisoned)
+    writers = []
+    open_tensorboard = trainer.run_files.open_tensorboard
+
+    def recorded(run_dir, iteration):
+        writers.append(open_tensorboard(run_dir, iteration))
+        return writers[-1]
+
+    monkeypatch.setattr(trainer.run_files, "open_tensorboard", recorded)
     cfg = load_config(
         "synthetic", tiny_overrides(tiny_dataset, tmp_path / "n", **{"train.eval_every": 3})
     )
     with pytest.raises(NonFiniteLossError, match=r"iteration 7 \(term mse=nan") as error:
         train(cfg)
     assert "latest.pth" in str(error.value)
+    # The TensorBoard writer was closed (its events flushed) although the run failed.
+    assert len(writers) == 1 and writers[0].all_writers is None
     run_dir = next((tmp_path / "n" / "tiny").iterdir())
     checkpoint = load_checkpoint(run_dir / "latest.pth")
     assert checkpoint["iteration"] == 6

@@ -229,7 +229,6 @@ class TrainState:
     best_score: float = -math.inf
     best_iteration: int = -1
     evals_since_best: int = 0
-    finished: bool = False
 
 
 def training_checkpoint(

@@ -24,6 +24,7 @@ import os
 import random
 import time
 from collections.abc import Mapping
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -106,7 +107,7 @@ def _train(
     # ---- run folder (rank 0 writes every file) and its log.txt ----
     run_dir = resume_path.parent if resume_path else run_files.new_run_dir(cfg)
     run_dir = Path(distributed.broadcast_object(info, str(run_dir)))
-    with run_files.log_file(run_dir if info.is_main else None):
+    with run_files.log_file(run_dir if info.is_main else None), ExitStack() as cleanup:
         logger.info("run folder %s (world size %d, device %s)", run_dir, info.world_size, device)
         # Finding the splits logs the one line "ROOT (LAYOUT): N train, M val (SOURCE), K test"
         # that outside checks read; it names where checkpoint selection happens.
@@ -182,6 +183,7 @@ def _train(
             run_files.write_config(cfg, run_dir, resumed)
             run_files.truncate_metrics_csv(run_dir, state.iteration)
             writer = run_files.open_tensorboard(run_dir, state.iteration)
+            cleanup.callback(writer.close)  # also when the run stops on an error
         total_iters = train_cfg["epochs"] * iters_per_epoch
         if train_cfg["max_iters"] is not None:
             total_iters = min(total_iters, train_cfg["max_iters"])
@@ -341,7 +343,6 @@ def _train(
         )
 
         # ---- final test of the selected and the last checkpoint ----
-        state.finished = True
         test_started = time.perf_counter()
         report = test_best_and_last(cfg, info, predictor, model, splits, run_dir, state.iteration)
         best, last = report["best"], report["last"]
@@ -361,7 +362,6 @@ def _train(
         if info.is_main:
             run_files.write_test_report(run_dir, report)
             log_test_report(report)
-            writer.close()
         return RunResult(cfg["name"], run_dir, {"best": best["test"], "last": last["test"]}, report)
 
 
