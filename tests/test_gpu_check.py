@@ -90,6 +90,7 @@ def test_summary_table_names_failures_and_survives_missing_sections():
     assert "openvino    bf16 -        runs as bf16:    185.1 ms  5.02×" in table
     assert "on 200 frames: IoU 47.90 nIoU 55.86 Pd 91.87 Fa 366.00e-6" in table
     assert "torch bf16: ['error: boom']" in table
+    assert "2 threads openvino fp16: no fp16" in table
     assert "GPU-X" in table
     assert "'passed': 1" in table and "'failure': 1" in table
     assert "failure: test_b: boom" in table

@@ -148,7 +148,6 @@ class Predictor:
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.model = model.to(self.device, memory_format=self.memory_format)
         # The compiled wrapper shares the model's parameters and train/eval mode.
-        self.compile_model = compile_model
         self._forward = torch.compile(self.model) if compile_model else self.model
 
     @classmethod
