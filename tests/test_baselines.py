@@ -209,6 +209,32 @@ def test_unknown_method_and_parameter_are_refused_before_any_image(tmp_path: Pat
     assert not (tmp_path / "out").exists()
 
 
+def test_workers_write_the_same_maps_and_failures_as_one_process(tmp_path: Path) -> None:
+    images = tmp_path / "images"
+    images.mkdir()
+    for index, spot in enumerate(((5, 6), (20, 30), (12, 3))):
+        _write_frame(images / f"f{index}.png", spot)
+    (images / "f3.png").write_bytes(b"not a png at all")
+    frames = [(f"f{i}", images / f"f{i}.png") for i in range(4)]
+    params = {"patch": 16, "step": 8, "k": 3.0}
+    runs = {
+        workers: run_baseline_on_files(
+            frames, "ipi", tmp_path / f"out{workers}", params=params, workers=workers
+        )
+        for workers in (1, 2)
+    }
+    assert runs[2].written == runs[1].written == ["f0", "f1", "f2"]
+    assert len(runs[2].failures) == 1 and runs[2].failures[0].startswith("f3:")
+    for name in runs[1].written:
+        np.testing.assert_array_equal(
+            read_prediction(tmp_path / "out2" / "mat" / f"{name}.mat"),
+            read_prediction(tmp_path / "out1" / "mat" / f"{name}.mat"),
+        )
+    with pytest.raises(ConfigError, match="workers"):
+        run_baseline_on_files(frames, "ipi", tmp_path / "out0", params=params, workers=0)
+    assert not (tmp_path / "out0").exists()
+
+
 def test_parse_params_reads_literals_and_words() -> None:
     assert parse_params(["size=7", "shape=square", "lam=None", "gain=2.5"]) == {
         "size": 7,
@@ -271,6 +297,10 @@ def test_script_reports_bad_parameter_without_traceback(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert result.stderr.startswith("error:") and "radius" in result.stderr
     assert "Traceback" not in result.stderr
+    result = _run_script(
+        "--images", str(images), "--method", "ipi", "--workers", "0", "--out", str(tmp_path)
+    )
+    assert result.returncode == 2 and "workers must be a positive integer" in result.stderr
 
 
 def test_script_config_mode_runs_on_the_test_split(tmp_path: Path) -> None:
@@ -387,6 +417,8 @@ def test_tuning_chooses_the_best_candidate_and_reports_its_val_score(tmp_path: P
     assert set(result.best_per_rule) == {"gain", "k"}
     with pytest.raises(ConfigError, match="chooses gain and k"):
         tune_baseline("tophat", samples, fixed={"gain": 4.0})
+    in_two = tune_baseline("tophat", samples, fixed={"size": 7}, workers=2, progress=False)
+    assert in_two.best == result.best and in_two.val_metrics["miou"] == result.val_metrics["miou"]
 
 
 def test_script_tune_selects_on_val_and_writes_test_maps(tmp_path: Path) -> None:

@@ -9,7 +9,8 @@ unchanged. Method parameters go through --param, e.g. --param size=7 --param sha
 mean + 4·std of its response instead of a fixed gain. --tune chooses the element size (top-hat)
 and the threshold (a fixed gain or a per-frame k) on the config's validation split, never
 on test, prints the choice and its val score, writes them to OUT/tuning.json, then writes the
-test predictions with them.
+test predictions with them. --workers N computes N frames at once, one process each (IPI
+spends seconds a frame in one BLAS thread, so one worker per core).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from lrrnet.baselines import (  # noqa: E402
     run_baseline_on_config,
     run_baseline_on_folder,
 )
+from lrrnet.baselines.pool import check_workers  # noqa: E402
 from lrrnet.baselines.tune import tune_baseline  # noqa: E402
 from lrrnet.config import load_config  # noqa: E402
 from lrrnet.data import splits_from_config  # noqa: E402
@@ -49,12 +51,12 @@ def _size(text: str) -> int | None:
         raise argparse.ArgumentTypeError(f"expected native or an integer, got {text!r}") from None
 
 
-def _tune(cfg: dict, method: str, fixed: dict, out: str | None) -> dict:
+def _tune(cfg: dict, method: str, fixed: dict, out: str | None, workers: int) -> dict:
     """Choose the parameters on the validation split; print and record the choice."""
     if cfg["data"]["val_split"] == "test":
         raise ConfigError("--tune chooses on validation, never on test: data.val_split='test'")
     splits = splits_from_config(cfg)
-    result = tune_baseline(method, splits.val, fixed=fixed)
+    result = tune_baseline(method, splits.val, fixed=fixed, workers=workers)
     chosen = ", ".join(
         f"{key}={value:g}" if isinstance(value, float) else f"{key}={value}"
         for key, value in result.best.params.items()
@@ -118,6 +120,13 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="choose size and threshold on the config's validation split, then run on test",
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="frames computed at once, one process each (default 1; IPI: one per core)",
+    )
     args = parser.parse_args(argv)
     if (args.config is None) == (args.images is None):
         parser.error("give either CONFIG or --images DIR")
@@ -127,15 +136,20 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--set needs a CONFIG")
 
     try:
+        check_workers(args.workers)
         params = parse_params(args.params)
         if args.images is not None:
             out = args.out or Path("results") / f"{Path(args.images).resolve().name}_{args.method}"
-            run = run_baseline_on_folder(args.images, args.method, out, params, args.size)
+            run = run_baseline_on_folder(
+                args.images, args.method, out, params, args.size, args.workers
+            )
         else:
             cfg = load_config(args.config, args.overrides)
             if args.tune:
-                params = _tune(cfg, args.method, params, args.out)
-            run = run_baseline_on_config(cfg, args.method, args.out, params, args.size)
+                params = _tune(cfg, args.method, params, args.out, args.workers)
+            run = run_baseline_on_config(
+                cfg, args.method, args.out, params, args.size, args.workers
+            )
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return error.exit_code

@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 
 from lrrnet.baselines.ipi import ipi
+from lrrnet.baselines.pool import check_workers, ordered_map
 from lrrnet.baselines.tophat import white_tophat
 from lrrnet.config import parse_override
 from lrrnet.data import folder_samples, splits_from_config
@@ -93,12 +94,26 @@ def _run_at_size(method: str, image: np.ndarray, size: int | None, params: dict)
     return cv2.resize(target, (width, height), interpolation=cv2.INTER_LINEAR)
 
 
+def _map_of_file(job: tuple[str, Path, str, int | None, dict[str, Any]]) -> tuple:
+    """One frame of :func:`run_baseline_on_files` (module level, so a worker process can run
+    it): ``(name, map or None, seconds in the method, error message or None)``."""
+    name, path, method, size, params = job
+    try:
+        image = read_image(path)
+        start = time.perf_counter()
+        target = _run_at_size(method, image, size, params)
+    except DataError as error:
+        return name, None, 0.0, str(error)
+    return name, target, time.perf_counter() - start, None
+
+
 def run_baseline_on_files(
     images: Sequence[tuple[str, Path]],
     method: str,
     out_dir: str | Path,
     params: dict[str, Any] | None = None,
     size: int | None = None,
+    workers: int = 1,
 ) -> BaselineRun:
     """Run a baseline over named image files and write ``OUT/img`` and ``OUT/mat`` maps.
 
@@ -112,15 +127,19 @@ def run_baseline_on_files(
         out_dir: results folder.
         params: keyword arguments of the method.
         size: None to run at the image's own size, N to run at N×N (like inference).
+        workers: frames computed at once, each in its own process (1: in this one). The
+            maps are the same for any number; this process writes them, in order.
 
     Returns:
         The :class:`BaselineRun` record.
 
     Raises:
-        ConfigError: an unknown method or parameter, before any image is read.
+        ConfigError: an unknown method or parameter, or ``workers`` < 1, before any image
+            is read.
     """
     params = dict(params or {})
     _check_params(method, params)
+    check_workers(workers)
     if size is not None and size < 1:
         raise ConfigError(f"size must be a positive integer or native, got {size}")
     run = BaselineRun(out_dir=Path(out_dir))
@@ -130,16 +149,16 @@ def run_baseline_on_files(
         logger.info("removed %d maps of an earlier run from %s", removed, run.out_dir)
     start = time.perf_counter()
     progress = Progress(len(images), method)
-    for name, path in images:
-        try:
-            image = read_image(path)
-            method_start = time.perf_counter()
-            target = _run_at_size(method, image, size, params)
-            seconds = time.perf_counter() - method_start
-            write_prediction(run.out_dir, name, target)
-        except DataError as error:
-            run.failures.append(f"{name}: {error}")
-            logger.error("%s: %s", name, error)
+    jobs = [(name, Path(path), method, size, params) for name, path in images]
+    for name, target, seconds, problem in ordered_map(_map_of_file, jobs, workers):
+        if problem is None:
+            try:
+                write_prediction(run.out_dir, name, target)
+            except DataError as error:
+                problem = str(error)
+        if problem is not None:
+            run.failures.append(f"{name}: {problem}")
+            logger.error("%s: %s", name, problem)
             progress.update()
             continue
         run.method_seconds += seconds
@@ -158,11 +177,13 @@ def run_baseline_on_folder(
     out_dir: str | Path,
     params: dict[str, Any] | None = None,
     size: int | None = None,
+    workers: int = 1,
 ) -> BaselineRun:
-    """Run a baseline on the frames of ``folder`` (``DIR`` or ``DIR/images``), as inference does."""
+    """Run a baseline on the frames of ``folder`` (``DIR`` or ``DIR/images``), as inference
+    does; arguments as for :func:`run_baseline_on_files`."""
     samples = folder_samples(folder)
     return run_baseline_on_files(
-        [(s.name, s.image) for s in samples], method, out_dir, params, size
+        [(s.name, s.image) for s in samples], method, out_dir, params, size, workers
     )
 
 
@@ -172,6 +193,7 @@ def run_baseline_on_config(
     out_dir: str | Path | None = None,
     params: dict[str, Any] | None = None,
     size: int | None = None,
+    workers: int = 1,
 ) -> BaselineRun:
     """Run a baseline on the test split of a config's dataset.
 
@@ -181,9 +203,10 @@ def run_baseline_on_config(
         out_dir: results folder; ``<paths.results>/<name>_<method>`` when None.
         params: keyword arguments of the method.
         size: None to run at the image's own size, N to run at N×N.
+        workers: frames computed at once, each in its own process.
     """
     splits = splits_from_config(cfg)
     if out_dir is None:
         out_dir = Path(cfg["paths"]["results"]) / f"{cfg['name']}_{method}"
     images = [(sample.name, sample.image) for sample in splits.test]
-    return run_baseline_on_files(images, method, out_dir, params, size)
+    return run_baseline_on_files(images, method, out_dir, params, size, workers)

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from lrrnet.baselines.ipi import ipi_response
+from lrrnet.baselines.pool import check_workers, ordered_map
 from lrrnet.baselines.threshold import adaptive_threshold, counts_above, response_to_map
 from lrrnet.baselines.tophat import tophat_response
 from lrrnet.data.layouts import Sample, read_sample
@@ -86,11 +87,19 @@ def _read(sample: Sample) -> tuple[np.ndarray, np.ndarray]:
     return image, mask
 
 
+def _response(job: tuple[str, dict[str, Any], np.ndarray, tuple[int, int]]) -> np.ndarray:
+    """One frame's response at its mask's resolution (module level, for worker processes)."""
+    method, structure, image, mask_shape = job
+    # The mask's resolution is authoritative (as in scoring): resize the response.
+    return resize_map(RESPONSES[method](image, **structure), mask_shape)
+
+
 def tune_baseline(
     method: str,
     samples: Sequence[Sample],
     fixed: Mapping[str, Any] | None = None,
     progress: bool = True,
+    workers: int = 1,
 ) -> TuneResult:
     """Choose a baseline's parameters by val IoU over structures × threshold rules.
 
@@ -100,12 +109,14 @@ def tune_baseline(
         fixed: parameters not to tune (e.g. ``shape``, or ``size`` to keep one size); a
             ``gain`` or ``k`` here is rejected, since thresholds are what is tuned.
         progress: show progress.
+        workers: frames whose response is computed at once, each in its own process
+            (1: in this one); the choice does not depend on it.
 
     Returns:
         The :class:`TuneResult`.
 
     Raises:
-        ConfigError: an unknown method, or a threshold given in ``fixed``.
+        ConfigError: an unknown method, a threshold given in ``fixed``, or ``workers`` < 1.
         DataError: the split is empty or a frame cannot be read.
     """
     if method not in RESPONSES:
@@ -113,6 +124,7 @@ def tune_baseline(
     fixed = dict(fixed or {})
     if {"gain", "k"} & set(fixed):
         raise ConfigError("--tune chooses gain and k; do not pass them with --param")
+    check_workers(workers)
     if not samples:
         raise DataError("validation split is empty: nothing to tune on")
     gain_thresholds = 0.5 / np.asarray(GAINS)
@@ -121,13 +133,12 @@ def tune_baseline(
     best: Choice | None = None
     best_per_rule: dict[str, Choice] = {}
     structures = _structures(method, fixed)
-    bar = Progress(len(structures) * len(frames), f"tune {method}")
+    bar = Progress(len(structures) * len(frames), f"tune {method}", enabled=progress)
     for structure in structures:
         totals = {"gain": np.zeros((3, len(GAINS))), "k": np.zeros((3, len(KS)))}
         responses = []
-        for image, mask in frames:
-            # The mask's resolution is authoritative (as in scoring): resize the response.
-            response = resize_map(RESPONSES[method](image, **structure), mask.shape)
+        jobs = [(method, structure, image, mask.shape) for image, mask in frames]
+        for response, (_, mask) in zip(ordered_map(_response, jobs, workers), frames, strict=True):
             responses.append(response)
             adaptive = np.array([adaptive_threshold(response, k) for k in KS])
             for rule, thresholds in (("gain", gain_thresholds), ("k", adaptive)):
