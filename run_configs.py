@@ -61,8 +61,12 @@ def main(argv=None) -> int:
             logger.exception("config %s failed", name)
             failed.append(name)
             continue
-        rows.append((f"{result.name} best", result.test["best"]))
-        rows.append((f"{result.name} last", result.test["last"]))
+        for which in ("best", "last"):
+            entry = result.report[which]
+            rows.append((f"{result.name} {which}", entry["test"]))
+            if "test_at_val_threshold" in entry:  # eval.val_threshold: the chosen threshold
+                chosen = entry["val_threshold"]["threshold"]
+                rows.append((f"{result.name} {which}@{chosen:g}", entry["test_at_val_threshold"]))
         logger.info("%s: run folder %s", result.name, result.run_dir)
     if rows and is_main_process():
         print(format_table(rows))

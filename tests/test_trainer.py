@@ -349,7 +349,8 @@ def test_run_configs_continues_past_a_failed_config_and_exits_non_zero(
     bad = tmp_path / "bad.py"
     bad.write_text("config = {'name': 'bad', 'trian': {}}\n")
     args = [str(bad), "synthetic"]
-    for item in tiny_overrides(tiny_dataset, tmp_path / "c", **{"train.epochs": 1}):
+    overrides = {"train.epochs": 1, "eval.val_threshold": "f1"}
+    for item in tiny_overrides(tiny_dataset, tmp_path / "c", **overrides):
         args += ["--set", item]
     code = run_configs.main(args)
     captured = capsys.readouterr()
@@ -357,6 +358,10 @@ def test_run_configs_continues_past_a_failed_config_and_exits_non_zero(
     assert "unknown config key 'trian'" in captured.err
     assert f"1 config(s) failed: {bad}" in captured.err
     assert "tiny best" in captured.out and "tiny last" in captured.out  # the second still ran
+    # With eval.val_threshold, a row per checkpoint at the threshold chosen on val.
+    report = json.loads(next((tmp_path / "c").rglob("test_metrics.json")).read_text())
+    chosen = report["last"]["val_threshold"]["threshold"]
+    assert f"tiny last@{chosen:g}" in captured.out
 
 
 def test_two_process_run_resumes_to_identical_weights(tiny_dataset, tmp_path):
