@@ -50,8 +50,8 @@ def test_best_is_kept_by_the_select_metric_and_undefined_scores_never_win(run, m
     scores = iter([0.5, 0.7, math.nan, 0.6])
     monkeypatch.setattr(
         selection,
-        "evaluate",
-        lambda *args, **kwargs: {k: 0.1 for k in METRIC_KEYS} | {"pd": next(scores)},
+        "evaluate_at",
+        lambda *args, **kwargs: [{k: 0.1 for k in METRIC_KEYS} | {"pd": next(scores)}],
     )
     state = TrainState()
     for iteration in (2, 4, 6, 8):

@@ -21,9 +21,10 @@ from lrrnet.engine import selection, trainer
 from lrrnet.engine.checkpoint import load_checkpoint, load_model_weights
 from lrrnet.engine.distributed import init_distributed
 from lrrnet.engine.predictor import Predictor
-from lrrnet.engine.selection import _score
+from lrrnet.engine.selection import _score_at
 from lrrnet.engine.trainer import NonFiniteLossError, train
 from lrrnet.errors import ConfigError, DataError, UserError
+from lrrnet.files import jsonable
 from lrrnet.metrics import CURVE_THRESHOLDS, METRIC_KEYS
 from lrrnet.models import build_model
 
@@ -322,7 +323,7 @@ def test_early_stopping_after_patience_evaluations_without_improvement(
     tiny_dataset, tmp_path, monkeypatch
 ):
     flat = {k: 0.5 for k in METRIC_KEYS} | {"n_images": 3, "n_targets": 3}
-    monkeypatch.setattr(selection, "evaluate", lambda *args, **kwargs: dict(flat))
+    monkeypatch.setattr(selection, "evaluate_at", lambda *args, **kwargs: [dict(flat)])
     overrides = {"train.eval_every": 2, "train.epochs": 3, "train.early_stop_patience": 2}
     result = train(
         load_config("synthetic", tiny_overrides(tiny_dataset, tmp_path / "e", **overrides))
@@ -571,8 +572,14 @@ def test_threshold_chosen_on_val_and_the_split_recorded(tiny_dataset, tmp_path):
     predictor = Predictor(model.eval(), device="cpu", size="native")
     val = splits_from_config(cfg).val
     info = init_distributed("cpu")
-    curve = _score(predictor, val, cfg, info, "val", CURVE_THRESHOLDS)["pd_fa_curve"]
+    (on_val,) = _score_at(predictor, val, cfg, info, "val", [None], CURVE_THRESHOLDS)
+    curve = on_val["pd_fa_curve"]
     assert report["last"]["val_threshold"]["f1"] == max(row["f1"] for row in curve)
+    # Test at that threshold is what a separate pass at it gives (one pass scores both).
+    test = splits_from_config(cfg).test
+    chosen = report["last"]["val_threshold"]["threshold"]
+    (at_chosen,) = _score_at(predictor, test, cfg, info, "test", [chosen])
+    assert report["last"]["test_at_val_threshold"] == jsonable(at_chosen)
     assert "test at val threshold" in (result.run_dir / "log.txt").read_text()
 
 

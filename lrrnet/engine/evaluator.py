@@ -36,14 +36,47 @@ def evaluate(
     With ``curve_thresholds`` the result also holds ``pd_fa_curve`` (see
     :meth:`MetricAccumulator.compute`).
     """
-    accumulator = MetricAccumulator(threshold, protocol, curve_thresholds)
+    (metrics,) = evaluate_at(
+        predictor,
+        samples,
+        [threshold],
+        protocol,
+        batch_size,
+        dist_info,
+        progress,
+        desc,
+        curve_thresholds,
+    )
+    return metrics
+
+
+def evaluate_at(
+    predictor: Predictor,
+    samples: Sequence[Sample],
+    thresholds: Sequence[float],
+    protocol: str = "standard",
+    batch_size: int = 8,
+    dist_info: DistInfo | None = None,
+    progress: bool = False,
+    desc: str = "eval",
+    curve_thresholds: Sequence[float] | None = None,
+) -> list[dict[str, Any]]:
+    """:func:`evaluate` at several thresholds from one pass of the predictor: one result per
+    threshold, in their order (each with ``pd_fa_curve`` when ``curve_thresholds`` is given).
+    """
+    accumulators = [MetricAccumulator(t, protocol, curve_thresholds) for t in thresholds]
     shard = samples if dist_info is None else samples[dist_info.rank :: dist_info.world_size]
     for item, prob, _ in iterate_predictions(
         predictor, shard, batch_size, progress=progress, desc=desc
     ):
-        accumulator.update(resize_map(prob, item.mask.shape), item.mask)
+        scored = resize_map(prob, item.mask.shape)
+        for accumulator in accumulators:
+            accumulator.update(scored, item.mask)
     if dist_info is not None and dist_info.is_distributed:
-        accumulator = MetricAccumulator.from_state(
-            all_reduce_sum(dist_info, accumulator.state()), threshold, protocol, curve_thresholds
-        )
-    return accumulator.compute()
+        accumulators = [
+            MetricAccumulator.from_state(
+                all_reduce_sum(dist_info, accumulator.state()), t, protocol, curve_thresholds
+            )
+            for accumulator, t in zip(accumulators, thresholds, strict=True)
+        ]
+    return [accumulator.compute() for accumulator in accumulators]

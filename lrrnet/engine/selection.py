@@ -30,7 +30,7 @@ from lrrnet.engine.checkpoint import (
     training_checkpoint,
     unwrap_model,
 )
-from lrrnet.engine.evaluator import evaluate
+from lrrnet.engine.evaluator import evaluate_at
 from lrrnet.engine.predictor import Predictor
 from lrrnet.metrics import CURVE_THRESHOLDS, best_threshold
 
@@ -163,16 +163,21 @@ def _test_entry(
     desc: str,
 ) -> dict[str, Any]:
     """Test metrics of the weights in the predictor; with ``eval.val_threshold``, also at the
-    threshold that scores best on val with these same weights."""
-    entry = {"test": _score(predictor, splits.test, cfg, info, desc)}
+    threshold that scores best on val with these same weights (val first, so one pass over
+    test scores both thresholds)."""
     chosen_by = cfg["eval"]["val_threshold"]
-    if chosen_by != "off":
-        on_val = _score(predictor, splits.val, cfg, info, "val", CURVE_THRESHOLDS)
-        chosen = best_threshold(on_val["pd_fa_curve"], chosen_by)
-        entry["val_threshold"] = {"by": chosen_by, **chosen}
-        at_chosen = _score(predictor, splits.test, cfg, info, desc, threshold=chosen["threshold"])
-        entry["test_at_val_threshold"] = at_chosen
-    return entry
+    if chosen_by == "off":
+        return {"test": _score(predictor, splits.test, cfg, info, desc)}
+    (on_val,) = _score_at(predictor, splits.val, cfg, info, "val", [None], CURVE_THRESHOLDS)
+    chosen = best_threshold(on_val["pd_fa_curve"], chosen_by)
+    standard, at_chosen = _score_at(
+        predictor, splits.test, cfg, info, desc, [None, chosen["threshold"]]
+    )
+    return {
+        "test": standard,
+        "val_threshold": {"by": chosen_by, **chosen},
+        "test_at_val_threshold": at_chosen,
+    }
 
 
 def _score(
@@ -181,19 +186,31 @@ def _score(
     cfg: Mapping[str, Any],
     info: distributed.DistInfo,
     desc: str,
-    curve_thresholds: Sequence[float] | None = None,
-    threshold: float | None = None,
 ) -> dict[str, Any]:
-    """The config's metrics on ``samples`` (without the ROC arrays, which logs do not need).
+    """The config's metrics on ``samples`` at ``eval.threshold`` (see :func:`_score_at`)."""
+    (metrics,) = _score_at(predictor, samples, cfg, info, desc, [None])
+    return metrics
+
+
+def _score_at(
+    predictor: Predictor,
+    samples: Sequence[Sample],
+    cfg: Mapping[str, Any],
+    info: distributed.DistInfo,
+    desc: str,
+    thresholds: Sequence[float | None],
+    curve_thresholds: Sequence[float] | None = None,
+) -> list[dict[str, Any]]:
+    """The config's metrics on ``samples`` at each threshold (None: ``eval.threshold``), from
+    one pass of the predictor, without the ROC arrays (which logs do not need).
 
     Each rank scores its share; the counts are summed over ranks. Rank 0 shows the progress
-    (a bar on a terminal, log lines elsewhere). ``threshold`` replaces ``eval.threshold``;
-    ``curve_thresholds`` adds ``pd_fa_curve``.
+    (a bar on a terminal, log lines elsewhere). ``curve_thresholds`` adds ``pd_fa_curve``.
     """
-    metrics = evaluate(
+    results = evaluate_at(
         predictor,
         samples,
-        threshold=cfg["eval"]["threshold"] if threshold is None else threshold,
+        [cfg["eval"]["threshold"] if t is None else t for t in thresholds],
         protocol=cfg["eval"]["protocol"],
         batch_size=cfg["eval"]["batch_size"],
         dist_info=info,
@@ -201,7 +218,7 @@ def _score(
         desc=desc,
         curve_thresholds=curve_thresholds,
     )
-    return {k: v for k, v in metrics.items() if not k.startswith("roc_")}
+    return [{k: v for k, v in m.items() if not k.startswith("roc_")} for m in results]
 
 
 def log_test_report(report: Mapping[str, Any]) -> None:
