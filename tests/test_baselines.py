@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -285,6 +286,8 @@ def test_script_images_mode_writes_maps_and_names_a_corrupt_image(tmp_path: Path
     assert not (out / "img" / "b.png").exists() and not (out / "mat" / "b.mat").exists()
     assert (out / "notes.txt").read_text() == "kept"  # only maps are cleared
     assert "images/s" in result.stdout.splitlines()[-1]
+    # Not a terminal here: the progress is a log line with the count and the rate.
+    assert re.search(r"tophat: 3/3 img in [0-9.]+ s", result.stderr), result.stderr
 
 
 def test_script_reports_bad_parameter_without_traceback(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 from pathlib import Path
@@ -128,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
         help="frames computed at once, one process each (default 1; IPI: one per core)",
     )
     args = parser.parse_args(argv)
+    # Progress off a terminal (a log file, CI) is log lines: a frame of IPI takes seconds.
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
     if (args.config is None) == (args.images is None):
         parser.error("give either CONFIG or --images DIR")
     if args.tune and (args.images is not None or args.size is not None):
