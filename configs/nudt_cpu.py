@@ -11,10 +11,15 @@ shares):
   p ≈ 0.5 everywhere, which the original initialisation spends its first hundred
   iterations unlearning;
 - native evaluation (no resize to 512), every ``train.eval_every`` iterations and not at
-  epoch ends; no image panels in TensorBoard (each evaluation would run them).
+  epoch ends; no image panels in TensorBoard (each evaluation would run them);
+- contiguous (not channels_last) tensors: 1.39× faster training steps on the CPU.
 
-NUDT-SIRST selects on the seeded 10 % holdout of its training split (it has no val list).
-The README's "Real data" section gives the measured time and test figures.
+On top of it, NUDT-SIRST takes 60 % of its crops around a target (its first 450-iteration
+runs, at 80 %, drew maps too wide: pixel precision 55 %, recall 83 %), 600 iterations (what
+the faster steps fit in the 30 minutes), and the test is reported at 0.5 and at the threshold
+with the best val IoU (``eval.val_threshold``). It selects on the seeded 10 % holdout of its
+training split (it has no val list). The README's "Real data" section gives the measured
+time and test figures.
 """
 
 from configs.nudt import config as nudt
@@ -29,6 +34,10 @@ CPU_RECIPE = {
         "warmup_iters": 20,
         "eval_epoch_end": False,
         "num_log_images": 0,
+        # Measured on the 2-core EPYC, 128² batch-8 steps: 2.28 s contiguous against 3.16 s
+        # channels_last, whose accurate GroupNorm (lrrnet.models.blocks) costs more in
+        # backward than the convolutions gain.
+        "channels_last": False,
     },
 }
 
@@ -36,7 +45,8 @@ config = override(
     override(nudt, CPU_RECIPE),
     {
         "name": "nudt_cpu",
-        "data": {"val_split": "holdout"},
-        "train": {"max_iters": 450, "eval_every": 75},
+        "data": {"val_split": "holdout", "pos_prob": 0.6},
+        "train": {"max_iters": 600, "eval_every": 100},
+        "eval": {"val_threshold": "miou"},
     },
 )
