@@ -210,6 +210,19 @@ def test_unknown_method_and_parameter_are_refused_before_any_image(tmp_path: Pat
     assert not (tmp_path / "out").exists()
 
 
+def test_ordered_map_keeps_the_order_and_raises_an_item_error() -> None:
+    import math
+
+    from lrrnet.baselines.pool import ordered_map
+
+    assert list(ordered_map(math.sqrt, [9.0, 4.0, 1.0], workers=2)) == [3.0, 2.0, 1.0]
+    with pytest.raises(ValueError, match="math domain"):
+        list(ordered_map(math.sqrt, [4.0, -1.0], workers=2))
+    for workers in (0, True, 2.0):
+        with pytest.raises(ConfigError, match="workers must be a positive integer"):
+            list(ordered_map(math.sqrt, [1.0], workers=workers))
+
+
 def test_workers_write_the_same_maps_and_failures_as_one_process(tmp_path: Path) -> None:
     images = tmp_path / "images"
     images.mkdir()
