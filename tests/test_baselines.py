@@ -238,6 +238,8 @@ def test_workers_write_the_same_maps_and_failures_as_one_process(tmp_path: Path)
         for workers in (1, 2)
     }
     assert runs[2].written == runs[1].written == ["f0", "f1", "f2"]
+    assert "in the method alone per worker, 2 workers)" in runs[2].summary("ipi")
+    assert "in the method alone)" in runs[1].summary("ipi")
     assert len(runs[2].failures) == 1 and runs[2].failures[0].startswith("f3:")
     for name in runs[1].written:
         np.testing.assert_array_equal(

@@ -60,7 +60,8 @@ class BaselineRun:
         written: names of the maps written.
         failures: one message per image that could not be read or written.
         wall_seconds: time of the whole loop, reading and writing included.
-        method_seconds: time spent in the baseline itself.
+        method_seconds: time spent in the baseline itself, summed over the workers.
+        workers: processes that computed the maps.
     """
 
     out_dir: Path
@@ -68,15 +69,18 @@ class BaselineRun:
     failures: list[str] = field(default_factory=list)
     wall_seconds: float = 0.0
     method_seconds: float = 0.0
+    workers: int = 1
 
     def summary(self, method: str) -> str:
-        """One line: images, time and images/s (end to end, and for the method alone)."""
+        """One line: images, time and images/s (end to end, and for the method alone, which
+        is per worker when there are several)."""
         count = len(self.written)
         overall = count / self.wall_seconds if self.wall_seconds > 0 else float("nan")
         method_only = count / self.method_seconds if self.method_seconds > 0 else float("nan")
+        per_worker = f" per worker, {self.workers} workers" if self.workers > 1 else ""
         return (
             f"{method}: {count} images in {self.wall_seconds:.2f} s, {overall:.2f} images/s "
-            f"({method_only:.2f} images/s in the method alone), "
+            f"({method_only:.2f} images/s in the method alone{per_worker}), "
             f"{len(self.failures)} failed -> {self.out_dir}"
         )
 
@@ -142,7 +146,7 @@ def run_baseline_on_files(
     check_workers(workers)
     if size is not None and size < 1:
         raise ConfigError(f"size must be a positive integer or native, got {size}")
-    run = BaselineRun(out_dir=Path(out_dir))
+    run = BaselineRun(out_dir=Path(out_dir), workers=workers)
     # As inference does: every map in OUT belongs to this run, a failed frame has none.
     removed = clear_predictions(run.out_dir)
     if removed:
