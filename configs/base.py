@@ -107,7 +107,10 @@ config = {
         "early_stop_patience": None,  # evaluations without improvement; None: off
         "device": "auto",  # auto | cpu | cuda | cuda:N
         "amp": "off",  # off | bf16 | fp16 (CUDA only)
-        "channels_last": True,
+        # None: the measured-fastest layout, contiguous for eager training (CPU, 128² batch 8:
+        # 2.28 s a step against 3.16 s channels_last; H100, 512² bf16: 109.9 against 111.8 ms)
+        # and channels_last under train.compile; True or False forces one.
+        "channels_last": None,
         "compile": False,
         "deterministic": False,
         "log_every": 20,

@@ -52,6 +52,7 @@ NULLABLE_TYPES: dict[str, tuple[type, ...]] = {
     "train.grad_clip": (float, int),
     "train.eval_every": (int,),
     "train.early_stop_patience": (int,),
+    "train.channels_last": (bool,),
 }
 
 # Keys with a closed set of values, each from the module that owns the idea.

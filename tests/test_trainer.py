@@ -336,6 +336,17 @@ def test_early_stopping_after_patience_evaluations_without_improvement(
     )
 
 
+def test_training_layout_is_contiguous_unless_compiled_or_forced():
+    """train.channels_last=None takes the measured-fastest layout (see configs/base.py)."""
+    assert load_config("demo")["train"]["channels_last"] is None
+    assert trainer.training_layout({"channels_last": None, "compile": False}) is False
+    assert trainer.training_layout({"channels_last": None, "compile": True}) is True
+    assert trainer.training_layout({"channels_last": True, "compile": False}) is True
+    assert trainer.training_layout({"channels_last": False, "compile": True}) is False
+    with pytest.raises(ConfigError, match="train.channels_last"):
+        load_config("demo", ["train.channels_last='auto'"])
+
+
 def test_run_configs_continues_past_a_failed_config_and_exits_non_zero(
     tiny_dataset, tmp_path, capsys
 ):
