@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from lrrnet.data import Sample
-from lrrnet.engine.evaluator import evaluate, evaluate_at
+from lrrnet.engine.evaluator import evaluate_at
 from lrrnet.engine.predictor import Predictor
 from lrrnet.models import LRRNet
 
@@ -40,7 +40,9 @@ def test_several_thresholds_in_one_pass_equal_separate_passes(samples) -> None:
     one_pass = len(forwards)
     assert one_pass == 3  # 5 frames of one size in batches of 2
     for threshold, metrics in zip(thresholds, together, strict=True):
-        alone = evaluate(predictor, samples, threshold, batch_size=2, curve_thresholds=[0.4])
+        (alone,) = evaluate_at(
+            predictor, samples, [threshold], batch_size=2, curve_thresholds=[0.4]
+        )
         assert metrics.keys() == alone.keys()
         for key, value in alone.items():
             np.testing.assert_equal(metrics[key], value, err_msg=key)

@@ -35,7 +35,7 @@ def run(tmp_path):
     return {
         "cfg": load_config("synthetic", ["train.select_metric='pd'", "train.num_log_images=0"]),
         "info": init_distributed("cpu"),
-        "predictor": None,  # evaluate is replaced below
+        "predictor": None,  # evaluate_at is replaced below
         "val_samples": [Sample("a", tmp_path / "a.png", tmp_path / "a.png")],
         "model": model,
         "optimizer": optimizer,

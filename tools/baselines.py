@@ -35,7 +35,6 @@ from lrrnet.baselines import (  # noqa: E402
     run_baseline_on_config,
     run_baseline_on_folder,
 )
-from lrrnet.baselines.pool import check_workers  # noqa: E402
 from lrrnet.baselines.tune import tune_baseline  # noqa: E402
 from lrrnet.config import load_config  # noqa: E402
 from lrrnet.data import splits_from_config  # noqa: E402
@@ -139,7 +138,6 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--set needs a CONFIG")
 
     try:
-        check_workers(args.workers)
         params = parse_params(args.params)
         if args.images is not None:
             out = args.out or Path("results") / f"{Path(args.images).resolve().name}_{args.method}"

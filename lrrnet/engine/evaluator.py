@@ -18,38 +18,6 @@ from lrrnet.engine.predictor import Predictor
 from lrrnet.metrics import MetricAccumulator
 
 
-def evaluate(
-    predictor: Predictor,
-    samples: Sequence[Sample],
-    threshold: float = 0.5,
-    protocol: str = "standard",
-    batch_size: int = 8,
-    dist_info: DistInfo | None = None,
-    progress: bool = False,
-    desc: str = "eval",
-    curve_thresholds: Sequence[float] | None = None,
-) -> dict[str, Any]:
-    """IoU, nIoU, P, R, F1, Pd, Fa, AUC of ``predictor`` on ``samples`` (masks required).
-
-    Each map is scored at its mask's resolution: a mask of another size than its frame
-    (named once in a warning when it is read) gets the prediction resized to it, bilinearly.
-    With ``curve_thresholds`` the result also holds ``pd_fa_curve`` (see
-    :meth:`MetricAccumulator.compute`).
-    """
-    (metrics,) = evaluate_at(
-        predictor,
-        samples,
-        [threshold],
-        protocol,
-        batch_size,
-        dist_info,
-        progress,
-        desc,
-        curve_thresholds,
-    )
-    return metrics
-
-
 def evaluate_at(
     predictor: Predictor,
     samples: Sequence[Sample],
@@ -61,8 +29,14 @@ def evaluate_at(
     desc: str = "eval",
     curve_thresholds: Sequence[float] | None = None,
 ) -> list[dict[str, Any]]:
-    """:func:`evaluate` at several thresholds from one pass of the predictor: one result per
-    threshold, in their order (each with ``pd_fa_curve`` when ``curve_thresholds`` is given).
+    """IoU, nIoU, P, R, F1, Pd, Fa, AUC of ``predictor`` on ``samples`` (masks required) at
+    each of ``thresholds``, from one pass of the predictor: one result per threshold, in
+    their order.
+
+    Each map is scored at its mask's resolution: a mask of another size than its frame
+    (named once in a warning when it is read) gets the prediction resized to it, bilinearly.
+    With ``curve_thresholds`` each result also holds ``pd_fa_curve`` (see
+    :meth:`MetricAccumulator.compute`).
     """
     accumulators = [MetricAccumulator(t, protocol, curve_thresholds) for t in thresholds]
     shard = samples if dist_info is None else samples[dist_info.rank :: dist_info.world_size]

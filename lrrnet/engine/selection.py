@@ -36,7 +36,7 @@ from lrrnet.metrics import CURVE_THRESHOLDS, best_threshold
 
 logger = logging.getLogger(__name__)
 
-# The metrics of a log line, as str.format fields named by the keys of evaluate's result.
+# The metrics of a log line, as str.format fields named by the keys of evaluate_at's results.
 METRICS_LINE = "IoU {miou:.4f} nIoU {niou:.4f} F1 {f1:.4f} Pd {pd:.4f} Fa {fa:.3e}"
 
 
