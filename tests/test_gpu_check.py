@@ -1,6 +1,8 @@
 """The CPU-side logic of tools/gpu_check.py: sizing the real run, and the summary it prints."""
 
 import importlib.util
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -105,6 +107,42 @@ def test_cpu_section_needs_all_three_inputs(tmp_path, capsys):
     assert exit_info.value.code == 2
     assert "--cpu-weights, --cpu-images and --cpu-masks" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
+
+
+def _alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie waiting for its parent counts as gone)."""
+    status = Path(f"/proc/{pid}/status")
+    try:
+        state = next(line for line in status.read_text().splitlines() if line.startswith("State"))
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return "Z" not in state.split()[1]
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc to see the processes")
+def test_a_section_killed_at_its_limit_takes_its_children_along(tmp_path):
+    # The section starts a child (as section_tests starts pytest) and outlives its limit.
+    pid_file = tmp_path / "child.pid"
+    section = (
+        "import subprocess, sys, time; "
+        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); "
+        f"open({str(pid_file)!r}, 'w').write(str(child.pid)); time.sleep(60)"
+    )
+    started = time.time()
+    status = gpu_check.run_process_group([sys.executable, "-c", section], 2.0)
+    assert status == "killed at its time limit"
+    assert time.time() - started < 30
+    child = int(pid_file.read_text())
+    for _ in range(50):  # the kill is asynchronous
+        if not _alive(child):
+            break
+        time.sleep(0.1)
+    assert not _alive(child), "the section's child ran on after the section was killed"
+
+
+def test_a_section_that_ends_reports_its_exit_status():
+    command = [sys.executable, "-c", "import sys; sys.exit(3)"]
+    assert gpu_check.run_process_group(command, 30.0) == "exit 3"
 
 
 def test_cuda_graph_needs_a_cuda_device():

@@ -33,10 +33,12 @@ output), ``sirst_run.tar.gz`` (the run folder without checkpoints) and
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
 import platform
+import signal
 import subprocess
 import sys
 import tarfile
@@ -543,7 +545,7 @@ def _orchestrate(args, argv: list[str]) -> int:
     deadline = time.time() + args.budget_s
     results: dict[str, Any] = {"started": time.strftime("%Y-%m-%d %H:%M:%S"), "argv": argv}
 
-    def launch(name: str, budget: float) -> tuple[subprocess.Popen, float]:
+    def run_section(name: str, budget: float) -> None:
         command = [
             sys.executable,
             str(Path(__file__).resolve()),
@@ -557,17 +559,9 @@ def _orchestrate(args, argv: list[str]) -> int:
         ]
         _say(log, f"== {name} (limit {budget:.0f} s)")
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "CUBLAS_WORKSPACE_CONFIG": ":4096:8"}
-        process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
-        return process, time.time() + budget
-
-    def finish(name: str, process: subprocess.Popen, limit: float) -> None:
-        try:
-            process.wait(timeout=max(1.0, limit - time.time()))
-            status = f"exit {process.returncode}"
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-            status = "killed at its time limit"
+        status = run_process_group(
+            command, budget, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env
+        )
         path = args.work / f"{name}.json"
         results[name] = json.loads(path.read_text()) if path.is_file() else {"error": status}
         results[name]["_status"] = status
@@ -579,7 +573,7 @@ def _orchestrate(args, argv: list[str]) -> int:
         if budget < 5:
             results[name] = {"_status": "not run: out of time"}
             return
-        finish(name, *launch(name, budget))
+        run_section(name, budget)
 
     run("env", 60)
     run("tests", 240)  # alone: cold torch.compile runs are slow next to other work
@@ -604,6 +598,26 @@ def _orchestrate(args, argv: list[str]) -> int:
     _say(log, table)
     log.close()
     return 0
+
+
+def run_process_group(command: list[str], limit: float, **popen_kwargs: Any) -> str:
+    """Runs ``command`` in a process group of its own for at most ``limit`` seconds.
+
+    At the limit the whole group is killed: a section's children too (its pytest, its
+    ``run_configs.py``, their loader workers), which would otherwise run on beside the next
+    sections and slow them down (2026-11-26: a killed section's pytest ran on through the
+    next section's measurements). Returns ``"exit N"`` or ``"killed at its time limit"``.
+    """
+    process = subprocess.Popen(command, start_new_session=True, **popen_kwargs)
+    try:
+        process.wait(timeout=max(1.0, limit))
+        status = f"exit {process.returncode}"
+    except subprocess.TimeoutExpired:
+        status = "killed at its time limit"
+    with contextlib.suppress(ProcessLookupError):  # after a normal exit too: no leftovers
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    return status
 
 
 def summary_table(results: dict[str, Any]) -> str:
