@@ -74,3 +74,20 @@ def test_without_val_images_the_newest_weights_are_the_best(run):
     assert (state.best_iteration, state.evals_since_best) == (6, 0)
     assert load_checkpoint(run["run_dir"] / "best.pth")["metrics"] == {}
     assert not run["writer"].scalars  # no val metrics to plot
+
+
+@pytest.mark.parametrize(
+    ("pd", "fa", "warned"), [(0.0, 0.0, True), (0.0, 1e-5, False), (0.5, 0.0, False)]
+)
+def test_a_val_pass_with_no_pixel_above_the_threshold_is_named_a_collapse(
+    run, monkeypatch, caplog, pd, fa, warned
+):
+    metrics = {k: 0.0 for k in METRIC_KEYS} | {"pd": pd, "fa": fa, "n_images": 66, "n_targets": 97}
+    monkeypatch.setattr(selection, "evaluate_at", lambda *args, **kwargs: [metrics])
+    state = TrainState(iteration=100)
+    with caplog.at_level("WARNING", logger="lrrnet.engine.selection"):
+        selection.validate_and_save(state=state, train_loss=0.5, **run)
+    collapsed = [r for r in caplog.records if "collapsed to background" in r.getMessage()]
+    assert len(collapsed) == int(warned)
+    if warned:
+        assert "no pixel of the 66 frames reaches the threshold 0.5" in collapsed[0].getMessage()

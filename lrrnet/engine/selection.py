@@ -96,6 +96,16 @@ def validate_and_save(
             )
             line, best = METRICS_LINE.format(**metrics), " (best)" if improved else ""
             logger.info("iter %d epoch %d val: %s%s", state.iteration, state.epoch, line, best)
+            if metrics.get("n_targets") and metrics["pd"] == 0 and metrics["fa"] == 0:
+                # Nothing at all reaches the threshold: the map has saturated towards
+                # background, and SoftIoU's gradient through sigmoid(T) may not bring it back.
+                logger.warning(
+                    "iter %d val: no pixel of the %d frames reaches the threshold %g; the "
+                    "target map has collapsed to background (README, The CPU recipe)",
+                    state.iteration,
+                    metrics["n_images"],
+                    cfg["eval"]["threshold"],
+                )
     return time.perf_counter() - started
 
 
