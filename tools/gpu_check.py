@@ -605,8 +605,9 @@ def run_process_group(command: list[str], limit: float, **popen_kwargs: Any) -> 
 
     At the limit the whole group is killed: a section's children too (its pytest, its
     ``run_configs.py``, their loader workers), which would otherwise run on beside the next
-    sections and slow them down (2026-11-26: a killed section's pytest ran on through the
-    next section's measurements). Returns ``"exit N"`` or ``"killed at its time limit"``.
+    sections and slow them down (2026-11-26, H100: a killed tests section's pytest ran on
+    for minutes beside the work after it). Returns ``"exit N"`` or ``"killed at its time
+    limit"``.
     """
     process = subprocess.Popen(command, start_new_session=True, **popen_kwargs)
     try:
