@@ -13,7 +13,7 @@ from lrrnet.engine.checkpoint import load_model_weights
 from lrrnet.errors import ConfigError
 from lrrnet.losses import LRRNetLoss
 from lrrnet.models import LRRNet, build_model, crop_to, pad_to_multiple
-from lrrnet.models.blocks import AttentionBlock, GroupNorm
+from lrrnet.models.blocks import AttentionBlock, Dropout, GroupNorm
 from tools.benchmark import count_flops
 from tools.benchmark import main as benchmark_main
 
@@ -358,6 +358,26 @@ def test_group_norm_is_accurate_for_channels_last() -> None:
     norm.double()(reference_input).square().sum().backward()
     scale = reference_input.grad.abs().max().item()
     assert max_diff(channels_last.grad.double(), reference_input.grad) < 1e-5 * scale
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_cpu_dropout_keeps_the_law_and_gradient_of_nn_dropout(dtype) -> None:
+    """Kept share 1 − p, kept values scaled by 1 / (1 − p), gradient through the same mask."""
+    torch.manual_seed(0)
+    dropout = Dropout(p=0.2).train()
+    values = (torch.rand(4, 8, 64, 64) + 0.5).to(dtype).requires_grad_(True)
+    output = dropout(values)
+    kept = output != 0
+    assert output.dtype == dtype
+    assert abs(kept.float().mean().item() - 0.8) < 0.01  # 131,072 draws: 1 % is 9 std
+    assert torch.equal(output[kept], (values * 1.25)[kept].detach())
+    output.float().sum().backward()
+    assert torch.equal(values.grad, kept.to(dtype) * 1.25)
+    # Each call draws a new mask; eval mode and p = 0 are the identity.
+    assert not torch.equal(kept, dropout(values) != 0)
+    assert torch.equal(dropout.eval()(values), values)
+    assert torch.equal(Dropout(p=0.0).train()(values), values)
+    assert Dropout(p=1.0).train()(values).abs().sum() == 0
 
 
 def test_pad_to_multiple_reflects_and_falls_back_for_tiny_inputs() -> None:

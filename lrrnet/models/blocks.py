@@ -121,6 +121,27 @@ class AttentionBlock(nn.Module):
         return weights @ value
 
 
+class Dropout(nn.Dropout):
+    """``nn.Dropout`` whose CPU training mask is drawn from uniform numbers.
+
+    The same distribution (each element kept with probability 1 − p, kept ones scaled by
+    1 / (1 − p)) and the same gradient, but PyTorch's CPU ``bernoulli_`` is slow: on the
+    2-core AMD EPYC, 8×32×128×128 takes 74 ms through ``F.dropout`` and 29 ms this way, and
+    the 23 dropouts of a 128² batch-8 training step spent 268 ms of its 2.29 s in
+    ``bernoulli_``. The random stream differs from ``F.dropout``'s, not its law. CUDA, eval
+    mode and p = 0 or 1 use the stock path. No parameters, so no state dict keys.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or x.device.type != "cpu" or not 0.0 < self.p < 1.0:
+            return super().forward(x)
+        # Drawn in float32 whatever x's dtype, so that p is not rounded to a bf16 step.
+        mask = torch.rand_like(x, dtype=torch.float32).ge_(self.p).mul_(1.0 / (1.0 - self.p))
+        if self.inplace:
+            return x.mul_(mask.to(x.dtype))
+        return x * mask.to(x.dtype)
+
+
 class ResidualBlock(nn.Module):
     """GN → ReLU → 3×3 conv → GN → ReLU → dropout → 3×3 conv, × scale, + shortcut, [attention].
 
@@ -149,7 +170,7 @@ class ResidualBlock(nn.Module):
         self.norm_2 = GroupNorm(num_groups, out_channels)
         # Dropout sits at index 0 so the conv's key is "conv_2.1", as in the released weights.
         self.conv_2 = nn.Sequential(
-            nn.Dropout(p=dropout),
+            Dropout(p=dropout),
             nn.Conv2d(out_channels, out_channels, kernel_size=3, padding=1),
         )
         # A learned per-channel gain on the residual branch, starting as the identity.
