@@ -23,7 +23,8 @@ cannot take the others down (the result of each is kept even when a later one fa
 8. ``train_speed``: training iterations/s at 512², batch 8.
 
 Sections run one after another: on 2026-11-26 the tests next to the SIRST run needed over
-300 s (cold compiles on a shared CPU) where alone they took 35 s.
+300 s (cold compiles on a shared CPU) where alone they took 35 s. On a freshly started H100
+(fourth lease) they took 261 s alone, 169 s of it in the two compiled-training tests.
 
 Writes to DIR: ``gpu_check.json`` (every section's results), ``gpu_check.log`` (all
 output), ``sirst_run.tar.gz`` (the run folder without checkpoints) and
@@ -576,7 +577,9 @@ def _orchestrate(args, argv: list[str]) -> int:
         run_section(name, budget)
 
     run("env", 60)
-    run("tests", 240)  # alone: cold torch.compile runs are slow next to other work
+    # Alone: cold torch.compile runs are slow next to other work, and a fresh machine's
+    # first compiles took 261 s in all (H100, 2026-11-26), past the 240 s this limit was.
+    run("tests", 330)
     run("probe", 600 if args.quick else 60)
     if args.sirst and (args.work / "probe.json").is_file():
         # Startup, the final test of two checkpoints and the archive come on top of training.
