@@ -210,7 +210,7 @@ def test_cpu_recipes_select_on_validation_and_keep_the_published_network(name, v
     cfg = load_config(name)
     published = load_config(name.removesuffix("_cpu"))
     assert cfg["data"]["val_split"] == val_split  # never the test split
-    assert cfg["model"] == {**published["model"], "target_prior": 0.01}
+    assert cfg["model"] == {**published["model"], "target_prior": 0.1}
     assert cfg["loss"] == published["loss"]
     assert cfg["data"]["root"] == published["data"]["root"]
     assert cfg["data"]["augment"] == published["data"]["augment"]
