@@ -378,6 +378,11 @@ def test_cpu_dropout_keeps_the_law_and_gradient_of_nn_dropout(dtype) -> None:
     assert torch.equal(dropout.eval()(values), values)
     assert torch.equal(Dropout(p=0.0).train()(values), values)
     assert Dropout(p=1.0).train()(values).abs().sum() == 0
+    # inplace=True writes the result into its input, as nn.Dropout's does.
+    target = values.detach().clone()
+    result = Dropout(p=0.2, inplace=True).train()(target)
+    assert result.data_ptr() == target.data_ptr()
+    assert 0 < torch.count_nonzero(target) < target.numel()
 
 
 def test_pad_to_multiple_reflects_and_falls_back_for_tiny_inputs() -> None:
