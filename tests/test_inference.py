@@ -150,7 +150,8 @@ def test_compile_model_runs_the_forward_through_torch_compile(checkpoints, monke
 
     monkeypatch.setattr(torch, "compile", fake_compile)
     image = np.random.default_rng(1).random((21, 30), dtype=np.float32)
-    expected = Predictor(model, device="cpu").predict(image).target_prob
+    # compile_model defaults to channels_last: the same layout, so the same bits.
+    expected = Predictor(model, device="cpu", channels_last=True).predict(image).target_prob
     model.train()
     compiled = Predictor(model, device="cpu", compile_model=True).predict(image).target_prob
     assert calls == [False] and model.training

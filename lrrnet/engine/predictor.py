@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from lrrnet.engine.checkpoint import load_checkpoint, load_model_weights
+from lrrnet.engine.cpu_memory import keep_freed_memory
 from lrrnet.engine.distributed import PRECISIONS, resolve_device
 from lrrnet.errors import ConfigError
 from lrrnet.models import SIZE_MULTIPLE, LRRNet, crop_to, pad_to_multiple
@@ -100,9 +101,13 @@ class Predictor:
             with reflection and crop the maps back) or N (resize to N×N bilinearly and the
             maps back to the input size).
         channels_last: use the channels-last memory format. ``None`` (the default) chooses
-            what measured fastest: channels_last on the CPU and with ``compile_model``,
-            contiguous for an eager forward on CUDA, where PyTorch's GroupNorm makes every
-            channels_last input contiguous and back (the README's Speed section).
+            what measured fastest: channels_last with ``compile_model``, contiguous for an
+            eager forward. On CUDA PyTorch's GroupNorm makes every channels_last input
+            contiguous and back; on the CPU its channels_last GroupNorm is inaccurate and
+            the accurate replacement (:class:`lrrnet.models.blocks.GroupNorm`) costs more
+            than the convolutions gain at 512×512 (the README's Speed section). On the CPU
+            the predictor also keeps freed memory for reuse
+            (:func:`lrrnet.engine.cpu_memory.keep_freed_memory`).
         cuda_graph: CUDA only. Capture the network's forward once per input shape (after
             padding or resizing) and replay it: one launch instead of a few hundred kernel
             launches (the README's Speed section gives what it saves). Graphs keep the weights'
@@ -144,7 +149,9 @@ class Predictor:
             raise ConfigError("maps at the network's size need a size N (resize), not 'native'")
         self.keep_network_size = keep_network_size
         if channels_last is None:
-            channels_last = self.device.type != "cuda" or compile_model
+            channels_last = compile_model
+        if self.device.type == "cpu":
+            keep_freed_memory()
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.model = model.to(self.device, memory_format=self.memory_format)
         # The compiled wrapper shares the model's parameters and train/eval mode.
