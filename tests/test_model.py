@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import platform
 from pathlib import Path
 
 import pytest
@@ -431,7 +433,12 @@ def test_benchmark_tool_writes_json(tmp_path: Path) -> None:
     result = json.loads(compare.read_text())
     # Plumbing only: the 1e-5 equality of the paths is tested above on released-format weights.
     assert result["max_abs_diff_D"] < 1e-4 and result["max_abs_diff_T"] < 1e-4
-    assert result["speedup"] > 0
+    assert result["speedup"] > 0 and result["speedup_same_process"] > 0
+    # The original ran in its own interpreter, with the malloc the process started with.
+    assert len(result["original_times_ms"]) == 1
+    if platform.libc_ver()[0] == "glibc" and not os.environ.get("MALLOC_MMAP_THRESHOLD_"):
+        assert result["original_malloc"] == "glibc default"
+        assert result["malloc"] == "kept"
 
 
 @pytest.mark.parametrize(

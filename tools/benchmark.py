@@ -6,9 +6,12 @@
     python tools/benchmark.py --device cuda --dtype bf16 --channels-last --cuda-graph
     python tools/benchmark.py --train --size 512 --batch 8 --device cuda --dtype bf16
 
-``--compare`` runs the fast path (sdpa attention + channels_last) and the straightforward
-one (explicit attention, contiguous) on the same weights, interleaved, and reports the
-speed ratio and the largest output difference. ``--cuda-graph`` times the predictor's
+``--compare`` runs the fast path (what the predictor runs: sdpa attention, contiguous
+tensors, and on the CPU freed memory kept for reuse, :mod:`lrrnet.engine.cpu_memory`) and
+the straightforward one (explicit attention, contiguous) on the same weights, interleaved,
+and reports the speed ratio and the largest output difference. On the CPU it also times
+the straightforward path in a fresh interpreter with glibc's default malloc, as the
+original code runs: the speed-up over the original is measured against that. ``--cuda-graph`` times the predictor's
 CUDA-graph replay of the forward (batch-1 latency). ``--train`` times whole training steps
 (forward, loss, backward, Adam) instead of forwards. ``--backend onnxruntime|openvino``
 times the checked ONNX export (CPU); ``--compare-backends`` prints one table of backend ×
@@ -32,6 +35,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import copy  # noqa: E402
+import multiprocessing  # noqa: E402
 import os  # noqa: E402
 import platform  # noqa: E402
 import resource  # noqa: E402
@@ -53,6 +57,7 @@ from lrrnet.engine.backends import (  # noqa: E402
     cpu_description,
     warn_if_bf16_is_emulated,
 )
+from lrrnet.engine.cpu_memory import default_malloc_state, keep_freed_memory  # noqa: E402
 from lrrnet.engine.distributed import resolve_device  # noqa: E402
 from lrrnet.engine.predictor import (  # noqa: E402
     DTYPES,
@@ -163,6 +168,8 @@ def prepare_model(
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
+    if sys.platform.startswith("linux"):
+        return cpu_description()  # the model name; platform.processor() is only "x86_64"
     return platform.processor() or platform.machine()
 
 
@@ -203,6 +210,7 @@ def benchmark(
         the settings.
     """
     target = resolve_device(device)
+    malloc = keep_freed_memory() if target.type == "cpu" else "-"
     torch.manual_seed(seed)
     model = LRRNet()
     image = torch.rand(batch, 1, size, size)
@@ -237,6 +245,7 @@ def benchmark(
         "compile": compile_model,
         "channels_last": channels_last,
         "attention": attention,
+        "malloc": malloc,
         "warmup": warmup,
         "iters": iters,
         **run_setting(size, batch, target, dtype),
@@ -253,63 +262,134 @@ def compare_paths(
     iters: int = 3,
     seed: int = 0,
 ) -> dict[str, Any]:
-    """The fast path (sdpa + channels_last) against the straightforward one (explicit
-    attention, contiguous tensors) on the same weights and input.
+    """The fast path (sdpa, contiguous, on the CPU with freed memory kept) against the
+    straightforward one (explicit attention, contiguous tensors) on the same weights and
+    input, interleaved; on the CPU also the straightforward path as the original code runs
+    it, in a fresh interpreter with the default malloc.
 
     Returns:
         A dict with ``fast_latency_ms`` (also as ``latency_ms``, with ``fps``),
-        ``straightforward_latency_ms`` (medians of interleaved runs), ``speedup`` (straightforward / fast), ``max_abs_diff_D`` and
-        ``max_abs_diff_T`` between the two paths' outputs, each path's largest error against
-        a float64 run of the same weights (``max_abs_err_fp64_*``), and the settings.
+        ``straightforward_latency_ms`` (same process), ``original_latency_ms`` (fresh process
+        on the CPU; the same-process figure on CUDA), ``speedup`` (original / fast),
+        ``speedup_same_process`` (straightforward / fast), ``max_abs_diff_D`` and
+        ``max_abs_diff_T`` between the fast and the original outputs, each path's largest
+        error against a float64 run of the same weights (``max_abs_err_fp64_*``), the malloc
+        state of each process, and the settings.
     """
     target = resolve_device(device)
     torch.manual_seed(seed)
     model = LRRNet()
     image = torch.rand(batch, 1, size, size, device=target)
+    original: dict[str, Any] | None = None
+    if target.type == "cpu":
+        # First, so that the fresh process does not compete with this one's work.
+        original = time_with_default_malloc(model, image, dtype, warmup, iters)
+        malloc = keep_freed_memory()
+    else:
+        malloc = "-"
     paths = {
-        "fast": prepare_model(model, target, attention="sdpa", channels_last=True),
-        "straightforward": prepare_model(model, target, attention="naive", channels_last=False),
+        "fast": prepare_model(model, target, attention="sdpa"),
+        "straightforward": prepare_model(model, target, attention="naive"),
     }
-    inputs = {name: image.contiguous(memory_format=fmt) for name, (_, fmt) in paths.items()}
     outputs: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def runner(name: str) -> Callable[[], None]:
         def run() -> None:
             with autocast_context(target, dtype):
-                outputs[name] = paths[name][0](inputs[name])
+                outputs[name] = paths[name][0](image)
 
         return run
 
     times = time_forwards({name: runner(name) for name in paths}, target, warmup, iters)
+    if original is None:
+        original = {
+            "times_ms": times["straightforward"],
+            "outputs": outputs["straightforward"],
+            "malloc": malloc,
+        }
     fast = statistics.median(times["fast"])
     straightforward = statistics.median(times["straightforward"])
-    diff_d, diff_t = _max_abs_diffs(outputs["fast"], outputs["straightforward"])
+    original_latency = statistics.median(original["times_ms"])
+    diff_d, diff_t = _max_abs_diffs(outputs["fast"], original["outputs"])
     # Context for those differences: how far each float path is from a float64 run.
     reference_model = copy.deepcopy(model).to(target).eval().double().set_attention_impl("naive")
     with torch.inference_mode():
         reference = reference_model(image.double())
     error_fast = max(_max_abs_diffs(outputs["fast"], reference))
-    error_straightforward = max(_max_abs_diffs(outputs["straightforward"], reference))
+    error_original = max(_max_abs_diffs(original["outputs"], reference))
     return {
         "params": count_parameters(model),
         "latency_ms": fast,
         "fps": 1e3 * batch / fast,
         "fast_latency_ms": fast,
         "straightforward_latency_ms": straightforward,
+        "original_latency_ms": original_latency,
         "fast_fps": 1e3 * batch / fast,
         "straightforward_fps": 1e3 * batch / straightforward,
-        "speedup": straightforward / fast,
+        "original_fps": 1e3 * batch / original_latency,
+        "speedup": original_latency / fast,
+        "speedup_same_process": straightforward / fast,
         "max_abs_diff_D": diff_d,
         "max_abs_diff_T": diff_t,
         "max_abs_err_fp64_fast": error_fast,
-        "max_abs_err_fp64_straightforward": error_straightforward,
-        "max_abs_D": outputs["straightforward"][0].abs().max().item(),
-        "max_abs_T": outputs["straightforward"][1].abs().max().item(),
+        "max_abs_err_fp64_original": error_original,
+        "max_abs_D": original["outputs"][0].abs().max().item(),
+        "max_abs_T": original["outputs"][1].abs().max().item(),
+        "malloc": malloc,
+        "original_malloc": original["malloc"],
         "fast_times_ms": times["fast"],
         "straightforward_times_ms": times["straightforward"],
+        "original_times_ms": original["times_ms"],
         "warmup": warmup,
         "iters": iters,
         **run_setting(size, batch, target, dtype),
+    }
+
+
+def time_with_default_malloc(
+    model: nn.Module, image: torch.Tensor, dtype: str, warmup: int, iters: int
+) -> dict[str, Any]:
+    """Times the straightforward path on the CPU in a fresh interpreter (spawned), whose
+    malloc is left as it starts: the conditions the original code runs in.
+
+    Returns:
+        ``times_ms`` (the timed forwards), ``outputs`` (D and T of the last one) and
+        ``malloc`` (the child's malloc state, ``"glibc default"`` unless the environment
+        sets one).
+    """
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(1) as pool:
+        return pool.apply(
+            _time_straightforward,
+            (
+                copy.deepcopy(model).cpu(),
+                image.cpu(),
+                dtype,
+                warmup,
+                iters,
+                torch.get_num_threads(),
+            ),
+        )
+
+
+def _time_straightforward(
+    model: nn.Module, image: torch.Tensor, dtype: str, warmup: int, iters: int, threads: int
+) -> dict[str, Any]:
+    """The spawned half of :func:`time_with_default_malloc`."""
+    torch.set_num_threads(threads)
+    cpu = torch.device("cpu")
+    network, _ = prepare_model(model, cpu, attention="naive")
+    outputs: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def run() -> None:
+        with autocast_context(cpu, dtype):
+            outputs["last"] = network(image)
+
+    times = time_forwards({"original": run}, cpu, warmup, iters)
+    return {
+        "times_ms": times["original"],
+        "outputs": outputs["last"],
+        "malloc": default_malloc_state(),
     }
 
 
@@ -452,8 +532,10 @@ def benchmark_training(
 
 # -- the deployment backends (CPU) ---------------------------------------------------------
 
-# (name, backend, dtype, how torch runs). "original" is the straightforward path the
-# original code takes (explicit attention, contiguous tensors): the speed-up reference.
+# (backend, dtype, how torch runs). "original" is the straightforward path the original code
+# takes (explicit attention, contiguous tensors), timed in a fresh interpreter with glibc's
+# default malloc: the speed-up reference. The other rows run in this process, which keeps
+# freed memory for reuse (lrrnet.engine.cpu_memory) as the predictor does.
 COMPARED: tuple[tuple[str, str, str], ...] = (
     ("torch", "fp32", "original"),
     ("torch", "fp32", "fast"),
@@ -473,8 +555,8 @@ def runner_for(
 ) -> Callable[[torch.Tensor], torch.Tensor]:
     """A CPU function image (B×1×H×W) → target probabilities for one backend and dtype.
 
-    ``path`` picks the torch variant: ``"fast"`` (sdpa attention, channels_last, as the
-    predictor runs it) or ``"original"`` (explicit attention, contiguous tensors).
+    ``path`` picks the torch variant: ``"fast"`` (sdpa attention, as the predictor runs it)
+    or ``"original"`` (explicit attention); both on contiguous tensors.
     """
     check_backend(backend, dtype)
     if backend != "torch":
@@ -487,17 +569,13 @@ def runner_for(
 
         run_exported.runtime = runtime  # type: ignore[attr-defined]
         return run_exported
-    original = path == "original"
-    network, memory_format = prepare_model(
-        model,
-        torch.device("cpu"),
-        attention="naive" if original else "sdpa",
-        channels_last=not original,
+    network, _ = prepare_model(
+        model, torch.device("cpu"), attention="naive" if path == "original" else "sdpa"
     )
 
     def run(image: torch.Tensor) -> torch.Tensor:
         with autocast_context(torch.device("cpu"), dtype):
-            logits = network(image.contiguous(memory_format=memory_format))[1]
+            logits = network(image)[1]
         return torch.sigmoid(logits.float())
 
     return run
@@ -516,16 +594,27 @@ def compare_backends(
 ) -> list[dict[str, Any]]:
     """Times backends × dtypes on the CPU in one run, interleaved, on the same weights and input.
 
-    Rows whose optional package is missing are reported with ``skipped`` (the reason).
+    Rows whose optional package is missing are reported with ``skipped`` (the reason). A torch
+    row with path ``"original"`` runs in a fresh interpreter with the default malloc
+    (:func:`time_with_default_malloc`), before the others; they run in this process, with
+    freed memory kept for reuse.
 
     Returns:
         Per row: ``backend``, ``dtype``, ``path``, ``latency_ms`` (median), ``fps``,
-        ``speedup`` (against the first row), ``max_abs_diff_p`` (against the first row).
+        ``speedup`` (against the first row), ``max_abs_diff_p`` (against the first row),
+        ``malloc``.
     """
     image = torch.rand(batch, 1, size, size, generator=torch.Generator().manual_seed(seed))
     results = [{"backend": backend, "dtype": dtype, "path": path} for backend, dtype, path in rows]
+    fresh: dict[int, dict[str, Any]] = {}
+    for index, result in enumerate(results):
+        if result["backend"] == "torch" and result["path"] == "original":
+            fresh[index] = time_with_default_malloc(model, image, result["dtype"], warmup, iters)
+    malloc = keep_freed_memory()
     runs: dict[int, Callable[[torch.Tensor], torch.Tensor]] = {}
     for index, result in enumerate(results):
+        if index in fresh:
+            continue
         try:
             runs[index] = runner_for(
                 model, result["backend"], result["dtype"], result["path"] or "fast", cache_dir
@@ -543,18 +632,23 @@ def compare_backends(
     times = time_forwards(
         {str(index): timed(index) for index in runs}, torch.device("cpu"), warmup, iters
     )
-    if not runs:
+    for index, measured in fresh.items():
+        times[str(index)] = measured["times_ms"]
+        outputs[index] = torch.sigmoid(measured["outputs"][1].float())
+    if not outputs:
         return results
-    reference, baseline = outputs[min(runs)], statistics.median(times[str(min(runs))])
-    for index, run in runs.items():
+    first = min(outputs)
+    reference, baseline = outputs[first], statistics.median(times[str(first)])
+    for index in outputs:
         latency = statistics.median(times[str(index)])
-        runtime = getattr(run, "runtime", None)
+        runtime = getattr(runs.get(index), "runtime", None)
         results[index].update(
             latency_ms=latency,
             fps=1e3 * batch / latency,
             speedup=baseline / latency,
             max_abs_diff_p=(outputs[index] - reference).abs().max().item(),
             runs_as=runtime.runs_as if runtime is not None else results[index]["dtype"],
+            malloc=fresh[index]["malloc"] if index in fresh else malloc,
             times_ms=times[str(index)],
         )
     return results
@@ -564,11 +658,12 @@ def format_comparison(results: Sequence[Mapping[str, Any]]) -> str:
     """One table: backend × dtype → latency, FPS, speed-up and max |Δp| against the first row.
 
     "runs as" is the precision the backend really used (OpenVINO falls back to fp32 on CPUs
-    without bf16/fp16 arithmetic)."""
+    without bf16/fp16 arithmetic); the rows' malloc states are listed under the table."""
     lines = [
         f"{'backend':<12} {'dtype':<5} {'path':<9} {'runs as':<7} {'latency ms':>10} "
         f"{'FPS':>7} {'speed-up':>8} {'max |Δp|':>9}"
     ]
+    mallocs: dict[str, list[str]] = {}
     for row in results:
         head = f"{row['backend']:<12} {row['dtype']:<5} {row['path'] or '-':<9}"
         if "skipped" in row:
@@ -578,6 +673,9 @@ def format_comparison(results: Sequence[Mapping[str, Any]]) -> str:
             f"{head} {row['runs_as']:<7} {row['latency_ms']:10.1f} {row['fps']:7.2f} "
             f"{row['speedup']:7.2f}× {row['max_abs_diff_p']:9.1e}"
         )
+        name = f"{row['backend']} {row['dtype']}" + (f" {row['path']}" if row["path"] else "")
+        mallocs.setdefault(row.get("malloc", "?"), []).append(name)
+    lines += [f"malloc {state}: {', '.join(names)}" for state, names in mallocs.items()]
     return "\n".join(lines)
 
 
@@ -740,23 +838,29 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             f"{args.dtype}, warmup {args.warmup}, iters {args.iters}"
         )
         print(
-            f"fast (sdpa + channels_last):           {result['fast_latency_ms']:9.1f} ms  "
-            f"{result['fast_fps']:7.2f} FPS"
+            f"fast (sdpa; malloc: {result['malloc']}):".ljust(58)
+            + f"{result['fast_latency_ms']:9.1f} ms  {result['fast_fps']:7.2f} FPS"
         )
         print(
-            f"straightforward (naive + contiguous):  "
-            f"{result['straightforward_latency_ms']:9.1f} ms  "
+            "straightforward (naive), same process:".ljust(58)
+            + f"{result['straightforward_latency_ms']:9.1f} ms  "
             f"{result['straightforward_fps']:7.2f} FPS"
         )
+        if resolve_device(args.device).type == "cpu":
+            print(
+                f"original (naive; fresh process, malloc: {result['original_malloc']}):".ljust(58)
+                + f"{result['original_latency_ms']:9.1f} ms  {result['original_fps']:7.2f} FPS"
+            )
         print(
-            f"speed-up: {result['speedup']:.2f}×; max |ΔD| = {result['max_abs_diff_D']:.2e} "
-            f"(|D| ≤ {result['max_abs_D']:.2f}), max |ΔT| = {result['max_abs_diff_T']:.2e} "
-            f"(|T| ≤ {result['max_abs_T']:.2f})"
+            f"speed-up over the original: {result['speedup']:.2f}× "
+            f"({result['speedup_same_process']:.2f}× within one process); "
+            f"max |ΔD| = {result['max_abs_diff_D']:.2e} (|D| ≤ {result['max_abs_D']:.2f}), "
+            f"max |ΔT| = {result['max_abs_diff_T']:.2e} (|T| ≤ {result['max_abs_T']:.2f})"
         )
         print(
             "max error against a float64 run: "
             f"fast {result['max_abs_err_fp64_fast']:.2e}, "
-            f"straightforward {result['max_abs_err_fp64_straightforward']:.2e}"
+            f"original {result['max_abs_err_fp64_original']:.2e}"
         )
     else:
         result = benchmark(
