@@ -11,8 +11,8 @@ tensors, and on the CPU freed memory kept for reuse, :mod:`lrrnet.engine.cpu_mem
 the straightforward one (explicit attention, contiguous) on the same weights, interleaved,
 and reports the speed ratio and the largest output difference. On the CPU it also times
 the straightforward path in a fresh interpreter with glibc's default malloc, as the
-original code runs: the speed-up over the original is measured against that. ``--cuda-graph`` times the predictor's
-CUDA-graph replay of the forward (batch-1 latency). ``--train`` times whole training steps
+original code runs: the speed-up over the original is measured against that.
+``--cuda-graph`` times the predictor's CUDA-graph replay of the forward (batch-1 latency). ``--train`` times whole training steps
 (forward, loss, backward, Adam) instead of forwards. ``--backend onnxruntime|openvino``
 times the checked ONNX export (CPU); ``--compare-backends`` prints one table of backend ×
 dtype → latency, FPS and max |Δp| against fp32 PyTorch, all measured in one run.
