@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import platform
 from pathlib import Path
 
 import pytest
@@ -12,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from lrrnet.engine.checkpoint import load_model_weights
+from lrrnet.engine.cpu_memory import default_malloc_state
 from lrrnet.errors import ConfigError
 from lrrnet.losses import LRRNetLoss
 from lrrnet.models import LRRNet, build_model, crop_to, pad_to_multiple
@@ -436,7 +435,7 @@ def test_benchmark_tool_writes_json(tmp_path: Path) -> None:
     assert result["speedup"] > 0 and result["speedup_same_process"] > 0
     # The original ran in its own interpreter, with the malloc the process started with.
     assert len(result["original_times_ms"]) == 1
-    if platform.libc_ver()[0] == "glibc" and not os.environ.get("MALLOC_MMAP_THRESHOLD_"):
+    if default_malloc_state() == "glibc default":
         assert result["original_malloc"] == "glibc default"
         assert result["malloc"] == "kept"
 

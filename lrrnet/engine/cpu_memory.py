@@ -20,6 +20,7 @@ overrides what the user chose: nothing is changed when ``MALLOC_MMAP_THRESHOLD_`
 from __future__ import annotations
 
 import ctypes
+import functools
 import logging
 import os
 import platform
@@ -33,9 +34,8 @@ KEEP_BYTES = 1 << 30  # blocks up to 1 GiB come from the heap; up to 1 GiB free 
 OPT_OUT_VARIABLE = "LRRNET_KEEP_FREED_MEMORY"
 USER_MALLOC_VARIABLES = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")
 
-_state: dict[str, str] = {}
 
-
+@functools.cache
 def keep_freed_memory() -> str:
     """Raises glibc's mmap and trim thresholds to :data:`KEEP_BYTES`, once per process.
 
@@ -45,10 +45,9 @@ def keep_freed_memory() -> str:
         LRRNET_KEEP_FREED_MEMORY=0"``, ``"set by the user (MALLOC_MMAP_THRESHOLD_)"``,
         ``"mallopt refused"``).
     """
-    if "result" not in _state:
-        _state["result"] = _apply()
-        log.debug("malloc thresholds: %s", _state["result"])
-    return _state["result"]
+    result = _apply()
+    log.debug("malloc thresholds: %s", result)
+    return result
 
 
 def default_malloc_state() -> str:
