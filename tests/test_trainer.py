@@ -347,6 +347,31 @@ def test_training_layout_is_contiguous_unless_compiled_or_forced():
         load_config("demo", ["train.channels_last='auto'"])
 
 
+def test_bf16_autocast_trains_on_the_cpu_and_fp16_is_refused(tiny_dataset, tmp_path, monkeypatch):
+    """train.amp=bf16 runs the CPU's forward passes (training and validation) in bf16
+    autocast; fp16, which has no CPU kernels worth using, is a one-line error."""
+    output_dtypes = set()
+    real_build_model = trainer.build_model
+
+    def recording_build_model(cfg):
+        model = real_build_model(cfg)
+        first_conv = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
+        first_conv.register_forward_hook(lambda module, args, out: output_dtypes.add(out.dtype))
+        return model
+
+    monkeypatch.setattr(trainer, "build_model", recording_build_model)
+    overrides = tiny_overrides(tiny_dataset, tmp_path / "bf16", **{"train.epochs": 1})
+    run_dir = train(load_config("synthetic", [*overrides, "train.amp=bf16"])).run_dir
+    assert output_dtypes == {torch.bfloat16}
+    assert "process(es), bf16 autocast) from iteration 0" in (run_dir / "log.txt").read_text()
+    weights = load_checkpoint(run_dir / "latest.pth")["model"]
+    assert all(torch.isfinite(value).all() for value in weights.values())
+    assert {value.dtype for value in weights.values()} == {torch.float32}
+
+    with pytest.raises(ConfigError, match="train.amp=fp16 needs a CUDA device"):
+        train(load_config("synthetic", [*overrides, "train.amp=fp16"]))
+
+
 def test_run_configs_continues_past_a_failed_config_and_exits_non_zero(
     tiny_dataset, tmp_path, capsys
 ):

@@ -96,19 +96,23 @@ def cpu_flags(cpuinfo: str | os.PathLike = "/proc/cpuinfo") -> set[str]:
     return set()
 
 
+def bf16_is_emulated(flags: set[str] | None = None) -> bool:
+    """Whether this CPU lacks native bf16 arithmetic (:data:`BF16_FLAGS`), so that bf16
+    autocast runs emulated and far slower than fp32."""
+    return not ((cpu_flags() if flags is None else flags) & set(BF16_FLAGS))
+
+
+EMULATED_BF16 = (
+    f"bf16 on this CPU is emulated and slow: it has neither {' nor '.join(BF16_FLAGS)} "
+    "(see the flags in /proc/cpuinfo); fp32 is faster here"
+)
+
+
 def warn_if_bf16_is_emulated(dtype: str, flags: set[str] | None = None) -> bool:
     """Warns when bf16 is asked for on a CPU without native bf16; returns whether it warned."""
-    if dtype != "bf16":
+    if dtype != "bf16" or not bf16_is_emulated(flags):
         return False
-    flags = cpu_flags() if flags is None else flags
-    if flags & set(BF16_FLAGS):
-        return False
-    warnings.warn(
-        f"bf16 on this CPU is emulated and slow: it has neither {' nor '.join(BF16_FLAGS)} "
-        "(see the flags in /proc/cpuinfo); fp32 is faster here",
-        RuntimeWarning,
-        stacklevel=2,
-    )
+    warnings.warn(EMULATED_BF16, RuntimeWarning, stacklevel=2)
     return True
 
 

@@ -42,6 +42,7 @@ from lrrnet.data import (
     validate_samples,
 )
 from lrrnet.engine import distributed, run_files
+from lrrnet.engine.backends import EMULATED_BF16, bf16_is_emulated
 from lrrnet.engine.checkpoint import (
     TrainState,
     load_for_resume,
@@ -97,10 +98,12 @@ def _train(
     use_cuda = device.type == "cuda"
     if use_cuda:
         torch.backends.cudnn.benchmark = not train_cfg["deterministic"]
-    if train_cfg["amp"] != "off" and not use_cuda:
-        logger.warning("train.amp=%s ignored on the CPU", train_cfg["amp"])
-    # What forward passes compute in: train.amp's autocast on CUDA, float32 otherwise.
-    precision = train_cfg["amp"] if use_cuda and train_cfg["amp"] != "off" else "fp32"
+    # What forward passes compute in: train.amp's autocast (bf16 on the CPU too), or float32.
+    precision = "fp32" if train_cfg["amp"] == "off" else train_cfg["amp"]
+    if not use_cuda and precision == "fp16":
+        raise ConfigError("train.amp=fp16 needs a CUDA device; use bf16 or off on the CPU")
+    if not use_cuda and precision == "bf16" and bf16_is_emulated():
+        logger.warning("train.amp=bf16: %s", EMULATED_BF16)
     # A resume is checked against the checkpoint before anything is written or validated.
     resumed = load_for_resume(resume_path, cfg, info.world_size, device) if resume_path else None
 
@@ -215,11 +218,13 @@ def _train(
         # ---- the loop ----
         model.train()
         logger.info(
-            "training %d iterations (%d per epoch, batch %d × %d process(es)) from iteration %d",
+            "training %d iterations (%d per epoch, batch %d × %d process(es), %s) from "
+            "iteration %d",
             total_iters,
             iters_per_epoch,
             batch_size,
             info.world_size,
+            "float32" if precision == "fp32" else f"{precision} autocast",
             state.iteration,
         )
         # The iteration log lines (train.log_every) are the progress off a terminal.
