@@ -205,12 +205,25 @@ def test_every_layout_the_data_package_knows_is_a_valid_choice():
         load_config("synthetic", ["data.layout='sirst_v9'"])
 
 
-@pytest.mark.parametrize(("name", "val_split"), [("nudt_cpu", "holdout"), ("sirst_cpu", "val")])
+@pytest.mark.parametrize(
+    ("name", "val_split"),
+    [("nudt_cpu", "holdout"), ("nudt_cpu_bf16", "holdout"), ("sirst_cpu", "val")],
+)
 def test_cpu_recipes_select_on_validation_and_keep_the_published_network(name, val_split):
     cfg = load_config(name)
-    published = load_config(name.removesuffix("_cpu"))
+    published = load_config(name.split("_cpu")[0])
     assert cfg["data"]["val_split"] == val_split  # never the test split
     assert cfg["model"] == {**published["model"], "target_prior": 0.1}
     assert cfg["loss"] == published["loss"]
     assert cfg["data"]["root"] == published["data"]["root"]
     assert cfg["data"]["augment"] == published["data"]["augment"]
+
+
+def test_the_bf16_cpu_recipe_differs_from_nudt_cpu_only_in_precision_and_length():
+    fp32, bf16 = to_dict(load_config("nudt_cpu")), to_dict(load_config("nudt_cpu_bf16"))
+    assert (fp32["train"]["amp"], bf16["train"]["amp"]) == ("off", "bf16")
+    for cfg in (fp32, bf16):
+        del cfg["name"]
+        for key in ("amp", "max_iters", "eval_every"):
+            del cfg["train"][key]
+    assert bf16 == fp32
