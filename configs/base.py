@@ -108,7 +108,8 @@ config = {
         "device": "auto",  # auto | cpu | cuda | cuda:N
         # Autocast of the forward passes (training and validation): off | bf16 | fp16. fp16
         # needs CUDA; bf16 on the CPU pays only where it is native (avx512_bf16 or AMX; the
-        # run warns otherwise): 0.93 s against 1.26 s a 128² batch-8 step on a Zen 4 EPYC.
+        # run warns otherwise): 0.86–0.95 s against 1.17–1.22 s a 128² batch-8 step on a
+        # Zen 4 EPYC.
         "amp": "off",
         # None: the measured-fastest layout, contiguous for eager training (CPU, 128² batch 8:
         # 2.28 s a step against 3.16 s channels_last; H100, 512² bf16: 109.9 against 111.8 ms)
