@@ -207,7 +207,12 @@ def test_every_layout_the_data_package_knows_is_a_valid_choice():
 
 @pytest.mark.parametrize(
     ("name", "val_split"),
-    [("nudt_cpu", "holdout"), ("nudt_cpu_bf16", "holdout"), ("sirst_cpu", "val")],
+    [
+        ("nudt_cpu", "holdout"),
+        ("nudt_cpu_bf16", "holdout"),
+        ("sirst_cpu", "val"),
+        ("sirst_cpu_bf16", "val"),
+    ],
 )
 def test_cpu_recipes_select_on_validation_and_keep_the_published_network(name, val_split):
     cfg = load_config(name)
@@ -219,8 +224,9 @@ def test_cpu_recipes_select_on_validation_and_keep_the_published_network(name, v
     assert cfg["data"]["augment"] == published["data"]["augment"]
 
 
-def test_the_bf16_cpu_recipe_differs_from_nudt_cpu_only_in_precision_and_length():
-    fp32, bf16 = to_dict(load_config("nudt_cpu")), to_dict(load_config("nudt_cpu_bf16"))
+@pytest.mark.parametrize("name", ["nudt_cpu", "sirst_cpu"])
+def test_the_bf16_cpu_recipes_differ_from_fp32_only_in_precision_and_length(name):
+    fp32, bf16 = to_dict(load_config(name)), to_dict(load_config(f"{name}_bf16"))
     assert (fp32["train"]["amp"], bf16["train"]["amp"]) == ("off", "bf16")
     for cfg in (fp32, bf16):
         del cfg["name"]
