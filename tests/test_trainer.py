@@ -349,7 +349,8 @@ def test_training_layout_is_contiguous_unless_compiled_or_forced():
 
 def test_bf16_autocast_trains_on_the_cpu_and_fp16_is_refused(tiny_dataset, tmp_path, monkeypatch):
     """train.amp=bf16 runs the CPU's forward passes (training and validation) in bf16
-    autocast; fp16, which has no CPU kernels worth using, is a one-line error."""
+    autocast, and says so in the log where the CPU would emulate it; fp16, which has no CPU
+    kernels worth using, is a one-line error."""
     output_dtypes = set()
     real_build_model = trainer.build_model
 
@@ -360,10 +361,13 @@ def test_bf16_autocast_trains_on_the_cpu_and_fp16_is_refused(tiny_dataset, tmp_p
         return model
 
     monkeypatch.setattr(trainer, "build_model", recording_build_model)
+    monkeypatch.setattr(trainer, "bf16_is_emulated", lambda: True)  # an AVX2-only CPU
     overrides = tiny_overrides(tiny_dataset, tmp_path / "bf16", **{"train.epochs": 1})
     run_dir = train(load_config("synthetic", [*overrides, "train.amp=bf16"])).run_dir
     assert output_dtypes == {torch.bfloat16}
-    assert "process(es), bf16 autocast) from iteration 0" in (run_dir / "log.txt").read_text()
+    log = (run_dir / "log.txt").read_text()
+    assert "process(es), bf16 autocast) from iteration 0" in log
+    assert "train.amp=bf16: bf16 on this CPU is emulated and slow" in log
     weights = load_checkpoint(run_dir / "latest.pth")["model"]
     assert all(torch.isfinite(value).all() for value in weights.values())
     assert {value.dtype for value in weights.values()} == {torch.float32}

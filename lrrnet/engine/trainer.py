@@ -102,8 +102,6 @@ def _train(
     precision = "fp32" if train_cfg["amp"] == "off" else train_cfg["amp"]
     if not use_cuda and precision == "fp16":
         raise ConfigError("train.amp=fp16 needs a CUDA device; use bf16 or off on the CPU")
-    if not use_cuda and precision == "bf16" and bf16_is_emulated():
-        logger.warning("train.amp=bf16: %s", EMULATED_BF16)
     # A resume is checked against the checkpoint before anything is written or validated.
     resumed = load_for_resume(resume_path, cfg, info.world_size, device) if resume_path else None
 
@@ -112,6 +110,8 @@ def _train(
     run_dir = Path(distributed.broadcast_object(info, str(run_dir)))
     with run_files.log_file(run_dir if info.is_main else None), ExitStack() as cleanup:
         logger.info("run folder %s (world size %d, device %s)", run_dir, info.world_size, device)
+        if not use_cuda and precision == "bf16" and bf16_is_emulated():
+            logger.warning("train.amp=bf16: %s", EMULATED_BF16)
         # Finding the splits logs the one line "ROOT (LAYOUT): N train, M val (SOURCE), K test"
         # that outside checks read; it names where checkpoint selection happens.
         splits = prepare_dataset(cfg, info)
