@@ -98,6 +98,10 @@ config = {
         "min_lr": 0.0,
         "warmup_iters": 0,
         "grad_clip": None,  # max gradient norm; None: off
+        # Exponential moving average of the weights (lrrnet/engine/weight_average.py): when
+        # > 0, validation, checkpoint selection, best.pth and the test use the average; e.g.
+        # 0.99 averages over roughly the last 100 steps. 0: off (the live weights).
+        "ema_decay": 0.0,
         # Validation every eval_every iterations (None: only at epoch ends) and, when
         # eval_epoch_end, at every epoch end as the original code did. Turning the latter off
         # saves time where epochs are short (fast GPUs, small datasets).

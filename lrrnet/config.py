@@ -234,6 +234,11 @@ def validate(config: Mapping[str, Any]) -> None:
     prior = get(config, "model.target_prior")
     if prior is not None and not 0.0 < prior < 1.0:
         raise ConfigError(f"config key 'model.target_prior' = {prior} must be in (0, 1) or None")
+    if not 0.0 <= get(config, "train.ema_decay") < 1.0:
+        raise ConfigError(
+            f"config key 'train.ema_decay' = {get(config, 'train.ema_decay')} must be in [0, 1) "
+            "(0: off)"
+        )
     if not 0.0 <= get(config, "data.val_fraction") < 1.0:
         raise ConfigError("config key 'data.val_fraction' must be in [0, 1)")
 

@@ -250,3 +250,29 @@ def test_newest_run_lookup_and_resume_resolution(tmp_path: Path, caplog) -> None
         "20260102-000000-9",
         "20260102-000000-10",
     ]
+
+
+def test_a_weight_average_is_saved_as_the_model_and_restored_beside_the_live_weights() -> None:
+    cfg, info = load_config("synthetic"), init_distributed("cpu")
+    live, average = small_model(), small_model()
+    nn.init.constant_(average[0].weight, 0.25)
+    optimizer = torch.optim.Adam(live.parameters(), lr=1e-3)
+    scaler = torch.amp.GradScaler("cuda", enabled=False)
+    rng = gather_rng_states(info)
+    checkpoint = training_checkpoint(
+        live, optimizer, scaler, TrainState(), cfg, {}, rng, 3, averaged=average
+    )
+    # Inference reads "model": the average; training continues from "train_model".
+    assert torch.equal(checkpoint["model"]["0.weight"], average[0].weight)
+    assert torch.equal(checkpoint["train_model"]["0.weight"], live[0].weight)
+    fresh, fresh_average = small_model(), small_model()
+    nn.init.zeros_(fresh[0].weight)
+    restore_training(checkpoint, fresh, optimizer, scaler, rank=0, averaged=fresh_average)
+    assert torch.equal(fresh[0].weight, live[0].weight)
+    assert torch.equal(fresh_average[0].weight, average[0].weight)
+
+    # A checkpoint saved without an average: the average starts from its weights.
+    plain = training_checkpoint(live, optimizer, scaler, TrainState(), cfg, {}, rng, 3)
+    assert "train_model" not in plain
+    restore_training(plain, fresh, optimizer, scaler, rank=0, averaged=fresh_average)
+    assert torch.equal(fresh_average[0].weight, live[0].weight)

@@ -673,3 +673,42 @@ def test_sirst_v2_trains_and_scores_target_free_frames(tiny_dataset, tmp_path):
     assert test["n_images"] == 2 and test["n_targets"] >= 1  # one frame of the two has targets
     for key in ("miou", "niou", "pd", "fa", "auc"):
         assert 0.0 <= test[key] <= 1.0, key
+
+
+def test_weight_average_is_validated_saved_tested_and_resumed_exactly(
+    tiny_dataset, tmp_path, interrupted_train
+):
+    extra = {"train.eval_every": 4, "train.ema_decay": 0.8}
+    reference = train(
+        load_config("synthetic", tiny_overrides(tiny_dataset, tmp_path / "a", **extra))
+    )
+    run_dir = reference.run_dir
+    assert "weight average 0.8 evaluated" in (run_dir / "log.txt").read_text()
+    latest = load_checkpoint(run_dir / "latest.pth")
+    averaged, live = latest["model"], latest["train_model"]
+    assert averaged.keys() == live.keys()
+    assert any(not torch.equal(averaged[k], live[k]) for k in averaged), "no average kept"
+
+    # Validation and the test scored the average: rescoring best.pth's "model" on test gives
+    # the report's numbers, and its live weights score otherwise.
+    cfg = load_config(run_dir / "config.yaml")
+    info, test = init_distributed("cpu"), splits_from_config(cfg).test
+    report = json.loads((run_dir / "test_metrics.json").read_text())
+    best = load_checkpoint(run_dir / "best.pth")
+    scores = {}
+    for key in ("model", "train_model"):
+        model = build_model(cfg)
+        model.load_state_dict(best[key])
+        predictor = Predictor(model.eval(), device="cpu", size="native")
+        (scores[key],) = _score_at(predictor, test, cfg, info, "test", [None])
+    assert report["best"]["test"] == jsonable(scores["model"])
+    assert scores["train_model"]["miou"] != scores["model"]["miou"]
+
+    # Killed in step 6 and resumed from iteration 4: both weight sets end identical.
+    cfg = load_config("synthetic", tiny_overrides(tiny_dataset, tmp_path / "b", **extra))
+    interrupted_train(cfg, step=5)
+    resumed = train(cfg, resume="auto")
+    final = load_checkpoint(resumed.run_dir / "latest.pth")
+    for key in ("model", "train_model"):
+        for name, tensor in latest[key].items():
+            assert torch.equal(final[key][name], tensor), (key, name)

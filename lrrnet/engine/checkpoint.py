@@ -7,7 +7,8 @@ the released ``.pkl`` files (a bare state dict). Checkpoints are untrusted downl
 they are always read with ``torch.load(..., weights_only=True)``: tensors and plain
 containers only, never arbitrary pickled objects.
 
-A training checkpoint (``latest.pth``, ``best.pth`` of a run folder) holds the model,
+A training checkpoint (``latest.pth``, ``best.pth`` of a run folder) holds the model (with
+``train.ema_decay``, the weight average, and the live weights in ``train_model``), the
 optimizer and gradient-scaler states, every rank's RNG states, the resolved config, the
 validation metrics it was saved with and the :class:`TrainState` counters. A run's files are
 ``checkpoints/<name>/<timestamp>/``; :func:`run_checkpoints` lists them, oldest first.
@@ -240,14 +241,21 @@ def training_checkpoint(
     metrics: Mapping[str, Any],
     rng_states: list[dict[str, Any]],
     iters_per_epoch: int,
+    averaged: nn.Module | None = None,
 ) -> dict[str, Any]:
     """Everything to resume exactly, with the RNG states of every rank (a list, rank order).
 
     ``iters_per_epoch`` and ``world_size`` (the length of ``rng_states``) let a resume refuse
-    a changed training split or process count instead of starting at the wrong sample.
+    a changed training split or process count instead of starting at the wrong sample. With
+    a weight average (``train.ema_decay``), ``model`` holds the averaged weights, the ones
+    that were validated and that inference loads, and ``train_model`` the live weights that
+    training continues from.
     """
+    weights = {"model": unwrap_model(model).state_dict()}
+    if averaged is not None:
+        weights = {"model": averaged.state_dict(), "train_model": weights["model"]}
     return {
-        "model": unwrap_model(model).state_dict(),
+        **weights,
         "optimizer": optimizer.state_dict(),
         "scaler": scaler.state_dict(),
         "rng": rng_states,
@@ -388,9 +396,19 @@ def restore_training(
     optimizer: torch.optim.Optimizer,
     scaler: torch.amp.GradScaler,
     rank: int,
+    averaged: nn.Module | None = None,
 ) -> TrainState:
-    """Load a checkpoint of :func:`load_for_resume` into the objects; returns its counters."""
-    model.load_state_dict(checkpoint["model"])
+    """Load a checkpoint of :func:`load_for_resume` into the objects; returns its counters.
+
+    ``averaged`` (the weight average's module, ``train.ema_decay``) gets the checkpoint's
+    average; a checkpoint saved without one starts the average from its weights.
+    """
+    live = checkpoint.get("train_model", checkpoint["model"])
+    model.load_state_dict(live)
+    if averaged is not None:
+        if "train_model" not in checkpoint:
+            logger.info("the checkpoint holds no weight average; the average starts from it")
+        averaged.load_state_dict(checkpoint["model"])
     optimizer.load_state_dict(checkpoint["optimizer"])
     if checkpoint.get("scaler"):
         scaler.load_state_dict(checkpoint["scaler"])

@@ -53,9 +53,13 @@ def validate_and_save(
     run_dir: Path,
     writer,
     train_loss: float,
+    averaged: torch.nn.Module | None = None,
 ) -> float:
     """Score on val, update ``state``'s best, and save: ``latest.pth`` (``best.pth`` too when
     the score improved), a ``metrics.csv`` row, the TensorBoard scalars and panels.
+
+    ``predictor`` scores the weight average when there is one (``averaged``, its module),
+    which the checkpoints then hold as their ``model`` beside the live weights.
 
     Without validation images the newest weights count as the best. Every rank scores its
     share of val and sends its RNG states; rank 0 writes (``writer`` is None elsewhere).
@@ -81,7 +85,7 @@ def validate_and_save(
     rng_states = gather_rng_states(info)
     if info.is_main:
         checkpoint = training_checkpoint(
-            model, optimizer, scaler, state, cfg, metrics, rng_states, iters_per_epoch
+            model, optimizer, scaler, state, cfg, metrics, rng_states, iters_per_epoch, averaged
         )
         save_checkpoint(checkpoint, run_dir / "latest.pth")
         if improved:
@@ -120,8 +124,9 @@ def test_best_and_last(
 ) -> dict[str, Any]:
     """Test the last weights (those in ``model``), then those of ``best.pth``.
 
-    The best checkpoint is scored on its own unless it is the last one; ``model`` ends with
-    the last weights again.
+    ``model`` is the network the predictor runs: the weight average under
+    ``train.ema_decay``. The best checkpoint is scored on its own unless it is the last one;
+    ``model`` ends with the last weights again.
 
     Returns:
         What ``test_metrics.json`` holds: ``selection`` (where and by what the checkpoint was

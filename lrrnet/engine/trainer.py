@@ -53,6 +53,7 @@ from lrrnet.engine.checkpoint import (
 from lrrnet.engine.predictor import Predictor, autocast_context, config_eval_size
 from lrrnet.engine.schedule import lr_at, make_optimizer
 from lrrnet.engine.selection import log_test_report, test_best_and_last, validate_and_save
+from lrrnet.engine.weight_average import WeightAverage
 from lrrnet.errors import ConfigError, UserError
 from lrrnet.losses import LRRNetLoss
 from lrrnet.models import build_model
@@ -131,9 +132,20 @@ def _train(
         )
         scaler = torch.amp.GradScaler("cuda", enabled=precision == "fp16")
         criterion = LRRNetLoss(**cfg["loss"])
+        # The weight average (train.ema_decay) is what validation, the checkpoints' "model"
+        # and the test see; without one, the live weights.
+        average = WeightAverage(model, train_cfg["ema_decay"]) if train_cfg["ema_decay"] else None
+        evaluated = average.module if average is not None else model
         state = TrainState()
         if resumed is not None:
-            state = restore_training(resumed, model, optimizer, scaler, info.rank)
+            state = restore_training(
+                resumed,
+                model,
+                optimizer,
+                scaler,
+                info.rank,
+                evaluated if average is not None else None,
+            )
             logger.info(
                 "resumed from %s at iteration %d (epoch %d)",
                 resume_path,
@@ -191,7 +203,7 @@ def _train(
         if train_cfg["max_iters"] is not None:
             total_iters = min(total_iters, train_cfg["max_iters"])
         predictor = Predictor(
-            unwrap_model(model),
+            evaluated,
             device=device,
             dtype=precision,
             size=config_eval_size(cfg),
@@ -213,18 +225,20 @@ def _train(
             iters_per_epoch,
             run_dir,
             writer,
+            averaged=evaluated if average is not None else None,
         )
 
         # ---- the loop ----
         model.train()
         logger.info(
-            "training %d iterations (%d per epoch, batch %d × %d process(es), %s) from "
+            "training %d iterations (%d per epoch, batch %d × %d process(es), %s%s) from "
             "iteration %d",
             total_iters,
             iters_per_epoch,
             batch_size,
             info.world_size,
             "float32" if precision == "fp32" else f"{precision} autocast",
+            f", weight average {train_cfg['ema_decay']:g} evaluated" if average is not None else "",
             state.iteration,
         )
         # The iteration log lines (train.log_every) are the progress off a terminal.
@@ -303,6 +317,8 @@ def _train(
                 scaler.step(optimizer)
                 scaler.update()
                 state.iteration += 1
+                if average is not None:
+                    average.update(model, state.iteration)
                 loss_sum, loss_count = loss_sum + total_value, loss_count + 1
                 progress.update(1)
 
@@ -349,7 +365,9 @@ def _train(
 
         # ---- final test of the selected and the last checkpoint ----
         test_started = time.perf_counter()
-        report = test_best_and_last(cfg, info, predictor, model, splits, run_dir, state.iteration)
+        report = test_best_and_last(
+            cfg, info, predictor, evaluated, splits, run_dir, state.iteration
+        )
         best, last = report["best"], report["last"]
         test_seconds = time.perf_counter() - test_started
         logger.info(

@@ -1,0 +1,77 @@
+"""An exponential moving average of the weights (``train.ema_decay``), evaluated and saved
+in place of the live weights.
+
+Short CPU runs validate while the learning rate is still high, and the live weights swing
+from one evaluation to the next (on NUDT-SIRST the val pixel precision at 0.5 went 0.85 →
+0.60 between two evaluations of one run). The average of the last few hundred steps moves
+slowly, so validation, checkpoint selection and the test score it instead.
+
+After step ``t`` (1-based) the average moves towards the live weights by ``1 − d`` with
+``d = min(decay, (1 + t) / (10 + t))``: the ramp lets early averages forget the random
+initialisation, and ``d`` depends only on the step, so a resumed run continues the same
+sequence. Every rank holds the same average, since every rank steps the same weights.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections.abc import Mapping
+
+import torch
+from torch import nn
+
+from lrrnet.engine.checkpoint import unwrap_model
+
+logger = logging.getLogger(__name__)
+
+
+def decay_at(step: int, decay: float) -> float:
+    """The averaging factor after ``step`` (1-based) optimisation steps."""
+    return min(decay, (1.0 + step) / (10.0 + step))
+
+
+class WeightAverage:
+    """An exponential moving average of ``model``'s weights, kept in a frozen copy.
+
+    Args:
+        model: the network being trained (DDP / compiled wrappers are unwrapped); the copy
+            starts from its current weights, on its device and memory format.
+        decay: the largest averaging factor, in (0, 1); e.g. 0.99 averages over roughly the
+            last 100 steps.
+    """
+
+    def __init__(self, model: nn.Module, decay: float) -> None:
+        if not 0.0 < decay < 1.0:
+            raise ValueError(f"decay must be in (0, 1), got {decay}")
+        self.decay = decay
+        self.module = copy.deepcopy(unwrap_model(model)).eval()
+        for parameter in self.module.parameters():
+            parameter.requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: nn.Module, step: int) -> None:
+        """Move the average towards ``model``'s weights after optimisation step ``step``."""
+        weight = 1.0 - decay_at(step, self.decay)
+        averaged, live = self._float_pairs(model)
+        torch._foreach_lerp_(averaged, live, weight)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return self.module.state_dict()
+
+    def load_state_dict(self, state: Mapping[str, torch.Tensor]) -> None:
+        self.module.load_state_dict(state)
+
+    def _float_pairs(self, model: nn.Module) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """The floating-point tensors of the average and of the live model, in state-dict
+        order; integer buffers (none in LRRNet) are copied as they are."""
+        averaged, live = [], []
+        live_state = unwrap_model(model).state_dict()
+        for name, tensor in self.module.state_dict().items():
+            source = live_state[name]
+            if tensor.is_floating_point():
+                averaged.append(tensor)
+                live.append(source.detach())
+            else:
+                tensor.copy_(source)
+        return averaged, live
