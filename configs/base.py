@@ -126,7 +126,7 @@ config = {
     },
     "eval": {
         "threshold": 0.5,
-        # Final test only: also report test at the threshold (0.05 … 0.95) that gives the best
+        # Final test only: also report test at the threshold (0.05 … 0.999) that gives the best
         # "f1" or "miou" on the validation split with the same checkpoint; "off": only 0.5.
         "val_threshold": "off",
         "protocol": "standard",  # standard | lrrnet

@@ -5,7 +5,9 @@ of best and last run in tests/test_trainer.py.
 """
 
 import math
+from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -15,7 +17,7 @@ from lrrnet.data import Sample
 from lrrnet.engine import selection
 from lrrnet.engine.checkpoint import TrainState, load_checkpoint
 from lrrnet.engine.distributed import init_distributed
-from lrrnet.metrics import METRIC_KEYS
+from lrrnet.metrics import METRIC_KEYS, MetricAccumulator
 
 
 class Scalars:
@@ -91,3 +93,27 @@ def test_a_val_pass_with_no_pixel_above_the_threshold_is_named_a_collapse(
     assert len(collapsed) == int(warned)
     if warned:
         assert "no pixel of the 66 frames reaches the threshold 0.5" in collapsed[0].getMessage()
+
+
+def test_the_val_threshold_can_be_chosen_above_the_curve_top_for_saturated_maps(run, monkeypatch):
+    # A map as SoftIoU training leaves it: the target at 0.9995, and a ring of false alarms
+    # around it at 0.985, above every curve threshold (0.05 … 0.95) but below 0.99.
+    prob, mask = np.zeros((16, 16), np.float32), np.zeros((16, 16), bool)
+    prob[5:10, 5:10], prob[6:9, 6:9], mask[6:9, 6:9] = 0.985, 0.9995, True
+
+    def evaluate_at(predictor, samples, thresholds, curve_thresholds=None, **kwargs):
+        results = []
+        for threshold in thresholds:
+            accumulator = MetricAccumulator(threshold, curve_thresholds=curve_thresholds)
+            accumulator.update(prob, mask)
+            results.append(accumulator.compute())
+        return results
+
+    monkeypatch.setattr(selection, "evaluate_at", evaluate_at)
+    cfg = load_config("synthetic", ["eval.val_threshold='miou'"])
+    splits = SimpleNamespace(val=run["val_samples"], test=run["val_samples"])
+    entry = selection._test_entry(cfg, run["info"], None, splits, "test")
+    assert entry["test"]["miou"] == pytest.approx(9 / 25)  # at 0.5 the ring counts
+    # 0.99, 0.995 and 0.999 all cut the ring away; the lowest of them is kept.
+    assert entry["val_threshold"]["threshold"] == 0.99
+    assert entry["test_at_val_threshold"]["miou"] == 1.0

@@ -25,7 +25,7 @@ from lrrnet.engine.selection import _score_at
 from lrrnet.engine.trainer import NonFiniteLossError, train
 from lrrnet.errors import ConfigError, DataError, UserError
 from lrrnet.files import jsonable
-from lrrnet.metrics import CURVE_THRESHOLDS, METRIC_KEYS
+from lrrnet.metrics import METRIC_KEYS, VAL_THRESHOLDS
 from lrrnet.models import build_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -604,7 +604,7 @@ def test_threshold_chosen_on_val_and_the_split_recorded(tiny_dataset, tmp_path):
     assert len(selection["val_names"]) == 3 and len(selection["val_names_sha256"]) == 64
     for which in ("best", "last"):
         chosen = report[which]["val_threshold"]
-        assert chosen["by"] == "f1" and chosen["threshold"] in CURVE_THRESHOLDS
+        assert chosen["by"] == "f1" and chosen["threshold"] in VAL_THRESHOLDS
         assert report[which]["test_at_val_threshold"]["n_images"] == 6
     # The threshold is the best of the curve on val (with the last weights).
     model = build_model(cfg)
@@ -612,7 +612,7 @@ def test_threshold_chosen_on_val_and_the_split_recorded(tiny_dataset, tmp_path):
     predictor = Predictor(model.eval(), device="cpu", size="native")
     val = splits_from_config(cfg).val
     info = init_distributed("cpu")
-    (on_val,) = _score_at(predictor, val, cfg, info, "val", [None], CURVE_THRESHOLDS)
+    (on_val,) = _score_at(predictor, val, cfg, info, "val", [None], VAL_THRESHOLDS)
     curve = on_val["pd_fa_curve"]
     assert report["last"]["val_threshold"]["f1"] == max(row["f1"] for row in curve)
     # Test at that threshold is what a separate pass at it gives (one pass scores both).

@@ -32,7 +32,7 @@ from lrrnet.engine.checkpoint import (
 )
 from lrrnet.engine.evaluator import evaluate_at
 from lrrnet.engine.predictor import Predictor
-from lrrnet.metrics import CURVE_THRESHOLDS, best_threshold
+from lrrnet.metrics import VAL_THRESHOLDS, best_threshold
 
 logger = logging.getLogger(__name__)
 
@@ -183,7 +183,7 @@ def _test_entry(
     chosen_by = cfg["eval"]["val_threshold"]
     if chosen_by == "off":
         return {"test": _score(predictor, splits.test, cfg, info, desc)}
-    (on_val,) = _score_at(predictor, splits.val, cfg, info, "val", [None], CURVE_THRESHOLDS)
+    (on_val,) = _score_at(predictor, splits.val, cfg, info, "val", [None], VAL_THRESHOLDS)
     chosen = best_threshold(on_val["pd_fa_curve"], chosen_by)
     standard, at_chosen = _score_at(
         predictor, splits.test, cfg, info, desc, [None, chosen["threshold"]]
