@@ -135,17 +135,11 @@ def _train(
         # The weight average (train.ema_decay) is what validation, the checkpoints' "model"
         # and the test see; without one, the live weights.
         average = WeightAverage(model, train_cfg["ema_decay"]) if train_cfg["ema_decay"] else None
-        evaluated = average.module if average is not None else model
+        averaged = average.module if average is not None else None
+        evaluated = model if averaged is None else averaged
         state = TrainState()
         if resumed is not None:
-            state = restore_training(
-                resumed,
-                model,
-                optimizer,
-                scaler,
-                info.rank,
-                evaluated if average is not None else None,
-            )
+            state = restore_training(resumed, model, optimizer, scaler, info.rank, averaged)
             logger.info(
                 "resumed from %s at iteration %d (epoch %d)",
                 resume_path,
@@ -225,7 +219,7 @@ def _train(
             iters_per_epoch,
             run_dir,
             writer,
-            averaged=evaluated if average is not None else None,
+            averaged=averaged,
         )
 
         # ---- the loop ----
