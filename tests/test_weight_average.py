@@ -32,26 +32,39 @@ def test_update_moves_the_copy_towards_the_live_weights_by_one_minus_decay():
     with torch.no_grad():
         live.weight.fill_(4.0)
         live.bias.fill_(-2.0)
-    average.update(live, step=100)  # decay 0.5: halfway
+    average.update(step=100)  # decay 0.5: halfway
     assert torch.equal(average.module.weight, torch.full((1, 2), 2.0))
     assert torch.equal(average.module.bias, torch.full((1,), -1.0))
-    average.update(live, step=101)
+    average.update(step=101)
     assert torch.equal(average.module.weight, torch.full((1, 2), 3.0))
     # Early steps forget the starting point faster: decay 2/11 after step 1.
-    early = WeightAverage(_linear(0.0), decay=0.99)
-    early.update(live, step=1)
+    start = _linear(0.0)
+    early = WeightAverage(start, decay=0.99)
+    with torch.no_grad():
+        start.weight.fill_(4.0)
+    early.update(step=1)
     assert torch.allclose(early.module.weight, torch.full((1, 2), 4.0 * 9 / 11))
 
 
-def test_the_copy_is_independent_of_the_live_model_and_round_trips():
+def test_the_copy_is_independent_and_follows_weights_loaded_in_place():
     live = _linear(1.0)
-    average = WeightAverage(live, decay=0.9)
+    average = WeightAverage(live, decay=0.5)
     with torch.no_grad():
         live.weight.add_(5.0)  # an optimizer step, without an update of the average
     assert torch.equal(average.module.weight, torch.ones(1, 2))
-    restored = WeightAverage(_linear(7.0), decay=0.9)
-    restored.load_state_dict(average.state_dict())
-    assert torch.equal(restored.module.weight, torch.ones(1, 2))
+    # A resume loads the live weights in place; the pairs made at construction see them.
+    live.load_state_dict(_linear(3.0).state_dict())
+    average.update(step=100)
+    assert torch.equal(average.module.weight, torch.full((1, 2), 2.0))
+
+
+def test_integer_buffers_are_copied_not_averaged():
+    live = _linear(0.0)
+    live.register_buffer("seen", torch.tensor(0))
+    average = WeightAverage(live, decay=0.5)
+    live.seen.fill_(7)
+    average.update(step=100)
+    assert average.module.seen.item() == 7
 
 
 @pytest.mark.parametrize("decay", [0.0, 1.0, -0.1])

@@ -312,7 +312,7 @@ def _train(
                 scaler.update()
                 state.iteration += 1
                 if average is not None:
-                    average.update(model, state.iteration)
+                    average.update(state.iteration)
                 loss_sum, loss_count = loss_sum + total_value, loss_count + 1
                 progress.update(1)
 

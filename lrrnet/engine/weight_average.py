@@ -17,15 +17,11 @@ sequence. Every rank holds the same average, since every rank steps the same wei
 from __future__ import annotations
 
 import copy
-import logging
-from collections.abc import Mapping
 
 import torch
 from torch import nn
 
 from lrrnet.engine.checkpoint import unwrap_model
-
-logger = logging.getLogger(__name__)
 
 
 def decay_at(step: int, decay: float) -> float:
@@ -38,7 +34,9 @@ class WeightAverage:
 
     Args:
         model: the network being trained (DDP / compiled wrappers are unwrapped); the copy
-            starts from its current weights, on its device and memory format.
+            starts from its current weights, on its device and memory format. Its
+            parameters and buffers are paired with the copy's once, here: optimizer steps
+            and ``load_state_dict`` change them in place.
         decay: the largest averaging factor, in (0, 1); e.g. 0.99 averages over roughly the
             last 100 steps.
     """
@@ -47,33 +45,27 @@ class WeightAverage:
         if not 0.0 < decay < 1.0:
             raise ValueError(f"decay must be in (0, 1), got {decay}")
         self.decay = decay
-        self.module = copy.deepcopy(unwrap_model(model)).eval()
+        live = unwrap_model(model)
+        self.module = copy.deepcopy(live).eval()
         for parameter in self.module.parameters():
             parameter.requires_grad_(False)
+        # Floating-point tensors are averaged; integer buffers (none in LRRNet) are copied.
+        self._averaged, self._live, self._copied = [], [], []
+        pairs = zip(
+            self.module.state_dict(keep_vars=True).values(),
+            live.state_dict(keep_vars=True).values(),
+            strict=True,
+        )
+        for averaged, source in pairs:
+            if averaged.is_floating_point():
+                self._averaged.append(averaged)
+                self._live.append(source)
+            else:
+                self._copied.append((averaged, source))
 
     @torch.no_grad()
-    def update(self, model: nn.Module, step: int) -> None:
-        """Move the average towards ``model``'s weights after optimisation step ``step``."""
-        weight = 1.0 - decay_at(step, self.decay)
-        averaged, live = self._float_pairs(model)
-        torch._foreach_lerp_(averaged, live, weight)
-
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        return self.module.state_dict()
-
-    def load_state_dict(self, state: Mapping[str, torch.Tensor]) -> None:
-        self.module.load_state_dict(state)
-
-    def _float_pairs(self, model: nn.Module) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-        """The floating-point tensors of the average and of the live model, in state-dict
-        order; integer buffers (none in LRRNet) are copied as they are."""
-        averaged, live = [], []
-        live_state = unwrap_model(model).state_dict()
-        for name, tensor in self.module.state_dict().items():
-            source = live_state[name]
-            if tensor.is_floating_point():
-                averaged.append(tensor)
-                live.append(source.detach())
-            else:
-                tensor.copy_(source)
-        return averaged, live
+    def update(self, step: int) -> None:
+        """Move the average towards the live weights after optimisation step ``step``."""
+        torch._foreach_lerp_(self._averaged, self._live, 1.0 - decay_at(step, self.decay))
+        for averaged, source in self._copied:
+            averaged.copy_(source)
