@@ -209,17 +209,37 @@ def test_cuda_graph_predictor_keeps_one_graph_per_shape_and_sees_new_weights():
     assert (second - first).abs().max().item() > 1e-3
 
 
-def test_resume_on_cuda_is_exact_when_deterministic(dataset, tmp_path, interrupted_train):
-    extra = {"train.deterministic": True, "train.eval_every": 4, "train.max_iters": 9}
+@pytest.mark.parametrize("ema_decay", [0.0, 0.9], ids=["live", "weight_average"])
+def test_resume_on_cuda_is_exact_when_deterministic(
+    dataset, tmp_path, interrupted_train, ema_decay
+):
+    extra = {
+        "train.deterministic": True,
+        "train.eval_every": 4,
+        "train.max_iters": 9,
+        "train.ema_decay": ema_decay,
+    }
     reference = trainer.train(load_config("synthetic", overrides(dataset, tmp_path / "a", **extra)))
     cfg = load_config("synthetic", overrides(dataset, tmp_path / "b", **extra))
     interrupted_train(cfg, step=5)  # the last checkpoint is iteration 4's
     resumed = trainer.train(cfg, resume="auto")
-    expected = load_checkpoint(reference.run_dir / "latest.pth")["model"]
-    actual = load_checkpoint(resumed.run_dir / "latest.pth")["model"]
-    differences = {key: (expected[key] - actual[key]).abs().max().item() for key in expected}
-    worst = max(differences, key=differences.get)
-    assert differences[worst] == 0.0, f"largest difference {differences[worst]:.2e} in {worst}"
+    expected = load_checkpoint(reference.run_dir / "latest.pth")
+    actual = load_checkpoint(resumed.run_dir / "latest.pth")
+    # With the weight average on, "model" is the average and "train_model" the live weights.
+    entries = ("model", "train_model") if ema_decay else ("model",)
+    assert ("train_model" in actual) == bool(ema_decay)
+    for entry in entries:
+        differences = {
+            key: (expected[entry][key] - actual[entry][key]).abs().max().item()
+            for key in expected[entry]
+        }
+        worst = max(differences, key=differences.get)
+        assert differences[worst] == 0.0, (
+            f"{entry}: largest difference {differences[worst]:.2e} in {worst}"
+        )
+    if ema_decay:
+        live, average = actual["train_model"], actual["model"]
+        assert any(not torch.equal(live[key], average[key]) for key in live)
 
 
 # Compiles last: they are the slowest, and a time limit should cut them, not the others.
@@ -282,10 +302,17 @@ def test_trainer_runs_with_compile(dataset, tmp_path):
         overrides(
             dataset,
             tmp_path,
-            **{"train.compile": True, "train.amp": "bf16", "train.max_iters": 3},
+            **{
+                "train.compile": True,
+                "train.amp": "bf16",
+                "train.max_iters": 3,
+                "train.ema_decay": 0.9,
+            },
         ),
     )
     result = trainer.train(cfg)
     latest = load_checkpoint(result.run_dir / "latest.pth")
     assert latest["iteration"] == 3
-    assert not any(key.startswith("_orig_mod.") for key in latest["model"])
+    # The saved weights (the average and the live ones) carry the plain module's names.
+    for entry in ("model", "train_model"):
+        assert latest[entry].keys() == LRRNet(**TINY_MODEL).state_dict().keys(), entry

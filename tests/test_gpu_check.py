@@ -1,6 +1,7 @@
 """The CPU-side logic of tools/gpu_check.py: sizing the real run, and the summary it prints."""
 
 import importlib.util
+import json
 import sys
 import time
 from pathlib import Path
@@ -148,3 +149,31 @@ def test_a_section_that_ends_reports_its_exit_status():
 def test_cuda_graph_needs_a_cuda_device():
     with pytest.raises(ConfigError, match="cuda_graph needs a CUDA device"):
         Predictor(LRRNet(base_channels=8, num_groups=4), device="cpu", cuda_graph=True)
+
+
+def test_skipped_sections_are_reported_and_not_run(tmp_path):
+    others = sorted(set(gpu_check.SECTIONS) - {"env"})
+    code = gpu_check.main(
+        [
+            "--out",
+            str(tmp_path / "out"),
+            "--quick",
+            "--work",
+            str(tmp_path / "work"),
+            "--skip",
+            *others,
+        ]
+    )
+    assert code == 0
+    results = json.loads((tmp_path / "out" / "gpu_check.json").read_text())
+    for name in others:
+        assert results[name] == {"_status": "skipped (--skip)"}, name
+    assert results["env"]["_status"] == "exit 0"
+    assert not (tmp_path / "work" / "tests.json").exists()
+
+
+def test_skip_names_only_known_sections(tmp_path, capsys):
+    with pytest.raises(SystemExit) as error:
+        gpu_check.main(["--out", str(tmp_path), "--quick", "--skip", "bench", "speed"])
+    assert error.value.code == 2
+    assert "speed" in capsys.readouterr().err

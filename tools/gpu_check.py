@@ -1,7 +1,7 @@
 """One command that checks and measures everything CUDA, for a lent GPU's short lease.
 
     python tools/gpu_check.py --out DIR --sirst PATH/TO/SIRST [--budget-s 480]
-        [--cpu-weights W --cpu-images DIR --cpu-masks DIR]
+        [--cpu-weights W --cpu-images DIR --cpu-masks DIR] [--skip SECTION ...]
     python tools/gpu_check.py --out DIR --sirst ../shared/datasets/SIRST --quick   # CPU dry run
 
 Sections, each in its own process with its own time limit, so that one crash or hang
@@ -25,6 +25,8 @@ cannot take the others down (the result of each is kept even when a later one fa
 Sections run one after another: on 2026-11-26 the tests next to the SIRST run needed over
 300 s (cold compiles on a shared CPU) where alone they took 35 s. On a freshly started H100
 (fourth lease) they took 261 s alone, 169 s of it in the two compiled-training tests.
+``--skip`` leaves sections out: the timing sections while other work shares the GPU, say,
+then those alone in a second call that skips the rest.
 
 Writes to DIR: ``gpu_check.json`` (every section's results), ``gpu_check.log`` (all
 output), ``sirst_run.tar.gz`` (the run folder without checkpoints) and
@@ -512,6 +514,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cpu-weights", type=Path, help="trained weights for the CPU section")
     parser.add_argument("--cpu-images", type=Path, help="real frames for the CPU section")
     parser.add_argument("--cpu-masks", type=Path, help="their masks")
+    parser.add_argument(
+        "--skip",
+        nargs="+",
+        default=[],
+        choices=sorted(SECTIONS),
+        metavar="SECTION",
+        help="sections to leave out, e.g. the timings while other work shares the GPU, "
+        f"or the tests when another call ran them ({', '.join(sorted(SECTIONS))})",
+    )
     parser.add_argument("--section", choices=sorted(SECTIONS), help=argparse.SUPPRESS)
     parser.add_argument("--section-budget", type=float, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
@@ -570,6 +581,9 @@ def _orchestrate(args, argv: list[str]) -> int:
         (args.out / "gpu_check.json").write_text(json.dumps(results, indent=2, default=str))
 
     def run(name: str, budget: float) -> None:
+        if name in args.skip:
+            results[name] = {"_status": "skipped (--skip)"}
+            return
         budget = min(budget, deadline - time.time())
         if budget < 5:
             results[name] = {"_status": "not run: out of time"}
@@ -581,16 +595,16 @@ def _orchestrate(args, argv: list[str]) -> int:
     # first compiles took 261 s in all (H100, 2026-11-26), past the 240 s this limit was.
     run("tests", 330)
     run("probe", 600 if args.quick else 60)
-    if args.sirst and (args.work / "probe.json").is_file():
+    if "sirst" in args.skip or (args.sirst and (args.work / "probe.json").is_file()):
         # Startup, the final test of two checkpoints and the archive come on top of training.
         run("sirst", args.sirst_budget_s + 60)
     else:
         results["sirst"] = {"_status": "not run: no --sirst folder or no probe result"}
     run("profile", 60)
     cpu_inputs = (args.cpu_weights, args.cpu_images, args.cpu_masks)
-    cpu_budget = 150 if all(cpu_inputs) else 0
+    cpu_budget = 150 if all(cpu_inputs) and "cpu" not in args.skip else 0
     run("bench", (deadline - time.time() - cpu_budget) * 0.85)
-    if all(cpu_inputs):
+    if all(cpu_inputs) or "cpu" in args.skip:
         run("cpu", cpu_budget)
     else:
         results["cpu"] = {"_status": "not run: give --cpu-weights, --cpu-images and --cpu-masks"}
