@@ -57,11 +57,14 @@ config = {
         "split_seed": 1,
         # Training geometry: "resize" every image to base_size (the published recipe) or
         # random "crop"s of crop_size (padded when smaller), with a pos_prob chance of a crop
-        # that contains a target.
+        # that contains a target and an edge_prob chance, per axis, of a crop placed against
+        # the frame's edge (uniform placement rarely shows a crop the frame's border rows,
+        # which every full frame at evaluation has; lrrnet/data/transforms.py).
         "train_mode": "resize",
         "base_size": 512,
         "crop_size": 256,
         "pos_prob": 0.5,
+        "edge_prob": 0.0,
         # Random vertical/horizontal flips and transposes, p = 0.5 each.
         "augment": False,
         # Gaussian sensor noise added to training inputs, std in grey levels (0–255); 0: off.

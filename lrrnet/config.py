@@ -221,7 +221,7 @@ def validate(config: Mapping[str, Any]) -> None:
         raise ConfigError(
             f"config key 'eval.threshold' = {get(config, 'eval.threshold')} must be in (0, 1)"
         )
-    for dotted in ("data.pos_prob", "model.dropout"):
+    for dotted in ("data.pos_prob", "data.edge_prob", "model.dropout"):
         if not 0.0 <= get(config, dotted) <= 1.0:
             raise ConfigError(f"config key '{dotted}' = {get(config, dotted)} must be in [0, 1]")
     groups = get(config, "model.num_groups")

@@ -180,6 +180,7 @@ def test_set_keeps_the_text_where_the_default_is_a_string(item, key, value):
         ("train.eval_every=-5", "'train.eval_every' must be positive"),
         ("train.ema_decay=1.0", "'train.ema_decay' = 1.0 must be in \\[0, 1\\)"),
         ("train.ema_decay=-0.5", "'train.ema_decay' = -0.5 must be in \\[0, 1\\)"),
+        ("data.edge_prob=1.5", "'data.edge_prob' = 1.5 must be in \\[0, 1\\]"),
         ("model.attention_impl=fast", "'model.attention_impl' = 'fast' is not one of"),
         ("model.channel_mults=()", "'model.channel_mults'"),
         # five levels: four halvings, so 8 is no longer enough

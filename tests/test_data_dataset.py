@@ -203,3 +203,16 @@ def test_masks_are_divided_by_their_maximum(tmp_path):
     for mode, extra in (("resize", {"base_size": 16}), ("crop", {"crop_size": 16})):
         target = TrainDataset([sample], mode=mode, **extra)[0]["mask"][0].numpy()
         np.testing.assert_array_equal(target, mask.astype(np.float32) / 200)
+
+
+def test_edge_prob_reaches_the_crops_and_is_checked(tmp_path: Path):
+    sample = _write_sample(tmp_path, "e", 40, 40, seed=7)
+    frame = cv2.imread(str(sample.image), cv2.IMREAD_UNCHANGED).astype(np.float32) / 255
+    corners = {
+        frame[top : top + 16, left : left + 16].tobytes() for top in (0, 24) for left in (0, 24)
+    }
+    dataset = TrainDataset([sample], mode="crop", crop_size=16, pos_prob=0.0, edge_prob=1.0)
+    crops = {dataset[(epoch, 0)]["image"][0].numpy().tobytes() for epoch in range(40)}
+    assert crops == corners
+    with pytest.raises(ConfigError, match="data.edge_prob"):
+        TrainDataset([sample], mode="crop", crop_size=16, edge_prob=-0.1)

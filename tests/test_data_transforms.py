@@ -67,6 +67,62 @@ def test_random_crop_keeps_image_and_mask_aligned_and_is_seeded():
     assert np.array_equal(first[1], first[0] > 0.9)
 
 
+def _crop_position(frame: np.ndarray, crop: np.ndarray) -> tuple[int, int]:
+    """Where ``crop`` starts in ``frame``, whose values are its flat pixel indices."""
+    return divmod(int(crop[0, 0]), frame.shape[1])
+
+
+def test_edge_prob_one_puts_every_crop_against_a_frame_edge_on_both_axes():
+    frame = np.arange(64 * 96, dtype=np.float64).reshape(64, 96)
+    mask = np.zeros(frame.shape, bool)
+    rng = np.random.default_rng(0)
+    starts = {
+        _crop_position(frame, random_crop_pair(frame, mask, 16, 0.0, rng, edge_prob=1.0)[0])
+        for _ in range(200)
+    }
+    # Rows start at 0 or 48, columns at 0 or 80, and all four corners come up.
+    assert starts == {(0, 0), (0, 80), (48, 0), (48, 80)}
+
+
+def test_edge_prob_moves_a_target_crop_only_to_an_edge_that_keeps_the_target():
+    frame = np.arange(64 * 64, dtype=np.float64).reshape(64, 64)
+    mask = np.zeros(frame.shape, bool)
+    mask[5, 40] = True  # 5 rows from the top: no crop that keeps it can reach the bottom
+    rng = np.random.default_rng(1)
+    for _ in range(100):
+        crop, crop_mask = random_crop_pair(frame, mask, 16, 1.0, rng, edge_prob=1.0)
+        top, left = _crop_position(frame, crop)
+        assert crop_mask.any()
+        assert top == 0
+        # Columns 25 … 40 keep the target and touch neither edge: the crop stays put.
+        assert 25 <= left <= 40
+
+
+def test_edge_prob_sets_how_often_a_crop_meets_an_edge():
+    frame = np.arange(256 * 256, dtype=np.float64).reshape(256, 256)
+    mask = np.zeros(frame.shape, bool)
+    rng = np.random.default_rng(2)
+    for edge_prob, low, high in ((0.0, 0.0, 0.04), (0.5, 0.45, 0.55)):
+        rows = [
+            _crop_position(
+                frame, random_crop_pair(frame, mask, 128, 0.0, rng, edge_prob=edge_prob)[0]
+            )[0]
+            for _ in range(2000)
+        ]
+        # Uniform placement: 2 of 129 starts are edges (1.6 %).
+        share = np.mean([row in (0, 128) for row in rows])
+        assert low <= share <= high, (edge_prob, share)
+
+
+def test_edge_prob_zero_draws_no_extra_random_numbers():
+    image, mask = _frame(64, 64)
+    rng = np.random.default_rng(3)
+    random_crop_pair(image, mask, 16, 0.5, rng)
+    reference = np.random.default_rng(3)
+    reference.random(4)  # what the crop drew
+    assert rng.random() == reference.random()
+
+
 @pytest.mark.parametrize("shape", [(12, 12), (12, 20)])
 def test_flip_transpose_moves_image_and_mask_together(shape):
     image, _ = _frame(*shape)

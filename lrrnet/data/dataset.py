@@ -48,6 +48,8 @@ class TrainDataset(Dataset):
         base_size: output side in ``"resize"`` mode, a multiple of ``size_multiple``.
         crop_size: output side in ``"crop"`` mode, a multiple of ``size_multiple``.
         pos_prob: in ``"crop"`` mode, chance of a crop forced to contain a target.
+        edge_prob: in ``"crop"`` mode, chance per axis of a crop placed against a frame
+            edge (:func:`~lrrnet.data.transforms.random_crop_pair`).
         augment: random vertical/horizontal flips and transposes, p = 0.5 each.
         noise_sigma: std of added Gaussian noise in grey levels (0–255); 0 is off.
         seed: the run's seed.
@@ -67,6 +69,7 @@ class TrainDataset(Dataset):
         base_size: int = 512,
         crop_size: int = 256,
         pos_prob: float = 0.5,
+        edge_prob: float = 0.0,
         augment: bool = False,
         noise_sigma: float = 0.0,
         seed: int = 1,
@@ -78,8 +81,9 @@ class TrainDataset(Dataset):
             _check_size(base_size, "data.base_size", size_multiple)
         else:
             _check_size(crop_size, "data.crop_size", size_multiple)
-        if not 0.0 <= pos_prob <= 1.0:
-            raise ConfigError(f"data.pos_prob: {pos_prob!r} must be in [0, 1]")
+        for key, value in (("data.pos_prob", pos_prob), ("data.edge_prob", edge_prob)):
+            if not 0.0 <= value <= 1.0:
+                raise ConfigError(f"{key}: {value!r} must be in [0, 1]")
         if noise_sigma < 0:
             raise ConfigError(f"data.noise_sigma: {noise_sigma!r} must be >= 0")
         unmasked = [s.image for s in samples if s.mask is None]
@@ -92,6 +96,7 @@ class TrainDataset(Dataset):
         self.base_size = base_size
         self.crop_size = crop_size
         self.pos_prob = pos_prob
+        self.edge_prob = edge_prob
         self.augment = augment
         self.noise_sigma = noise_sigma
         self.seed = seed
@@ -120,7 +125,9 @@ class TrainDataset(Dataset):
             image, mask = resize_pair(image, mask, self.base_size)
         image = image_to_unit(image, sample.image)
         if self.mode == "crop":
-            image, mask = random_crop_pair(image, mask, self.crop_size, self.pos_prob, rng)
+            image, mask = random_crop_pair(
+                image, mask, self.crop_size, self.pos_prob, rng, edge_prob=self.edge_prob
+            )
         if self.augment:
             image, mask = random_flip_transpose(image, mask, rng)
         image = add_gaussian_noise(image, self.noise_sigma, rng)

@@ -91,12 +91,23 @@ def random_crop_pair(
     pos_prob: float,
     rng: np.random.Generator,
     pad_mode: str = "constant",
+    edge_prob: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """A random crop of an image and its mask, biased towards crops that contain a target.
 
     Frames smaller than the crop are padded first (zeros, or ``pad_mode="reflect"``). With
     probability ``pos_prob``, when the mask has a target pixel, the crop is placed uniformly
     among the positions that contain a randomly chosen target pixel; otherwise uniformly.
+
+    With ``edge_prob`` > 0, each axis of the crop is then, with that probability, moved
+    against a frame edge among the positions allowed (the crop keeps its target): the top or
+    bottom edge for the rows, the left or right one for the columns, each with half of the
+    chance when both are allowed. Uniform placement puts a frame's border rows into a crop
+    rarely (a 128² crop of a 256² frame starts at row 0 once in 129 draws), while every
+    full frame that the evaluation sees has all four; frames whose borders differ from
+    their inside (NUDT-SIRST's first row and column are darker) then draw false alarms
+    there. The uniform draws of the edge choice are only made when ``edge_prob`` > 0, so
+    the default leaves the random stream as it was.
 
     Args:
         image: ``H×W`` image.
@@ -105,6 +116,7 @@ def random_crop_pair(
         pos_prob: chance of a crop forced to contain a target pixel.
         rng: source of every random choice.
         pad_mode: ``"constant"`` or ``"reflect"``.
+        edge_prob: chance, per axis, of a crop placed against a frame edge.
 
     Returns:
         ``(image, mask)`` of the crop size.
@@ -125,8 +137,21 @@ def random_crop_pair(
         top_lo, top_hi, left_lo, left_hi = 0, height - crop_h, 0, width - crop_w
     top = top_lo + min(int(u_top * (top_hi - top_lo + 1)), top_hi - top_lo)
     left = left_lo + min(int(u_left * (left_hi - left_lo + 1)), left_hi - left_lo)
+    if edge_prob > 0:
+        u_rows, u_cols = rng.random(2)
+        top = _against_edge(top, top_lo, top_hi, height - crop_h, u_rows, edge_prob)
+        left = _against_edge(left, left_lo, left_hi, width - crop_w, u_cols, edge_prob)
     window = (slice(top, top + crop_h), slice(left, left + crop_w))
     return image[window], mask[window]
+
+
+def _against_edge(start: int, low: int, high: int, last: int, u: float, edge_prob: float) -> int:
+    """``start``, or with chance ``edge_prob`` (``u`` uniform) the frame edge among the
+    allowed starts ``low`` … ``high``: 0 (the first edge) or ``last`` (the far one)."""
+    edges = [edge for edge, allowed in ((0, low == 0), (last, high == last)) if allowed]
+    if not edges or u >= edge_prob:
+        return start
+    return edges[min(int(u / edge_prob * len(edges)), len(edges) - 1)]
 
 
 def random_flip_transpose(

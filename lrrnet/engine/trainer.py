@@ -161,6 +161,7 @@ def _train(
             base_size=data_cfg["base_size"],
             crop_size=data_cfg["crop_size"],
             pos_prob=data_cfg["pos_prob"],
+            edge_prob=data_cfg["edge_prob"],
             augment=data_cfg["augment"],
             noise_sigma=data_cfg["noise_sigma"],
             seed=cfg["seed"],
