@@ -58,8 +58,8 @@ config = {
         # Training geometry: "resize" every image to base_size (the published recipe) or
         # random "crop"s of crop_size (padded when smaller), with a pos_prob chance of a crop
         # that contains a target and an edge_prob chance, per axis, of a crop placed against
-        # the frame's edge (uniform placement rarely shows a crop the frame's border rows,
-        # which every full frame at evaluation has; lrrnet/data/transforms.py).
+        # the frame's edge (uniform placement seldom puts the frame's border rows in a crop,
+        # while every full frame at evaluation has them; lrrnet/data/transforms.py).
         "train_mode": "resize",
         "base_size": 512,
         "crop_size": 256,
