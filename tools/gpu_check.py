@@ -580,13 +580,13 @@ def _orchestrate(args, argv: list[str]) -> int:
         _say(log, f"== {name}: {status}")
         (args.out / "gpu_check.json").write_text(json.dumps(results, indent=2, default=str))
 
+    def not_run(name: str, why: str) -> None:
+        results[name] = {"_status": "skipped (--skip)" if name in args.skip else why}
+
     def run(name: str, budget: float) -> None:
-        if name in args.skip:
-            results[name] = {"_status": "skipped (--skip)"}
-            return
         budget = min(budget, deadline - time.time())
-        if budget < 5:
-            results[name] = {"_status": "not run: out of time"}
+        if name in args.skip or budget < 5:
+            not_run(name, "not run: out of time")
             return
         run_section(name, budget)
 
@@ -595,19 +595,19 @@ def _orchestrate(args, argv: list[str]) -> int:
     # first compiles took 261 s in all (H100, 2026-11-26), past the 240 s this limit was.
     run("tests", 330)
     run("probe", 600 if args.quick else 60)
-    if "sirst" in args.skip or (args.sirst and (args.work / "probe.json").is_file()):
+    if args.sirst and (args.work / "probe.json").is_file():
         # Startup, the final test of two checkpoints and the archive come on top of training.
         run("sirst", args.sirst_budget_s + 60)
     else:
-        results["sirst"] = {"_status": "not run: no --sirst folder or no probe result"}
+        not_run("sirst", "not run: no --sirst folder or no probe result")
     run("profile", 60)
     cpu_inputs = (args.cpu_weights, args.cpu_images, args.cpu_masks)
     cpu_budget = 150 if all(cpu_inputs) and "cpu" not in args.skip else 0
     run("bench", (deadline - time.time() - cpu_budget) * 0.85)
-    if all(cpu_inputs) or "cpu" in args.skip:
+    if all(cpu_inputs):
         run("cpu", cpu_budget)
     else:
-        results["cpu"] = {"_status": "not run: give --cpu-weights, --cpu-images and --cpu-masks"}
+        not_run("cpu", "not run: give --cpu-weights, --cpu-images and --cpu-masks")
     run("train_speed", deadline - time.time())
     results["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
     (args.out / "gpu_check.json").write_text(json.dumps(results, indent=2, default=str))
