@@ -10,7 +10,6 @@ import json
 import shutil
 import subprocess
 import sys
-import warnings
 from pathlib import Path
 
 import cv2
@@ -29,7 +28,6 @@ from lrrnet.engine.backends import (
     max_probability_difference,
     predictor_for_backend,
     require,
-    warn_if_bf16_is_emulated,
 )
 from lrrnet.engine.predictor import model_from_checkpoint
 from lrrnet.models import LRRNet
@@ -193,15 +191,6 @@ def test_backend_and_dtype_are_checked():
         check_backend("tensorrt", "fp32")
     with pytest.raises(BackendError, match="backend onnxruntime runs dtype fp32, not bf16"):
         check_backend("onnxruntime", "bf16")
-
-
-def test_bf16_warns_and_names_the_flag_only_without_native_bf16():
-    with pytest.warns(RuntimeWarning, match="avx512_bf16"):
-        assert warn_if_bf16_is_emulated("bf16", flags={"avx2", "fma"})
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        assert not warn_if_bf16_is_emulated("bf16", flags={"amx_bf16", "avx512_bf16"})
-        assert not warn_if_bf16_is_emulated("fp32", flags=set())
 
 
 def test_backend_on_a_gpu_device_is_refused(tiny):

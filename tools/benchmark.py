@@ -54,11 +54,10 @@ from lrrnet.engine.backends import (  # noqa: E402
     ExportedModel,
     cached_export,
     check_backend,
-    cpu_description,
-    warn_if_bf16_is_emulated,
 )
 from lrrnet.engine.cpu_memory import default_malloc_state, keep_freed_memory  # noqa: E402
 from lrrnet.engine.distributed import resolve_device  # noqa: E402
+from lrrnet.engine.hardware import cpu_description, warn_if_bf16_is_emulated  # noqa: E402
 from lrrnet.engine.predictor import (  # noqa: E402
     DTYPES,
     CapturedForward,

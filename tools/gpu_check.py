@@ -425,7 +425,7 @@ def section_cpu(args) -> dict[str, Any]:
     a small box; ``tools/benchmark.py --compare-backends``), and each backend × dtype's maps
     of real frames (``--cpu-images``/``--cpu-masks``, weights ``--cpu-weights``) scored
     against their masks, all threads."""
-    from lrrnet.engine.backends import cpu_description, cpu_flags
+    from lrrnet.engine.hardware import cpu_description, cpu_flags
 
     flags = cpu_flags()
     result: dict[str, Any] = {

@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from lrrnet.engine.distributed import resolve_device
+from lrrnet.engine.hardware import cpu_description, warn_if_bf16_is_emulated
 from lrrnet.engine.predictor import Predictor, model_from_checkpoint
 from lrrnet.errors import UserError
 from lrrnet.models import SIZE_MULTIPLE, LRRNet
@@ -49,8 +50,6 @@ INPUT_NAME = "image"
 OUTPUT_NAMES: tuple[str, str] = ("reconstruction", "target_logits")  # LRRNet.forward's order
 OPSET = 18
 EXPORT_TOLERANCE = 1e-4  # largest |Δp| (probabilities) accepted between PyTorch and the export
-# CPU flags of native bf16 arithmetic (AMX tiles, or AVX-512 BF16 dot products).
-BF16_FLAGS: tuple[str, ...] = ("amx_bf16", "avx512_bf16")
 # OpenVINO's element types as this module's dtype names.
 OPENVINO_TYPES = {
     "<Type: 'float32'>": "fp32",
@@ -82,38 +81,6 @@ def check_backend(backend: str, dtype: str) -> None:
         raise BackendError(
             f"backend {backend} runs dtype {', '.join(BACKEND_DTYPES[backend])}, not {dtype}"
         )
-
-
-def cpu_flags(cpuinfo: str | os.PathLike = "/proc/cpuinfo") -> set[str]:
-    """The CPU's feature flags (empty when ``/proc/cpuinfo`` cannot be read)."""
-    try:
-        text = Path(cpuinfo).read_text()
-    except OSError:
-        return set()
-    for line in text.splitlines():
-        if line.startswith("flags"):
-            return set(line.split(":", 1)[1].split())
-    return set()
-
-
-def bf16_is_emulated(flags: set[str] | None = None) -> bool:
-    """Whether this CPU lacks native bf16 arithmetic (:data:`BF16_FLAGS`), so that bf16
-    autocast runs emulated and far slower than fp32."""
-    return not ((cpu_flags() if flags is None else flags) & set(BF16_FLAGS))
-
-
-EMULATED_BF16 = (
-    f"bf16 on this CPU is emulated and slow: it has neither {' nor '.join(BF16_FLAGS)} "
-    "(see the flags in /proc/cpuinfo); fp32 is faster here"
-)
-
-
-def warn_if_bf16_is_emulated(dtype: str, flags: set[str] | None = None) -> bool:
-    """Warns when bf16 is asked for on a CPU without native bf16; returns whether it warned."""
-    if dtype != "bf16" or not bf16_is_emulated(flags):
-        return False
-    warnings.warn(EMULATED_BF16, RuntimeWarning, stacklevel=2)
-    return True
 
 
 # -- export --------------------------------------------------------------------------------
@@ -383,20 +350,4 @@ def predictor_for_backend(
     )
     return Predictor(
         runtime, device=target, dtype="fp32", size=size, channels_last=False, **predictor_options
-    )
-
-
-def cpu_description(cpuinfo: str | os.PathLike = "/proc/cpuinfo") -> str:
-    """``model name`` from ``/proc/cpuinfo`` and whether it has native bf16."""
-    try:
-        text = Path(cpuinfo).read_text()
-    except OSError:
-        text = ""
-    names = [
-        line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")
-    ]
-    native = sorted(cpu_flags(cpuinfo) & set(BF16_FLAGS))
-    return (
-        f"{names[0] if names else 'unknown CPU'}, {os.cpu_count()} CPUs visible, "
-        f"native bf16: {', '.join(native) if native else 'no (' + ', '.join(BF16_FLAGS) + ' absent)'}"
     )

@@ -42,7 +42,6 @@ from lrrnet.data import (
     validate_samples,
 )
 from lrrnet.engine import distributed, run_files
-from lrrnet.engine.backends import EMULATED_BF16, bf16_is_emulated
 from lrrnet.engine.checkpoint import (
     TrainState,
     load_for_resume,
@@ -50,6 +49,7 @@ from lrrnet.engine.checkpoint import (
     restore_training,
     unwrap_model,
 )
+from lrrnet.engine.hardware import EMULATED_BF16, bf16_is_emulated
 from lrrnet.engine.predictor import Predictor, autocast_context, config_eval_size
 from lrrnet.engine.schedule import lr_at, make_optimizer
 from lrrnet.engine.selection import log_test_report, test_best_and_last, validate_and_save
