@@ -1,7 +1,8 @@
 """Every default, commented. Dataset configs import this and override a few fields.
 
-The published recipe (SPEC §3): Adam 1e-4, poly 0.9 per iteration, 400 epochs, batch 8,
-seed 1, every image resized to 512×512, loss SoftIoU + 0.1·MSE + (0.8·SoftIoU + 0.2·L1).
+The defaults are the published recipe: Adam 1e-4, poly 0.9 per iteration, 400 epochs,
+batch 8, seed 1, every image resized to 512×512, loss SoftIoU + 0.1·MSE + (0.8·SoftIoU +
+0.2·L1) (docs/training.md, "The published recipe").
 """
 
 config = {
@@ -115,12 +116,12 @@ config = {
         "device": "auto",  # auto | cpu | cuda | cuda:N
         # Autocast of the forward passes (training and validation): off | bf16 | fp16. fp16
         # needs CUDA; bf16 on the CPU pays only where it is native (avx512_bf16 or AMX; the
-        # run warns otherwise): 0.86–0.95 s against 1.17–1.22 s a 128² batch-8 step on a
-        # Zen 4 EPYC.
+        # run warns otherwise, as emulated bf16 is slower than fp32). docs/speed.md, "CPU".
         "amp": "off",
-        # None: the measured-fastest layout, contiguous for eager training (CPU, 128² batch 8:
-        # 2.28 s a step against 3.16 s channels_last; H100, 512² bf16: 109.9 against 111.8 ms)
-        # and channels_last under train.compile; True or False forces one.
+        # None: the faster layout, contiguous for eager training (on the CPU the accurate
+        # channels_last GroupNorm costs more than the convolutions gain; on CUDA GroupNorm
+        # makes channels_last inputs contiguous) and channels_last under train.compile; True
+        # or False forces one. docs/speed.md, "CPU" and "GPU".
         "channels_last": None,
         "compile": False,
         "deterministic": False,

@@ -4,10 +4,9 @@
 lr 1e-3 with warm-up; ``model.target_prior`` 0.1; native evaluation) with the flips and
 transposes of the ``sirst`` recipe, and checkpoints selected on the release's own val list
 (idx_427: 256 train, 85 val, 86 test frames). Its val frames are larger than NUDT-SIRST's,
-so it trains fewer iterations in the same time: 620 with five validations (1699.9 s on a
-2-core AMD EPYC).
+so it trains fewer iterations in the same time: 620 with five validations.
 
-The README's "Real data" section gives the measured time and test figures.
+The run: docs/training.md, "The CPU recipe"; the test figures: docs/results.md, "SIRST v1".
 """
 
 from configs.nudt_cpu import CPU_RECIPE
