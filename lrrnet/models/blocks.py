@@ -29,13 +29,13 @@ class GroupNorm(nn.GroupNorm):
 
     PyTorch's CPU kernel for channels_last inputs computes the variance in one pass as
     E[x²] − E[x]², which cancels catastrophically in float32 when a group's mean is large
-    next to its spread (measured on 1×16×512×512 against float64: error 0.02 at mean 3,
-    std 0.1, where the contiguous kernel is off by 4e-6; 2.3 at mean 10, std 0.03). Such
-    inputs are common here (bright, flat infrared backgrounds), so channels_last CPU
-    tensors take a two-pass path instead: group mean from per-channel means, then the
-    variance of the centred values. It keeps the channels_last layout (the convolutions are
-    what gain from it) and matches the contiguous kernel to float rounding. Other inputs
-    use the stock kernel. Same parameters and state dict keys as ``nn.GroupNorm``.
+    next to its spread, while the contiguous kernel stays accurate (docs/speed.md, "CPU",
+    has the errors). Such inputs are common here (bright, flat infrared backgrounds), so
+    channels_last CPU tensors take a two-pass path instead: group mean from per-channel
+    means, then the variance of the centred values. It keeps the channels_last layout (the
+    convolutions are what gain from it) and matches the contiguous kernel to float rounding.
+    Other inputs use the stock kernel. Same parameters and state dict keys as
+    ``nn.GroupNorm``.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -98,7 +98,7 @@ class AttentionBlock(nn.Module):
         # Tokens B×(H·W)×3C with the channels contiguous: free for channels_last inputs, one
         # copy otherwise. The copy matters: for a contiguous input the reshape alone is a view
         # whose channel stride is H·W, and CUDA's sdpa then falls back to its slow math path
-        # (seen in a profile on an H100, 2026-11-26).
+        # (docs/speed.md, "GPU").
         tokens = qkv.permute(0, 2, 3, 1).reshape(batch, height * width, 3 * channels).contiguous()
         query, key, value = tokens.split(channels, dim=-1)
         attended = self._attend(query, key, value)
@@ -125,11 +125,10 @@ class Dropout(nn.Dropout):
     """``nn.Dropout`` whose CPU training mask is drawn from uniform numbers.
 
     The same distribution (each element kept with probability 1 − p, kept ones scaled by
-    1 / (1 − p)) and the same gradient, but PyTorch's CPU ``bernoulli_`` is slow: on the
-    2-core AMD EPYC, 8×32×128×128 takes 74 ms through ``F.dropout`` and 29 ms this way, and
-    the 23 dropouts of a 128² batch-8 training step spent 268 ms of its 2.29 s in
-    ``bernoulli_``. The random stream differs from ``F.dropout``'s, not its law. CUDA, eval
-    mode and p = 0 or 1 use the stock path. No parameters, so no state dict keys.
+    1 / (1 − p)) and the same gradient, but PyTorch's CPU ``bernoulli_`` is slow: more than
+    twice the time of this uniform draw, and a noticeable share of a CPU training step
+    (docs/speed.md, "CPU"). The random stream differs from ``F.dropout``'s, not its law.
+    CUDA, eval mode and p = 0 or 1 use the stock path. No parameters, so no state dict keys.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
