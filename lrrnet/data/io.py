@@ -117,7 +117,7 @@ def read_mask(path: str | Path) -> np.ndarray:
 
 
 def read_mask_levels(path: str | Path) -> np.ndarray:
-    """A ground-truth mask divided by its maximum, as the published recipe trains on (SPEC §3).
+    """A ground-truth mask divided by its maximum, as the published recipe trains on.
 
     A binary mask becomes {0, 1}; a mask with several grey levels keeps them as fractions of
     its maximum; an empty mask is all 0. RGB masks take the largest channel.

@@ -10,7 +10,7 @@ Each frame is rendered in grey levels (0–255) in layers:
    elongated blobs, large blobs, buildings (bright rectangles, on ground), glints (short
    one-pixel-high streaks, on sea) and hot pixels;
 3. targets: Gaussian point-spread blobs and small flat-topped ellipses, whose counts and
-   mask areas follow the real SIRST v1 statistics (SPEC §4) and whose peak is a drawn
+   mask areas follow those of the 427 real SIRST v1 masks and whose peak is a drawn
    signal-to-clutter ratio (SCR) times the local background standard deviation;
 4. sensor: Gaussian noise, column (and weaker row) fixed-pattern noise, 8-bit quantisation.
 
@@ -23,7 +23,7 @@ byte-identical for a seed whatever order or subset of frames is generated.
 :class:`Difficulty` is calibrated so that a tuned white top-hat, with the best global or
 per-frame ``mean + k·std`` threshold, stays far below what LRRNet learns in a short CPU run
 (the ``demo`` config); the top-hat does worse on larger frames, because clutter scales with
-the frame area and targets do not. The measured scores are in the README (Baselines).
+the frame area and targets do not. The scores: docs/baselines.md, "Top-hat and IPI".
 """
 
 from __future__ import annotations
@@ -49,11 +49,12 @@ SPLITS = ("trainval", "test")
 # Fixed PNG settings: the same pixels always give the same bytes.
 PNG_PARAMS = [cv2.IMWRITE_PNG_COMPRESSION, 3]
 
-# Targets per frame (SPEC §4: 1 → 84 %, 2 → 11 %, 3 → 3 %, 4–7 → 2 %).
+# Targets per frame, as in the 427 SIRST v1 masks (8-connected components): 1 → 84 %,
+# 2 → 11 %, 3 → 3 %, 4–7 → 2 %.
 TARGET_COUNTS = np.array([1, 2, 3, 4, 5, 6, 7])
 TARGET_COUNT_PROBS = np.array([0.84, 0.11, 0.03, 0.005, 0.005, 0.005, 0.005])
-# Mask-area quantile function, interpolated in log-area (SPEC §4: 5/25/50/75/95 % =
-# 7/14/20/39/107 px, max 330).
+# Mask-area quantile function, interpolated in log-area: the 533 targets of the 427 SIRST v1
+# masks have area percentiles 5/25/50/75/95 % = 7/14/20/39/107 px, max 330.
 AREA_QUANTILES = np.array([0.0, 0.05, 0.25, 0.50, 0.75, 0.95, 1.0])
 AREA_PIXELS = np.array([3.0, 7.0, 14.0, 20.0, 39.0, 107.0, 330.0])
 # Clutter objects per 256×256 frame (Poisson means), scaled with the frame area.
