@@ -1,4 +1,4 @@
-"""LRRNet's training losses (SPEC §3).
+"""LRRNet's training losses.
 
 The published recipe:
 

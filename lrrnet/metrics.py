@@ -1,7 +1,7 @@
 """The metrics of infrared small target detection, computed one image at a time.
 
 One module for every caller (trainer, inference, ``cal_from_mask.py``, baselines,
-visualisation). Definitions, exactly as in SPEC §5:
+visualisation). Definitions (docs/metrics.md, "Definitions"):
 
 - A pixel is positive when ``p > threshold``; a mask pixel is a target when non-zero.
 - **IoU** (the field's "mIoU"): ΣTP / (ΣTP + ΣFP + ΣFN) over all pixels of all images;
@@ -85,8 +85,8 @@ MATCH_DISTANCE = 3.0  # px, strict: a centroid at exactly 3 px is not a match
 LRRNET_SIZE = 512
 
 # Target-area bins for Pd by size, in pixels of the 8-connected target component (at the
-# resolution the protocol scores). Upper edges from the 427 SIRST v1 masks (SPEC §4: area
-# percentiles 5/25/50/75/95 % = 7/14/20/39/107 px): bins ≤ 9 (a 3×3 point or less),
+# resolution the protocol scores). Upper edges from the 427 SIRST v1 masks, whose targets
+# have area percentiles 5/25/50/75/95 % = 7/14/20/39/107 px: bins ≤ 9 (a 3×3 point or less),
 # 10–20 (to the median), 21–40 (to the 75th percentile), 41–107 (to the 95th), > 107.
 AREA_BIN_EDGES = (9, 20, 40, 107)
 AREA_BIN_LABELS = ("<=9", "10-20", "21-40", "41-107", ">107")
@@ -94,9 +94,7 @@ AREA_BIN_LABELS = ("<=9", "10-20", "21-40", "41-107", ">107")
 CURVE_THRESHOLDS = tuple(i / 20 for i in range(1, 20))
 # Candidates for the threshold chosen on validation (eval.val_threshold): the curve's, and
 # a finer top. A network trained with SoftIoU saturates its map, so its best cut can lie
-# above 0.95: NUDT-SIRST's CPU runs all chose 0.95, the top of the curve, and on their val
-# holdout three final checkpoints scored IoU 70.37/67.25/57.54 there against
-# 70.95/68.53/62.71 at their best of 0.97 … 0.999.
+# above 0.95 (docs/training.md, "Seeds, full-split training and the val threshold").
 VAL_THRESHOLDS = (*CURVE_THRESHOLDS, 0.97, 0.98, 0.99, 0.995, 0.999)
 # Per curve threshold, the sums kept: the pixel counts, nIoU sum, matches and false alarms.
 _CURVE_SUMS = ("tp", "fp", "fn", "niou_sum", "n_detected", "fa_pixels")
@@ -209,7 +207,7 @@ def match_components(
     area_rule: bool = False,
     targets: Components | None = None,
 ) -> ImageMatch:
-    """Label prediction and mask and match them with the centroid rule (SPEC §5).
+    """Label prediction and mask and match them with the centroid rule (Pd / Fa, module docstring).
 
     Args:
         pred_binary: ``H×W`` positive pixels.
@@ -340,7 +338,8 @@ class MetricAccumulator:
 
     Args:
         threshold: a pixel is positive when ``p > threshold``.
-        protocol: ``"standard"`` (SPEC §5) or ``"lrrnet"`` (the original repository's).
+        protocol: ``"standard"`` (the module's definitions) or ``"lrrnet"`` (the original
+            repository's).
         curve_thresholds: also score every image at these thresholds (the Pd–Fa curve and
             the threshold chosen on validation; e.g. :data:`CURVE_THRESHOLDS`). Each costs a
             labelling and a matching per image, so it is off by default.
