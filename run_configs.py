@@ -79,7 +79,7 @@ def main(argv=None) -> int:
 def _train_seeds(name: str, args: argparse.Namespace) -> list[str]:
     """Train one config per seed, print the summary; returns the failed runs' labels."""
     try:
-        outcome = train_seeds(name, args.overrides, args.seeds, resume=args.resume)
+        outcome = train_seeds(load_config(name, args.overrides), args.seeds, resume=args.resume)
     except UserError as error:
         print(f"error: {name}: {error}", file=sys.stderr)
         return [name]

@@ -12,29 +12,36 @@ config inherits by importing the base and overriding a few fields::
 
 ``load_config`` resolves a config name (``configs/<name>.py``), a ``.py`` path or a
 ``config.yaml`` written into a run folder, applies ``--set a.b=value`` overrides, checks
-every value and returns the resolved config frozen (read-only mappings).
+every value and returns the resolved config frozen (read-only mappings). The helpers on
+plain nested dicts (:func:`override`, :func:`get`, :func:`freeze`, :func:`to_dict`,
+:func:`dump_yaml`) are :mod:`lrrnet.config_tree`'s, re-exported here.
 """
 
 from __future__ import annotations
 
 import ast
-import copy
 import difflib
 import importlib.util
 import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
 import yaml
 
+# The nested-dict helpers live in a leaf module that engine/ and data/ import; the `as`
+# names re-export them, so config files keep `from lrrnet.config import override`.
+from lrrnet.config_tree import dump_yaml as dump_yaml
+from lrrnet.config_tree import freeze as freeze
+from lrrnet.config_tree import get as get
+from lrrnet.config_tree import override as override
+from lrrnet.config_tree import to_dict as to_dict
+from lrrnet.config_tree import unknown_key_message as _unknown_key_message
 from lrrnet.data.dataset import TRAIN_MODES
 from lrrnet.data.layouts import LAYOUTS, VAL_SPLITS
 from lrrnet.engine.distributed import PRECISIONS
 from lrrnet.engine.schedule import OPTIMIZERS, SCHEDULES
 from lrrnet.errors import ConfigError
-from lrrnet.files import write_text_atomic
 from lrrnet.losses import L1_MODES
 from lrrnet.metrics import PROTOCOLS, SELECT_METRICS, THRESHOLD_METRICS
 from lrrnet.models.blocks import ATTENTION_IMPLS
@@ -71,29 +78,6 @@ CHOICES: dict[str, tuple[Any, ...]] = {
     "eval.protocol": PROTOCOLS,
     "eval.val_threshold": ("off", *THRESHOLD_METRICS),
 }
-
-
-def override(base: Mapping[str, Any], changes: Mapping[str, Any], *, _prefix: str = "") -> dict:
-    """Return a deep copy of ``base`` with ``changes`` merged in; unknown keys fail.
-
-    Args:
-        base: the parent config (its keys are the valid ones).
-        changes: nested dict of the fields to change.
-    """
-    merged = to_dict(base)
-    for key, value in changes.items():
-        dotted = f"{_prefix}{key}"
-        if key not in merged:
-            raise ConfigError(_unknown_key_message(dotted, merged.keys(), _prefix))
-        if isinstance(merged[key], dict):
-            if not isinstance(value, Mapping):
-                raise ConfigError(
-                    f"config key '{dotted}' is a section; expected a dict, got {value!r}"
-                )
-            merged[key] = override(merged[key], value, _prefix=f"{dotted}.")
-        else:
-            merged[key] = copy.deepcopy(to_dict(value))
-    return merged
 
 
 def load_config(name_or_path: str | Path, overrides: Iterable[str] = ()) -> Mapping[str, Any]:
@@ -258,41 +242,6 @@ def available_configs() -> list[str]:
     return sorted(p.stem for p in CONFIG_DIR.glob("*.py") if p.stem not in ("base", "__init__"))
 
 
-def get(config: Mapping[str, Any], dotted: str) -> Any:
-    """``get(cfg, "train.lr")`` is ``cfg["train"]["lr"]``."""
-    node: Any = config
-    for part in dotted.split("."):
-        node = node[part]
-    return node
-
-
-def freeze(value: Any) -> Any:
-    """Read-only view of a nested config: mappings become ``MappingProxyType``, lists tuples."""
-    if isinstance(value, Mapping):
-        return MappingProxyType({k: freeze(v) for k, v in value.items()})
-    if isinstance(value, (list, tuple)):
-        return tuple(freeze(v) for v in value)
-    return value
-
-
-def to_dict(value: Any) -> Any:
-    """A plain, mutable deep copy of a (frozen) config: dicts and lists, as YAML holds it.
-
-    The inverse of :func:`freeze`; what ``config.yaml`` and a checkpoint's ``config`` hold,
-    and what two configs are compared as (a tuple and a list of the same items are equal).
-    """
-    if isinstance(value, Mapping):
-        return {k: to_dict(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [to_dict(v) for v in value]
-    return value
-
-
-def dump_yaml(config: Mapping[str, Any], path: str | Path) -> None:
-    """Write the resolved config as YAML (tuples as lists); ``load_config`` reads it back."""
-    write_text_atomic(path, yaml.safe_dump(to_dict(config), sort_keys=False))
-
-
 def _resolve_path(name_or_path: str | Path) -> Path:
     text = str(name_or_path)
     path = Path(text)
@@ -383,15 +332,6 @@ def _is_instance(value: Any, types: tuple[type, ...]) -> bool:
     if isinstance(value, bool) and bool not in types:
         return False
     return isinstance(value, types)
-
-
-def _unknown_key_message(dotted: str, valid: Iterable[str], prefix: str) -> str:
-    valid = sorted(valid)
-    leaf = dotted[len(prefix) :]
-    hint = difflib.get_close_matches(leaf, valid, n=1)
-    suggestion = f" (did you mean '{prefix}{hint[0]}'?)" if hint else ""
-    where = f"in '{prefix[:-1]}'" if prefix else "at the top level"
-    return f"unknown config key '{dotted}'{suggestion}; valid keys {where}: {', '.join(valid)}"
 
 
 def _nest(parts: list[str], value: Any) -> dict:

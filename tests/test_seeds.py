@@ -86,10 +86,11 @@ def test_summary_covers_the_threshold_chosen_on_val():
 
 
 def test_seed_errors_before_any_run(tmp_path):
+    cfg = load_config("synthetic")
     with pytest.raises(UserError, match="repeated seed"):
-        train_seeds("synthetic", [], [1, 1])
+        train_seeds(cfg, [1, 1])
     with pytest.raises(UserError, match="--resume auto only"):
-        train_seeds("synthetic", [], [1, 2], resume=str(tmp_path / "latest.pth"))
+        train_seeds(cfg, [1, 2], resume=str(tmp_path / "latest.pth"))
 
 
 def test_run_configs_seeds_end_to_end(tiny_dataset, tmp_path, capsys):  # noqa: F811

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from lrrnet.config import to_dict
+from lrrnet.config_tree import to_dict
 from lrrnet.engine.distributed import DistInfo, all_gather_object
 from lrrnet.errors import CheckpointError, UserError, summarize
 from lrrnet.files import atomic_path

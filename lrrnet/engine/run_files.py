@@ -29,7 +29,7 @@ from typing import Any
 
 import torch
 
-from lrrnet.config import dump_yaml
+from lrrnet.config_tree import dump_yaml
 from lrrnet.data import Sample
 from lrrnet.data.io import read_image, read_mask
 from lrrnet.data.transforms import resize_mask

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import csv
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from lrrnet.config import load_config
+from lrrnet.config_tree import freeze, override
 from lrrnet.engine.checkpoint import run_checkpoints
 from lrrnet.engine.distributed import is_main_process
 from lrrnet.engine.trainer import RunResult, train
@@ -54,30 +54,27 @@ class SeedRuns:
 
 
 def train_seeds(
-    config: str | Path,
-    overrides: Iterable[str],
+    cfg: Mapping[str, Any],
     seeds: Sequence[int],
     resume: str | None = None,
 ) -> SeedRuns:
-    """Train ``config`` once per seed and write the summary beside the run folders.
+    """Train ``cfg`` once per seed and write the summary beside the run folders.
 
     Args:
-        config: a config name or path.
-        overrides: ``KEY=VALUE`` strings; ``seed=S`` is appended per run.
+        cfg: a resolved config (:func:`lrrnet.config.load_config`); its ``seed`` is replaced
+            by each of ``seeds`` in turn.
         seeds: the training seeds, distinct.
         resume: None, or ``"auto"``: each seed continues the newest run of this config with
             that seed (a finished run is only scored again).
 
     Raises:
-        UserError: repeated seeds, a resume path (it names one run, not one per seed), or
-            a config error (raised before any run starts).
+        UserError: repeated seeds, or a resume path (it names one run, not one per seed).
     """
     if len(set(seeds)) != len(seeds):
         raise UserError(f"--seeds: repeated seed(s) in {list(seeds)}")
     if resume not in (None, "auto"):
         raise UserError("--seeds takes --resume auto only (a path names a single run)")
-    overrides = list(overrides)
-    configs = {seed: load_config(config, [*overrides, f"seed={seed}"]) for seed in seeds}
+    configs = {seed: freeze(override(cfg, {"seed": seed})) for seed in seeds}
     outcome = SeedRuns(name=configs[seeds[0]]["name"])
     for seed, cfg in configs.items():
         logger.info("%s: seed %d of %s", outcome.name, seed, list(seeds))
