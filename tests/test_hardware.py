@@ -6,6 +6,7 @@ from lrrnet.engine.hardware import (
     bf16_is_emulated,
     cpu_description,
     cpu_flags,
+    cpu_model_name,
     warn_if_bf16_is_emulated,
 )
 
@@ -23,6 +24,13 @@ def test_cpu_flags_read_the_first_flags_line(tmp_path):
     cpuinfo.write_text(CPUINFO)
     assert cpu_flags(cpuinfo) == {"fpu", "sse2", "avx2", "avx512f", "avx512_bf16", "amx_tile"}
     assert cpu_flags(tmp_path / "missing") == set()
+
+
+def test_cpu_model_name_is_the_first_model_name_or_none(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(CPUINFO)
+    assert cpu_model_name(cpuinfo) == "Example Xeon 9999"
+    assert cpu_model_name(tmp_path / "missing") is None
 
 
 def test_bf16_is_native_with_either_flag():

@@ -47,17 +47,23 @@ def warn_if_bf16_is_emulated(dtype: str, flags: set[str] | None = None) -> bool:
     return True
 
 
-def cpu_description(cpuinfo: str | os.PathLike = "/proc/cpuinfo") -> str:
-    """``model name`` from ``/proc/cpuinfo`` and whether it has native bf16."""
+def cpu_model_name(cpuinfo: str | os.PathLike = "/proc/cpuinfo") -> str | None:
+    """``model name`` from ``/proc/cpuinfo`` (``None`` when it cannot be read)."""
     try:
         text = Path(cpuinfo).read_text()
     except OSError:
-        text = ""
-    names = [
-        line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")
-    ]
+        return None
+    for line in text.splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return None
+
+
+def cpu_description(cpuinfo: str | os.PathLike = "/proc/cpuinfo") -> str:
+    """``model name`` from ``/proc/cpuinfo`` and whether it has native bf16."""
+    name = cpu_model_name(cpuinfo)
     native = sorted(cpu_flags(cpuinfo) & set(BF16_FLAGS))
     return (
-        f"{names[0] if names else 'unknown CPU'}, {os.cpu_count()} CPUs visible, "
+        f"{name or 'unknown CPU'}, {os.cpu_count()} CPUs visible, "
         f"native bf16: {', '.join(native) if native else 'no (' + ', '.join(BF16_FLAGS) + ' absent)'}"
     )
