@@ -4,9 +4,9 @@ glibc's ``malloc`` serves every block above its mmap threshold (at most 32 MiB, 
 the program runs) with a fresh ``mmap`` and gives it back with ``munmap`` when freed; the
 top of the heap is also trimmed back to the OS once 128 KiB or more is free there. One
 512×512 LRRNet forward allocates dozens of 16–48 MiB feature maps, so every forward maps
-them anew and the kernel zeroes each page on first touch: on the 2-core AMD EPYC of the
-README's Speed section that was about a third of the forward's time. With both thresholds
-raised (:data:`KEEP_BYTES`), freed maps stay in the heap and the next forward reuses them.
+them anew and the kernel zeroes each page on first touch, a large share of the forward's
+time on a small CPU (docs/speed.md, "CPU"). With both thresholds raised
+(:data:`KEEP_BYTES`), freed maps stay in the heap and the next forward reuses them.
 The numbers do not change, only where the memory comes from; the cost is that the process
 keeps its peak size (about 0.9 GiB for a 512×512 frame instead of 0.7–0.8 GiB).
 
@@ -75,9 +75,10 @@ def _apply() -> str:
         return "not glibc"
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
     mallopt.restype = ctypes.c_int
-    # mallopt returns 1 on success. Both are needed: on the EPYC, a 512×512 forward took
-    # 1.8 s with glibc's defaults, 1.7 s with only the mmap threshold raised, 3.3 s with only
-    # the trim threshold, 1.2 s with both.
+    # mallopt returns 1 on success. Both are needed: with only the mmap threshold raised the
+    # heap's free top is still trimmed and faulted in anew, and setting only the trim
+    # threshold stops glibc's adjustment of the mmap threshold, which then stays at its
+    # 128 KiB start and maps every feature map anew.
     if not mallopt(M_MMAP_THRESHOLD, KEEP_BYTES) or not mallopt(M_TRIM_THRESHOLD, KEEP_BYTES):
         return "mallopt refused"
     return "kept"

@@ -115,7 +115,7 @@ class InferenceReport:
         return self.written / self.seconds if self.seconds > 0 else 0.0
 
 
-# The published recipe resizes every training frame to 512×512 (SPEC §3).
+# The published recipe resizes every training frame to 512×512.
 RECIPE_SIZE = 512
 
 

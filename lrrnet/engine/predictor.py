@@ -105,12 +105,12 @@ class Predictor:
             eager forward. On CUDA PyTorch's GroupNorm makes every channels_last input
             contiguous and back; on the CPU its channels_last GroupNorm is inaccurate and
             the accurate replacement (:class:`lrrnet.models.blocks.GroupNorm`) costs more
-            than the convolutions gain at 512×512 (the README's Speed section). On the CPU
+            than the convolutions gain at 512×512 (docs/speed.md, "CPU"). On the CPU
             the predictor also keeps freed memory for reuse
             (:func:`lrrnet.engine.cpu_memory.keep_freed_memory`).
         cuda_graph: CUDA only. Capture the network's forward once per input shape (after
             padding or resizing) and replay it: one launch instead of a few hundred kernel
-            launches (the README's Speed section gives what it saves). Graphs keep the weights'
+            launches (docs/speed.md, "GPU", gives what it saves). Graphs keep the weights'
             memory, so in-place weight updates are seen; at most ``MAX_CUDA_GRAPHS`` shapes
             are kept (the oldest is dropped).
         compile_model: run the forward through ``torch.compile`` (Inductor fuses the

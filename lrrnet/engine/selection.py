@@ -105,7 +105,8 @@ def validate_and_save(
                 # background, and SoftIoU's gradient through sigmoid(T) may not bring it back.
                 logger.warning(
                     "iter %d val: no pixel of the %d frames reaches the threshold %g; the "
-                    "target map has collapsed to background (README, The CPU recipe)",
+                    "target map has collapsed to background (docs/training.md, Collapse to "
+                    "background)",
                     state.iteration,
                     metrics["n_images"],
                     cfg["eval"]["threshold"],

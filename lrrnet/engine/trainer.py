@@ -385,8 +385,8 @@ def _train(
 
 def training_layout(train_cfg: Mapping[str, Any]) -> bool:
     """Whether a run trains on channels_last tensors: ``train.channels_last``, or for None the
-    measured-fastest layout, channels_last only under ``train.compile`` (eager steps were
-    faster contiguous on the CPU and on an H100; the configs' comment has the figures)."""
+    faster layout, channels_last only under ``train.compile`` (eager steps are faster
+    contiguous on the CPU and on a GPU; docs/speed.md, "CPU" and "GPU")."""
     chosen = train_cfg["channels_last"]
     return bool(train_cfg["compile"]) if chosen is None else bool(chosen)
 

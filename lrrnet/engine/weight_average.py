@@ -3,10 +3,9 @@ in place of the live weights.
 
 Short runs validate while the learning rate is still high, and the live weights swing from
 one evaluation to the next; the average of the last few hundred steps moves slowly, so
-validation, checkpoint selection and the test score it instead. Measured on NUDT-SIRST
-(``nudt_cpu_bf16``, seed 2, decay 0.995; ``docs/cpu_runs/2026-11-27-zen4-nudt-variants/``):
-it steadied the first validation (val IoU 48.0 against 31.6) but not the later widening of
-the maps, and its best val IoU was lower (57.3 against 63.1), so the recipes leave it off.
+validation, checkpoint selection and the test score it instead. On NUDT-SIRST it steadied
+the first validation but not the later widening of the maps, and its best val IoU was
+lower, so the recipes leave it off (docs/training.md, "Weight average").
 
 After step ``t`` (1-based) the average moves towards the live weights by ``1 − d`` with
 ``d = min(decay, (1 + t) / (10 + t))``: the ramp lets early averages forget the random
