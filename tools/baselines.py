@@ -23,8 +23,8 @@ import sys
 from pathlib import Path
 
 # One BLAS thread unless the user says otherwise, set before NumPy loads: IPI's matrices are
-# small (2500×484 for a 256×256 frame) and on a busy 2-core machine two OpenBLAS threads
-# made one frame 7-18× slower (3.4 s against 24-61 s), the threads stalling each other.
+# small (2500×484 for a 256×256 frame), and on a busy machine two OpenBLAS threads stall
+# each other and make a frame many times slower (docs/baselines.md, "Top-hat and IPI").
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))

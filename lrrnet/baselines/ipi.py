@@ -23,8 +23,8 @@ from lrrnet.errors import ConfigError
 logger = logging.getLogger(__name__)
 
 # Partial SVD (Lanczos, PROPACK) beats the Gram route only while the predicted rank is a
-# small fraction of the short side: on a 2500×484 patch image of a 256×256 frame, 30 triplets
-# took 35 ms against 52 ms for the Gram route (and 130 ms for a full LAPACK SVD).
+# small fraction of the short side, as its cost grows with the number of triplets it finds
+# (docs/baselines.md, "Top-hat and IPI").
 _PARTIAL_SVD_MAX_FRACTION = 0.1
 _SVD_MODES = ("auto", "full", "gram", "partial")
 
