@@ -17,9 +17,9 @@ import torch
 from lrrnet.config import load_config
 from lrrnet.data import folder_samples, splits_from_config
 from lrrnet.engine.backends import BACKENDS, predictor_for_backend
-from lrrnet.engine.checkpoint import newest_run_checkpoint
 from lrrnet.engine.inference import checkpoint_default_size, predict_to_folder
 from lrrnet.engine.predictor import config_eval_size, parse_size
+from lrrnet.engine.run_files import newest_run_checkpoint
 from lrrnet.errors import UserError
 
 logger = logging.getLogger("lrrnet.inference")

@@ -20,10 +20,7 @@ from lrrnet.engine.checkpoint import (
     load_checkpoint,
     load_for_resume,
     load_model_weights,
-    newest_run_checkpoint,
-    resolve_resume,
     restore_training,
-    run_checkpoints,
     save_checkpoint,
     training_checkpoint,
     unwrap_model,
@@ -217,39 +214,6 @@ def test_config_changes_name_every_dotted_key() -> None:
     old = {"train": {"lr": 0.1, "milestones": [1, 2]}, "name": "a"}
     new = {"train": {"lr": 0.2, "milestones": [1, 2], "extra": 1}, "name": "a"}
     assert config_changes(old, new) == ["train.extra: '<absent>' -> 1", "train.lr: 0.1 -> 0.2"]
-
-
-def test_newest_run_lookup_and_resume_resolution(tmp_path: Path, caplog) -> None:
-    cfg = load_config("synthetic", [f"paths.checkpoints={str(tmp_path)!r}", "name='tiny'"])
-    assert resolve_resume(cfg, None) is None
-    caplog.set_level("INFO", logger="lrrnet")
-    assert resolve_resume(cfg, "auto") is None
-    assert "no earlier run of 'tiny'" in caplog.text
-    with pytest.raises(CheckpointError, match="no run with best.pth; train first"):
-        newest_run_checkpoint(cfg)
-    for stamp in ("20260102-000000", "20260101-000000"):
-        (tmp_path / "tiny" / stamp).mkdir(parents=True)
-        for name in ("latest.pth", "best.pth"):
-            (tmp_path / "tiny" / stamp / name).write_bytes(b"")
-    newest = tmp_path / "tiny" / "20260102-000000"
-    assert run_checkpoints(cfg, "latest.pth")[-1] == newest / "latest.pth"
-    assert newest_run_checkpoint(cfg) == newest / "best.pth"
-    assert resolve_resume(cfg, "auto") == newest / "latest.pth"
-    assert resolve_resume(cfg, str(newest)) == newest / "latest.pth"  # a run folder
-    with pytest.raises(CheckpointError, match="nowhere.pth: checkpoint to resume from not found"):
-        resolve_resume(cfg, str(tmp_path / "nowhere.pth"))
-    # Runs started in the same second get -1, -2, … -10: numeric order, not text order.
-    for suffix in (2, 10, 9):
-        (tmp_path / "tiny" / f"20260102-000000-{suffix}").mkdir()
-        (tmp_path / "tiny" / f"20260102-000000-{suffix}" / "best.pth").write_bytes(b"")
-    order = [path.parent.name for path in run_checkpoints(cfg, "best.pth")]
-    assert order == [
-        "20260101-000000",
-        "20260102-000000",
-        "20260102-000000-2",
-        "20260102-000000-9",
-        "20260102-000000-10",
-    ]
 
 
 def test_a_weight_average_is_saved_as_the_model_and_restored_beside_the_live_weights() -> None:

@@ -1,4 +1,5 @@
-"""The files of a run folder: log.txt, config.yaml, metrics.csv, TensorBoard, test_metrics.json."""
+"""Run folders: finding a config's runs, and their log.txt, config.yaml, metrics.csv,
+TensorBoard events and test_metrics.json."""
 
 import csv
 import json
@@ -11,6 +12,7 @@ import torch
 from lrrnet.config import load_config
 from lrrnet.engine import run_files
 from lrrnet.engine.checkpoint import TrainState
+from lrrnet.errors import CheckpointError
 from lrrnet.metrics import METRIC_KEYS
 
 
@@ -26,6 +28,39 @@ def test_new_run_dirs_of_the_same_second_get_a_suffix(tmp_path):
     second = run_files.new_run_dir(cfg)
     assert first.parent == second.parent == tmp_path / "tiny"
     assert second.name.startswith(first.name) and second != first  # unless a second passed
+
+
+def test_newest_run_lookup_and_resume_resolution(tmp_path, caplog):
+    cfg = load_config("synthetic", [f"paths.checkpoints={str(tmp_path)!r}", "name='tiny'"])
+    assert run_files.resolve_resume(cfg, None) is None
+    caplog.set_level("INFO", logger="lrrnet")
+    assert run_files.resolve_resume(cfg, "auto") is None
+    assert "no earlier run of 'tiny'" in caplog.text
+    with pytest.raises(CheckpointError, match="no run with best.pth; train first"):
+        run_files.newest_run_checkpoint(cfg)
+    for stamp in ("20260102-000000", "20260101-000000"):
+        (tmp_path / "tiny" / stamp).mkdir(parents=True)
+        for name in ("latest.pth", "best.pth"):
+            (tmp_path / "tiny" / stamp / name).write_bytes(b"")
+    newest = tmp_path / "tiny" / "20260102-000000"
+    assert run_files.run_checkpoints(cfg, "latest.pth")[-1] == newest / "latest.pth"
+    assert run_files.newest_run_checkpoint(cfg) == newest / "best.pth"
+    assert run_files.resolve_resume(cfg, "auto") == newest / "latest.pth"
+    assert run_files.resolve_resume(cfg, str(newest)) == newest / "latest.pth"  # a run folder
+    with pytest.raises(CheckpointError, match="nowhere.pth: checkpoint to resume from not found"):
+        run_files.resolve_resume(cfg, str(tmp_path / "nowhere.pth"))
+    # Runs started in the same second get -1, -2, … -10: numeric order, not text order.
+    for suffix in (2, 10, 9):
+        (tmp_path / "tiny" / f"20260102-000000-{suffix}").mkdir()
+        (tmp_path / "tiny" / f"20260102-000000-{suffix}" / "best.pth").write_bytes(b"")
+    order = [path.parent.name for path in run_files.run_checkpoints(cfg, "best.pth")]
+    assert order == [
+        "20260101-000000",
+        "20260102-000000",
+        "20260102-000000-2",
+        "20260102-000000-9",
+        "20260102-000000-10",
+    ]
 
 
 def test_log_file_copies_info_lines_while_the_block_runs(tmp_path):

@@ -10,8 +10,9 @@ containers only, never arbitrary pickled objects.
 A training checkpoint (``latest.pth``, ``best.pth`` of a run folder) holds the model (with
 ``train.ema_decay``, the weight average, and the live weights in ``train_model``), the
 optimizer and gradient-scaler states, every rank's RNG states, the resolved config, the
-validation metrics it was saved with and the :class:`TrainState` counters. A run's files are
-``checkpoints/<name>/<timestamp>/``; :func:`run_checkpoints` lists them, oldest first.
+validation metrics it was saved with and the :class:`TrainState` counters. Finding a run's
+checkpoints (``checkpoints/<name>/<timestamp>/``, the newest run, what ``--resume`` names) is
+:mod:`lrrnet.engine.run_files`'s.
 """
 
 from __future__ import annotations
@@ -298,50 +299,6 @@ def restore_rng_state(rng: Mapping[str, Any]) -> None:
     torch.set_rng_state(rng["torch"].cpu())
     if rng["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all([s.cpu() for s in rng["cuda"]])
-
-
-def run_checkpoints(cfg: Mapping[str, Any], filename: str) -> list[Path]:
-    """``checkpoints/<name>/*/<filename>`` of a config, oldest run first (folders are timestamps)."""
-    return sorted(
-        Path(cfg["paths"]["checkpoints"], cfg["name"]).glob(f"*/{filename}"), key=_run_order
-    )
-
-
-def _run_order(path: Path) -> tuple[str, int, str]:
-    """A run folder's timestamp, then the number of its ``-N`` suffix (runs started in the
-    same second), so that ``…-10`` comes after ``…-2``."""
-    name = path.parent.name
-    stamp, _, suffix = name.rpartition("-")
-    if stamp.count("-") == 1 and suffix.isdigit():
-        return stamp, int(suffix), name
-    return name, 0, name
-
-
-def newest_run_checkpoint(cfg: Mapping[str, Any], filename: str = "best.pth") -> Path:
-    """``checkpoints/<name>/<newest timestamp>/best.pth`` of a config."""
-    runs = run_checkpoints(cfg, filename)
-    if not runs:
-        folder = Path(cfg["paths"]["checkpoints"], cfg["name"])
-        raise CheckpointError(f"{folder}: no run with {filename}; train first or pass --checkpoint")
-    return runs[-1]
-
-
-def resolve_resume(cfg: Mapping[str, Any], resume: str | None) -> Path | None:
-    """The checkpoint ``--resume`` names: a file, a run folder's ``latest.pth``, or for
-    ``auto`` the ``latest.pth`` of the newest run of this config (None when there is none)."""
-    if resume is None:
-        return None
-    if resume != "auto":
-        path = Path(resume)
-        path = path / "latest.pth" if path.is_dir() else path
-        if not path.is_file():
-            raise CheckpointError(f"{path}: checkpoint to resume from not found")
-        return path
-    runs = run_checkpoints(cfg, "latest.pth")
-    if not runs:
-        logger.info("--resume auto: no earlier run of '%s', starting a new one", cfg["name"])
-        return None
-    return runs[-1]
 
 
 def load_for_resume(

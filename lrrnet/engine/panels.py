@@ -21,9 +21,9 @@ from lrrnet.data import folder_samples, splits_from_config
 from lrrnet.data.io import named_file, read_image, read_mask, read_prediction
 from lrrnet.data.layouts import warn_size_mismatch
 from lrrnet.data.transforms import resize_mask
-from lrrnet.engine.checkpoint import newest_run_checkpoint
 from lrrnet.engine.inference import iterate_predictions
 from lrrnet.engine.predictor import Predictor, config_eval_size
+from lrrnet.engine.run_files import newest_run_checkpoint
 from lrrnet.engine.scoring import pair_predictions, prediction_files
 from lrrnet.errors import DataError, UserError, summarize
 from lrrnet.metrics import check_threshold

@@ -1,7 +1,12 @@
-"""The files of a run folder besides its checkpoints, all written by rank 0.
+"""Run folders: finding them, and the files they hold besides the checkpoints.
 
-``checkpoints/<name>/<timestamp>/`` holds, beside ``latest.pth`` and ``best.pth``
-(:mod:`lrrnet.engine.checkpoint`):
+A run of a config is the folder ``checkpoints/<name>/<timestamp>/`` (:func:`new_run_dir`;
+a ``-N`` suffix for runs started in the same second). :func:`run_checkpoints` lists a
+config's runs that hold a file, oldest first; :func:`newest_run_checkpoint` is the
+checkpoint inference uses by default and :func:`resolve_resume` the one ``--resume`` names.
+
+Beside ``latest.pth`` and ``best.pth`` (what they hold and how they are read and written is
+:mod:`lrrnet.engine.checkpoint`'s), rank 0 writes:
 
 - ``log.txt``: the run's log lines at INFO and above (:func:`log_file`);
 - ``config.yaml``: the resolved config; a resume with a changed config keeps the one it
@@ -35,6 +40,7 @@ from lrrnet.data.io import read_image, read_mask
 from lrrnet.data.transforms import resize_mask
 from lrrnet.engine.checkpoint import TrainState
 from lrrnet.engine.predictor import Predictor
+from lrrnet.errors import CheckpointError
 from lrrnet.files import atomic_path, write_json_atomic
 from lrrnet.metrics import METRIC_KEYS
 from lrrnet.visualize import detection_panel
@@ -53,6 +59,50 @@ def new_run_dir(cfg: Mapping[str, Any]) -> Path:
     while run_dir.exists():
         run_dir, suffix = folder / f"{stamp}-{suffix}", suffix + 1
     return run_dir
+
+
+def run_checkpoints(cfg: Mapping[str, Any], filename: str) -> list[Path]:
+    """``checkpoints/<name>/*/<filename>`` of a config, oldest run first (folders are timestamps)."""
+    return sorted(
+        Path(cfg["paths"]["checkpoints"], cfg["name"]).glob(f"*/{filename}"), key=_run_order
+    )
+
+
+def _run_order(path: Path) -> tuple[str, int, str]:
+    """A run folder's timestamp, then the number of its ``-N`` suffix (runs started in the
+    same second), so that ``…-10`` comes after ``…-2``."""
+    name = path.parent.name
+    stamp, _, suffix = name.rpartition("-")
+    if stamp.count("-") == 1 and suffix.isdigit():
+        return stamp, int(suffix), name
+    return name, 0, name
+
+
+def newest_run_checkpoint(cfg: Mapping[str, Any], filename: str = "best.pth") -> Path:
+    """``checkpoints/<name>/<newest timestamp>/best.pth`` of a config."""
+    runs = run_checkpoints(cfg, filename)
+    if not runs:
+        folder = Path(cfg["paths"]["checkpoints"], cfg["name"])
+        raise CheckpointError(f"{folder}: no run with {filename}; train first or pass --checkpoint")
+    return runs[-1]
+
+
+def resolve_resume(cfg: Mapping[str, Any], resume: str | None) -> Path | None:
+    """The checkpoint ``--resume`` names: a file, a run folder's ``latest.pth``, or for
+    ``auto`` the ``latest.pth`` of the newest run of this config (None when there is none)."""
+    if resume is None:
+        return None
+    if resume != "auto":
+        path = Path(resume)
+        path = path / "latest.pth" if path.is_dir() else path
+        if not path.is_file():
+            raise CheckpointError(f"{path}: checkpoint to resume from not found")
+        return path
+    runs = run_checkpoints(cfg, "latest.pth")
+    if not runs:
+        logger.info("--resume auto: no earlier run of '%s', starting a new one", cfg["name"])
+        return None
+    return runs[-1]
 
 
 @contextmanager

@@ -22,8 +22,8 @@ from typing import Any
 import yaml
 
 from lrrnet.config_tree import freeze, override
-from lrrnet.engine.checkpoint import run_checkpoints
 from lrrnet.engine.distributed import is_main_process
+from lrrnet.engine.run_files import run_checkpoints
 from lrrnet.engine.trainer import RunResult, train
 from lrrnet.errors import UserError
 from lrrnet.metrics import METRIC_KEYS, format_table, mean_and_std

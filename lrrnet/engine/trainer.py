@@ -45,7 +45,6 @@ from lrrnet.engine import distributed, run_files
 from lrrnet.engine.checkpoint import (
     TrainState,
     load_for_resume,
-    resolve_resume,
     restore_training,
     unwrap_model,
 )
@@ -86,7 +85,7 @@ def train(cfg: Mapping[str, Any], resume: str | None = None) -> RunResult:
     """
     info = distributed.init_distributed(cfg["train"]["device"])
     try:
-        return _train(cfg, info, resolve_resume(cfg, resume))
+        return _train(cfg, info, run_files.resolve_resume(cfg, resume))
     finally:
         distributed.cleanup(info)
 
