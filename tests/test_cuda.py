@@ -1,6 +1,6 @@
 """CUDA paths: forward, AMP training, torch.compile, the predictor, CUDA graphs, exact resume.
 
-Skipped without a CUDA device (CI has none). `tools/gpu_check.py` runs this file on a lent
+Skipped without a CUDA device (CI has none). `tools/gpu/gpu_check.py` runs this file on a lent
 GPU and keeps its report. Comparisons with the CPU switch TF32 off: cuDNN convolutions use
 TF32 by default, which is ~1e-3 from float32 by design, not a bug.
 """

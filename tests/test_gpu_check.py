@@ -1,4 +1,4 @@
-"""The CPU-side logic of tools/gpu_check.py: sizing the real run, and the summary it prints."""
+"""The CPU-side logic of tools/gpu/gpu_check.py: sizing the real run, and the summary it prints."""
 
 import importlib.util
 import json
@@ -13,7 +13,7 @@ from lrrnet.errors import ConfigError
 from lrrnet.models import LRRNet
 
 ROOT = Path(__file__).resolve().parents[1]
-spec = importlib.util.spec_from_file_location("gpu_check", ROOT / "tools" / "gpu_check.py")
+spec = importlib.util.spec_from_file_location("gpu_check", ROOT / "tools" / "gpu" / "gpu_check.py")
 gpu_check = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(gpu_check)
 

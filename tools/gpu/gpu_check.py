@@ -1,8 +1,11 @@
 """One command that checks and measures everything CUDA, for a lent GPU's short lease.
 
-    python tools/gpu_check.py --out DIR --sirst PATH/TO/SIRST [--budget-s 480]
+    python tools/gpu/gpu_check.py --out DIR --sirst PATH/TO/SIRST [--budget-s 480]
         [--cpu-weights W --cpu-images DIR --cpu-masks DIR] [--skip SECTION ...]
-    python tools/gpu_check.py --out DIR --sirst ../shared/datasets/SIRST --quick   # CPU dry run
+    python tools/gpu/gpu_check.py --out DIR --sirst ../shared/datasets/SIRST --quick  # CPU dry run
+
+On a lent machine where nothing can be installed, run it from the repository's root with
+``PYTHONPATH=.`` so that ``lrrnet`` imports (tools/gpu/README.md).
 
 Sections, each in its own process with its own time limit, so that one crash or hang
 cannot take the others down (the result of each is kept even when a later one fails):
@@ -22,11 +25,10 @@ cannot take the others down (the result of each is kept even when a later one fa
    CPU backends at batch 1 with 2 threads, and each backend × dtype scored on real frames.
 8. ``train_speed``: training iterations/s at 512², batch 8.
 
-Sections run one after another: on 2026-11-26 the tests next to the SIRST run needed over
-300 s (cold compiles on a shared CPU) where alone they took 35 s. On a freshly started H100
-(fourth lease) they took 261 s alone, 169 s of it in the two compiled-training tests.
-``--skip`` leaves sections out: the timing sections while other work shares the GPU, say,
-then those alone in a second call that skips the rest.
+Sections run one after another: the tests' cold compiles are slow next to other work
+(docs/gpu_runs/gpu_check_notes.md has the times). ``--skip`` leaves sections out: the
+timing sections while other work shares the GPU, say, then those alone in a second call
+that skips the rest.
 
 Writes to DIR: ``gpu_check.json`` (every section's results), ``gpu_check.log`` (all
 output), ``sirst_run.tar.gz`` (the run folder without checkpoints) and
@@ -50,15 +52,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+ROOT = Path(__file__).resolve().parents[2]
 
 SIRST_TRAIN_IMAGES = 256  # idx_427 train list
 RECIPE_EPOCHS = 400
 RECIPE_BATCH = 8
-# Measured on an H200 (2026-11-26, SIRST v1, 40 epochs, 10 validations): 0.104 s per
-# bf16 step in the probe, 157.6 s for 1280 steps with the validations, so about 2.4 s per
-# validation (85 frames, checkpoint writes, TensorBoard panels) and 5 % loader slack.
+# The probe's step time leaves out the loader's slack, and a validation costs its 85 frames,
+# checkpoint writes and TensorBoard panels; both sized on a real run
+# (docs/gpu_runs/gpu_check_notes.md, "Sizing the SIRST run").
 STEP_SLACK = 1.05
 EVAL_SECONDS = 3.0
 TARGET_EVALUATIONS = 10
@@ -66,9 +67,7 @@ TARGET_EVALUATIONS = 10
 # (batch, dtype, channels_last, mode) for the inference benchmark, cheapest first: the
 # compiles at the end are dropped when the time runs out. Modes: "eager", "graph" (the
 # predictor's CUDA-graph replay), "compile" and "compile_graph" (the compiled forward
-# captured in a CUDA graph). A two-pass GroupNorm for channels_last on CUDA was measured
-# here once (H100, 2026-11-26: 11 % faster than stock channels_last, slower than NCHW) and
-# dropped.
+# captured in a CUDA graph).
 BENCH_CASES: tuple[tuple[int, str, bool, str], ...] = (
     (1, "fp32", False, "eager"),
     (1, "bf16", True, "eager"),
@@ -128,12 +127,15 @@ def plan_sirst_run(step_seconds: float, budget_seconds: float) -> dict[str, int]
 def section_env(args) -> dict[str, Any]:
     import torch
 
+    from lrrnet.engine.benchmarking import cuda_time
+    from lrrnet.engine.hardware import cpu_model_name
+
     info: dict[str, Any] = {
         "python": platform.python_version(),
         "torch": torch.__version__,
         "cuda_available": torch.cuda.is_available(),
         "cpu_count": os.cpu_count(),
-        "cpu": _cpu_model(),
+        "cpu": cpu_model_name() or platform.processor(),
     }
     try:
         info["nvidia_smi"] = subprocess.run(
@@ -154,19 +156,19 @@ def section_env(args) -> dict[str, Any]:
         tf32_conv_default=torch.backends.cudnn.allow_tf32,
         tf32_matmul_default=torch.backends.cuda.matmul.allow_tf32,
     )
-    # Ceilings measured on this card (METHOD.md): random data, events, warm-up first.
+    # The card's ceilings: random data, timed with CUDA events after a warm-up.
     a = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
     b = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
-    info["bf16_matmul_tflops"] = 2 * 8192**3 / _cuda_time(lambda: a @ b, 3, 10) / 1e12
+    info["bf16_matmul_tflops"] = 2 * 8192**3 / cuda_time(lambda: a @ b, 3, 10) / 1e12
     source = torch.randn(2**30 // 4, device="cuda")  # 1 GiB
     target = torch.empty_like(source)
-    seconds = _cuda_time(lambda: target.copy_(source), 3, 10)
+    seconds = cuda_time(lambda: target.copy_(source), 3, 10)
     info["copy_gb_per_s"] = 2 * source.numel() * 4 / seconds / 1e9  # read + write
     return info
 
 
 def section_probe(args) -> dict[str, Any]:
-    from benchmark import benchmark_training
+    from lrrnet.engine.benchmarking import benchmark_training
 
     return benchmark_training(
         size=args.size,
@@ -180,7 +182,7 @@ def section_probe(args) -> dict[str, Any]:
 
 
 def section_bench(args) -> dict[str, Any]:
-    from benchmark import benchmark, benchmark_cuda_graph
+    from lrrnet.engine.benchmarking import benchmark, benchmark_cuda_graph
 
     deadline = time.time() + args.section_budget
     results, skipped = [], []
@@ -192,7 +194,7 @@ def section_bench(args) -> dict[str, Any]:
         case = {"batch": batch, "dtype": dtype, "channels_last": channels_last, "mode": mode}
         if args.quick and (mode.startswith("compile") or dtype == "fp16"):
             continue
-        # A compile takes about a minute: only start one with that much time left.
+        # A compile is by far the slowest case: only start one with the time for it left.
         needed = 75 if mode.startswith("compile") else 10
         if time.time() + needed > deadline:
             skipped.append({**case, "reason": "out of time"})
@@ -230,7 +232,7 @@ def section_bench(args) -> dict[str, Any]:
 
 
 def section_train_speed(args) -> dict[str, Any]:
-    from benchmark import benchmark_training
+    from lrrnet.engine.benchmarking import benchmark_training
 
     deadline = time.time() + args.section_budget
     results, skipped = [], []
@@ -369,9 +371,9 @@ def section_profile(args) -> dict[str, Any]:
     """The CUDA kernels that take the time of one forward: batch 32 in bf16 with and without
     channels_last, and batch 1."""
     import torch
-    from benchmark import prepare_model
     from torch.profiler import ProfilerActivity, profile
 
+    from lrrnet.engine.benchmarking import prepare_model
     from lrrnet.engine.predictor import autocast_context
     from lrrnet.models import LRRNet
 
@@ -544,7 +546,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run_section(args) -> int:
-    sys.path.insert(0, str(ROOT / "tools"))
     result = SECTIONS[args.section](args)
     (args.work / f"{args.section}.json").write_text(json.dumps(result, indent=2, default=str))
     return 0
@@ -592,7 +593,7 @@ def _orchestrate(args, argv: list[str]) -> int:
 
     run("env", 60)
     # Alone: cold torch.compile runs are slow next to other work, and a fresh machine's
-    # first compiles took 261 s in all (H100, 2026-11-26), past the 240 s this limit was.
+    # first compiles are slow even alone (docs/gpu_runs/gpu_check_notes.md, "The tests").
     run("tests", 330)
     run("probe", 600 if args.quick else 60)
     if args.sirst and (args.work / "probe.json").is_file():
@@ -622,8 +623,7 @@ def run_process_group(command: list[str], limit: float, **popen_kwargs: Any) -> 
 
     At the limit the whole group is killed: a section's children too (its pytest, its
     ``run_configs.py``, their loader workers), which would otherwise run on beside the next
-    sections and slow them down (2026-11-26, H100: a killed tests section's pytest ran on
-    for minutes beside the work after it). Returns ``"exit N"`` or ``"killed at its time
+    sections and slow them down. Returns ``"exit N"`` or ``"killed at its time
     limit"``.
     """
     process = subprocess.Popen(command, start_new_session=True, **popen_kwargs)
@@ -739,41 +739,12 @@ def _say(log, text: str) -> None:
     log.flush()
 
 
-def _cuda_time(fn, warmup: int, iters: int) -> float:
-    """Median seconds of ``fn`` timed with CUDA events."""
-    import statistics
-
-    import torch
-
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(iters):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        end.record()
-        end.synchronize()
-        times.append(start.elapsed_time(end) / 1e3)
-    return statistics.median(times)
-
-
 def _reset_cuda() -> None:
     import torch
 
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 if __name__ == "__main__":
