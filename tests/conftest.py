@@ -10,8 +10,7 @@ from pathlib import Path
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 # One intra-op thread for torch too (set before torch loads; inherited by the scripts the
 # tests run): the tests' tensors are tiny, and on a busy 2-core machine two OpenMP threads
-# wait on each other. Measured: scoring 40 SIRST v1 frames with a tiny network took 15.5 s
-# with 2 threads and 2.4 s with 1, at a load average of 9.
+# wait on each other and make a test several times slower.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import pytest  # noqa: E402

@@ -41,7 +41,7 @@ def test_sirst_plan_fits_the_budget_and_validates_on_epoch_boundaries(step_secon
 
 
 def test_sirst_plan_for_the_measured_h200_step_fits_its_budget():
-    # 0.104 s per step measured on an H200 (2026-11-26): 150 s give about 40 epochs.
+    # The H200's step of 0.104 s (docs/speed.md, "GPU"): 150 s give about 40 epochs.
     plan = gpu_check.plan_sirst_run(0.104, 150)
     assert 30 <= plan["epochs"] <= 40
 

@@ -136,8 +136,8 @@ def test_predictor_leaves_a_training_model_in_training_mode(checkpoints):
 
 
 def test_compile_model_runs_the_forward_through_torch_compile(checkpoints, monkeypatch):
-    """The compiled wrapper is what runs (a stand-in here: a real CPU compile takes ~30 s;
-    tests/test_cuda.py compiles for real), on the same weights and in eval mode."""
+    """The compiled wrapper is what runs (a stand-in here: a real CPU compile takes tens of
+    seconds; tests/test_cuda.py compiles for real), on the same weights and in eval mode."""
     _, model = checkpoints["tiny"]
     calls = []
 

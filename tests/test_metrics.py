@@ -331,7 +331,8 @@ def test_summed_states_equal_single_accumulator(protocol):
 
 
 def _reference(pairs):
-    """A deliberately plain implementation of SPEC §5 with scikit-image, 201 passes."""
+    """The standard definitions (docs/metrics.md, "Definitions") implemented deliberately
+    plainly with scikit-image, 201 passes."""
     tp = fp = fn = hits = targets = fa_pixels = pixels = 0
     nious, detected, false_pos, background = [], np.zeros(201), np.zeros(201), 0
     for prob, mask in pairs:
@@ -447,7 +448,8 @@ def test_roc_counts_at_every_threshold_boundary(dtype):
 
 
 def lrrnet_reference(pairs, threshold=0.5):
-    """The ``lrrnet`` protocol written from its description (SPEC §5 and issue 11), slowly.
+    """The ``lrrnet`` protocol written from its description (docs/metrics.md, "The lrrnet
+    protocol"), slowly.
 
     Independent of lrrnet.metrics: scikit-image labels and region properties, a plain loop
     over targets and predicted components, and one comparison per ROC threshold.

@@ -92,7 +92,8 @@ def _top_level_group(key: str) -> str:
 def reference_forward(
     state: dict[str, torch.Tensor], image: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """SPEC §2 written out with functional ops on the released state dict alone."""
+    """The published architecture written out with functional ops on the released state dict
+    alone."""
 
     def conv(x: torch.Tensor, name: str, stride: int = 1) -> torch.Tensor:
         weight = state[f"{name}.weight"]
@@ -400,7 +401,7 @@ def test_pad_to_multiple_reflects_and_falls_back_for_tiny_inputs() -> None:
 
 
 def test_gflops_at_512() -> None:
-    """≈ 99.6 GFLOP for one 512×512 frame (multiply-add = 2); counting takes ~2 s."""
+    """≈ 99.6 GFLOP for one 512×512 frame (multiply-add = 2)."""
     gflops = count_flops(LRRNet().eval(), torch.rand(1, 1, 512, 512)) / 1e9
     assert gflops == pytest.approx(99.6, abs=0.1)
 

@@ -1,4 +1,4 @@
-"""Synthetic SIRST generator: determinism, target statistics (SPEC §4), sizes, CLI."""
+"""Synthetic SIRST generator: determinism, target statistics (SIRST v1's), sizes, CLI."""
 
 from __future__ import annotations
 
