@@ -31,7 +31,7 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass
-class Loaded:
+class LoadedSample:
     """A sample read from disk: ``image`` ``H×W`` in [0, 1], ``mask`` ``H×W`` bool or None."""
 
     sample: Sample
@@ -42,18 +42,18 @@ class Loaded:
 
 def load_sample(
     sample: Sample, with_mask: bool, noise_sigma: float = 0.0, noise_seed: int = 0
-) -> Loaded:
+) -> LoadedSample:
     """Read one sample; a problem is returned in ``error``, not raised (the caller decides)."""
     # Inference reads no masks: it must not fail, or spend time, on them.
     to_read = sample if with_mask else dataclasses.replace(sample, mask=None)
     image, mask, problems = read_sample(to_read, require_mask=with_mask)
     if problems:
-        return Loaded(sample, error=DataError("; ".join(problems)))
+        return LoadedSample(sample, error=DataError("; ".join(problems)))
     if noise_sigma > 0:
         # Seeded by name, so a frame gets the same noise whatever the order or batch.
         rng = np.random.default_rng([noise_seed, zlib.crc32(sample.name.encode())])
         image = add_gaussian_noise(image, noise_sigma, rng)
-    return Loaded(sample, image, mask)
+    return LoadedSample(sample, image, mask)
 
 
 def iterate_predictions(
@@ -66,7 +66,7 @@ def iterate_predictions(
     on_error: Callable[[Sample, DataError], None] | None = None,
     progress: bool = False,
     desc: str = "predict",
-) -> Iterator[tuple[Loaded, np.ndarray, np.ndarray]]:
+) -> Iterator[tuple[LoadedSample, np.ndarray, np.ndarray]]:
     """Yield ``(loaded, target_prob H×W, reconstruction H×W)`` for every readable sample.
 
     Frames are read by two threads a few batches ahead; consecutive frames of equal size run
