@@ -7,135 +7,38 @@ Scores ``--num`` synthetic prediction/mask pairs (random blobs, seeded) with
 plain implementation written the way the field's evaluation code is (scikit-image labels and
 regionprops, one thresholded pass per ROC threshold per image), whose time per frame is
 extrapolated. Checks that both give the same IoU, nIoU, Pd, Fa and AUC on that subset.
-The plain implementation lives only here: it is the yardstick, not a code path.
+The plain implementation is :mod:`lrrnet.engine.metrics_reference`: the yardstick, not a
+code path.
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
-import time
-from pathlib import Path
 
-import cv2
-import numpy as np
-from skimage import measure
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from lrrnet.metrics import MetricAccumulator  # noqa: E402
+from lrrnet.cli import parser
+from lrrnet.engine.metrics_reference import compare_metrics
 
 
-def synthetic_pair(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """A mask with 1–4 small elliptic targets and a plausible probability map for it.
+def main(argv: list[str] | None = None) -> int:
+    arguments = parser(__doc__, config=None)
+    arguments.add_argument("--num", type=int, default=200, help="pairs scored by the accumulator")
+    arguments.add_argument("--reference-num", type=int, default=10, help="pairs for the reference")
+    arguments.add_argument("--size", type=int, default=512)
+    arguments.add_argument("--seed", type=int, default=0)
+    args = arguments.parse_args(argv)
 
-    The map has smooth low clutter, most targets (some dim or missed), and a few bright
-    false blobs, so every branch of the matching and the ROC is exercised.
-    """
-    mask = np.zeros((size, size), np.uint8)
-    prob = np.zeros((size, size), np.float32)
-    for _ in range(rng.integers(1, 5)):
-        centre = tuple(int(c) for c in rng.integers(8, size - 8, size=2))
-        axes = tuple(int(a) for a in rng.integers(1, 6, size=2))
-        cv2.ellipse(mask, centre, axes, float(rng.uniform(0, 180)), 0, 360, 1, -1)
-        if rng.random() < 0.85:  # detected, with some shift and blur
-            shifted = (centre[0] + int(rng.integers(-2, 3)), centre[1] + int(rng.integers(-2, 3)))
-            cv2.ellipse(prob, shifted, axes, 0.0, 0, 360, float(rng.uniform(0.3, 1.0)), -1)
-    for _ in range(rng.integers(0, 4)):  # false alarms
-        centre = tuple(int(c) for c in rng.integers(0, size, size=2))
-        cv2.circle(prob, centre, int(rng.integers(1, 4)), float(rng.uniform(0.2, 0.9)), -1)
-    clutter = cv2.GaussianBlur(rng.random((size, size)).astype(np.float32), (0, 0), 3) * 0.2
-    prob = cv2.GaussianBlur(prob, (0, 0), 1.0) + clutter
-    return np.clip(prob, 0.0, 1.0), mask.astype(bool)
-
-
-def reference_metrics(pairs: list[tuple[np.ndarray, np.ndarray]]) -> dict:
-    """SPEC §5 computed the plain way: 201 thresholded passes, regionprops loops."""
-    thresholds = np.arange(201) / 200
-    tp = fp = fn = 0
-    ious = []
-    matched = n_targets = fa_pixels = n_pixels = 0
-    detected = np.zeros(201)
-    false_positive = np.zeros(201)
-    n_background = 0
-    for prob, mask in pairs:
-        prob = prob.astype(np.float64)
-        positive = prob > 0.5
-        image_tp = int(np.sum(positive & mask))
-        image_fp = int(np.sum(positive & ~mask))
-        image_fn = int(np.sum(~positive & mask))
-        tp, fp, fn = tp + image_tp, fp + image_fp, fn + image_fn
-        union = image_tp + image_fp + image_fn
-        ious.append(image_tp / union if union else 1.0)
-
-        target_labels = measure.label(mask, connectivity=2)
-        targets = measure.regionprops(target_labels)
-        predicted = measure.regionprops(measure.label(positive, connectivity=2))
-        for target in targets:
-            for index, candidate in enumerate(predicted):
-                distance = np.linalg.norm(np.array(target.centroid) - np.array(candidate.centroid))
-                if distance < 3:
-                    matched += 1
-                    del predicted[index]
-                    break
-        fa_pixels += sum(region.area for region in predicted)
-        n_targets += len(targets)
-        n_pixels += mask.size
-
-        background = ~mask
-        n_background += int(background.sum())
-        for i, threshold in enumerate(thresholds):
-            above = prob >= threshold
-            false_positive[i] += np.sum(above & background)
-            for target in targets:
-                detected[i] += np.any(above[target_labels == target.label])
-    tpr = detected / n_targets
-    fpr = false_positive / n_background
-    order = np.lexsort((tpr, fpr))
-    return {
-        "miou": tp / (tp + fp + fn),
-        "niou": float(np.mean(ious)),
-        "pd": matched / n_targets,
-        "fa": fa_pixels / n_pixels,
-        "auc": float(np.trapezoid(tpr[order], fpr[order])),
-    }
-
-
-def accumulator_metrics(pairs: list[tuple[np.ndarray, np.ndarray]]) -> dict:
-    metrics = MetricAccumulator(threshold=0.5, protocol="standard")
-    for prob, mask in pairs:
-        metrics.update(prob, mask)
-    return metrics.compute()
-
-
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--num", type=int, default=200, help="pairs scored by the accumulator")
-    parser.add_argument("--reference-num", type=int, default=10, help="pairs for the reference")
-    parser.add_argument("--size", type=int, default=512)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
-
-    rng = np.random.default_rng(args.seed)
-    pairs = [synthetic_pair(rng, args.size) for _ in range(args.num)]
-    subset = pairs[: args.reference_num]
-
-    start = time.perf_counter()
-    fast = accumulator_metrics(pairs)
-    fast_per_frame = (time.perf_counter() - start) / len(pairs)
-    start = time.perf_counter()
-    plain = reference_metrics(subset)
-    plain_per_frame = (time.perf_counter() - start) / len(subset)
-
-    on_subset = accumulator_metrics(subset)
-    worst = max(abs(on_subset[key] - plain[key]) for key in plain)
-    print(f"{len(pairs)} pairs of {args.size}×{args.size}, {fast['n_targets']} targets")
-    print(f"accumulator: {1e3 * fast_per_frame:8.2f} ms/frame over {len(pairs)} frames")
-    print(f"reference:   {1e3 * plain_per_frame:8.2f} ms/frame over {len(subset)} frames")
+    result = compare_metrics(args.num, args.reference_num, args.size, args.seed)
+    fast, plain = result["fast"], result["reference"]
+    fast_per_frame, plain_per_frame = result["fast_s_per_frame"], result["reference_s_per_frame"]
+    print(f"{result['num']} pairs of {args.size}×{args.size}, {fast['n_targets']} targets")
+    print(f"accumulator: {1e3 * fast_per_frame:8.2f} ms/frame over {result['num']} frames")
+    print(
+        f"reference:   {1e3 * plain_per_frame:8.2f} ms/frame over {result['reference_num']} frames"
+    )
     print(f"speed-up:    {plain_per_frame / fast_per_frame:8.1f}×")
     print("on the subset   " + "  ".join(f"{key}={plain[key]:.6f}" for key in plain))
-    print(f"largest difference accumulator vs reference: {worst:.1e}")
-    if worst > 1e-12:
+    print(f"largest difference accumulator vs reference: {result['worst']:.1e}")
+    if result["worst"] > 1e-12:
         print("MISMATCH between accumulator and reference", file=sys.stderr)
         return 1
     return 0
