@@ -34,11 +34,17 @@ def _label(record: logging.LogRecord) -> bool:
 
 
 def setup_logging(level: int = logging.INFO) -> None:
-    """One log format for every script: the time, then the message (warnings labelled)."""
+    """One log format for every script: the time, then the message (warnings labelled).
+
+    ``level`` applies to the project's own loggers (``lrrnet.*``); other libraries show
+    their warnings only, since some (the ONNX exporter's graph optimiser) report every step
+    at INFO.
+    """
     handler = logging.StreamHandler()
     handler.addFilter(_label)
     handler.setFormatter(logging.Formatter(LOG_FORMAT, LOG_DATE_FORMAT))
-    logging.basicConfig(level=level, handlers=[handler], force=True)
+    logging.basicConfig(level=logging.WARNING, handlers=[handler], force=True)
+    logging.getLogger("lrrnet").setLevel(level)
 
 
 def parser(description: str | None, *, config: str | None = "?") -> argparse.ArgumentParser:

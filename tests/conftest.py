@@ -1,9 +1,12 @@
 """Shared test settings."""
 
+import importlib.util
+import logging
 import os
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 # One BLAS thread: the suite runs on 2-core machines where oversubscribed BLAS threads in
 # the IPI baseline's SVDs slow everything down many times over.
@@ -65,6 +68,31 @@ def tiny_synthetic_run(tmp_path):
         "data.synthetic={'num_train': 4, 'num_test': 3, 'size': 32}",  # as generated above
     ]
     return run_dir, [x for item in sets for x in ("--set", item)]
+
+
+@pytest.fixture
+def script_logging():
+    """For a test that runs a script's ``main`` in this process: its ``cli.setup_logging``
+    gives the root logger a handler bound to this test's captured stderr. Take it off
+    afterwards, with the levels it set, so that later tests do not log into a closed stream.
+    """
+    root, package = logging.getLogger(), logging.getLogger("lrrnet")
+    levels = root.level, package.level
+    yield
+    for handler in [h for h in root.handlers if type(h) is logging.StreamHandler]:
+        root.removeHandler(handler)  # pytest's own handlers are subclasses
+    root.setLevel(levels[0])
+    package.setLevel(levels[1])
+
+
+def load_tool(name: str) -> ModuleType:
+    """``tools/<name>.py`` imported from its path, for a test that calls its ``main``:
+    tools/ is a folder of scripts, not a package on sys.path."""
+    path = Path(__file__).resolve().parents[1] / "tools" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"tools_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def run_visualize(*args, cwd=None):
