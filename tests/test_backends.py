@@ -6,7 +6,6 @@ is absent (CI installs the deploy extra, so they run there).
 
 import copy
 import importlib.util
-import json
 import shutil
 import subprocess
 import sys
@@ -205,18 +204,6 @@ def test_export_of_a_missing_checkpoint_is_a_one_line_error(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0
     assert "nope.pth" in result.stderr
-
-
-@needs("onnx", "onnxruntime")
-def test_benchmark_with_a_backend_writes_fps(tiny, tmp_path):
-    out = tmp_path / "bench.json"
-    result = run_script(
-        "tools/benchmark.py", "--size", "32", "--batch", "1", "--device", "cpu", "--warmup", "1",
-        "--iters", "1", "--backend", "onnxruntime", "--checkpoint", tiny["checkpoint"],
-        "--json", out,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    assert json.loads(out.read_text())["fps"] > 0
 
 
 @pytest.mark.parametrize(
