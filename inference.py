@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from lrrnet import cli
 from lrrnet.config import load_config
 from lrrnet.data import folder_samples, splits_from_config
 from lrrnet.engine.backends import BACKENDS, predictor_for_backend
@@ -25,28 +26,8 @@ from lrrnet.errors import UserError
 logger = logging.getLogger("lrrnet.inference")
 
 
-def positive_int(text: str) -> int:
-    """argparse type: an int > 0 (a batch of 0 or fewer frames would write nothing)."""
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
-    return value
-
-
-def non_negative_float(text: str) -> float:
-    """argparse type: a float >= 0 (a negative noise level would be silently ignored)."""
-    value = float(text)
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value
-
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("config", nargs="?", help="config name or path (runs its test split)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = cli.parser(__doc__)
     parser.add_argument("--checkpoint", help=".pth checkpoint or released .pkl state dict")
     parser.add_argument("--images", help="folder of frames to run instead of a config's test split")
     parser.add_argument("--out", help="output folder (default: results/<config name>)")
@@ -72,7 +53,9 @@ def main(argv=None) -> int:
         choices=BACKENDS,
         help="onnxruntime/openvino run a checked, cached ONNX export on the CPU",
     )
-    parser.add_argument("--batch-size", type=positive_int, default=None)
+    # Refused at parsing: a batch of 0 frames would write nothing, a negative noise level
+    # would be silently ignored.
+    parser.add_argument("--batch-size", type=cli.positive_int, default=None)
     parser.add_argument(
         "--cuda-graph",
         action="store_true",
@@ -88,21 +71,21 @@ def main(argv=None) -> int:
     )
     parser.add_argument(
         "--noise-sigma",
-        type=non_negative_float,
+        type=cli.non_negative_float,
         default=0.0,
         help="Gaussian input noise, grey levels",
     )
     parser.add_argument("--noise-seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
-        return run(args)
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return error.exit_code
+    return parser.parse_args(argv)
 
 
-def run(args) -> int:
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    cli.setup_logging()
+    return cli.guarded(run, args)
+
+
+def run(args: argparse.Namespace) -> int:
     if args.images:
         if not (args.checkpoint and args.out):
             raise UserError("--images needs --checkpoint and --out")

@@ -304,7 +304,10 @@ def test_images_mode_default_size_comes_from_the_checkpoint(checkpoints, tmp_pat
         assert size == expected and "data.eval_size" in why
 
 
-@pytest.mark.parametrize(("option", "value"), [("--batch-size", "0"), ("--noise-sigma", "-1")])
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("--batch-size", "0"), ("--noise-sigma", "-1"), ("--noise-sigma", "inf")],
+)
 def test_impossible_options_are_refused_before_any_work(
     frames, checkpoints, tmp_path, option, value
 ):
