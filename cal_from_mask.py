@@ -23,21 +23,18 @@ bilinearly, with a warning naming it; ``--strict-sizes`` (or a CONFIG's
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 
+from lrrnet import cli
 from lrrnet.config import load_config
 from lrrnet.data import splits_from_config
 from lrrnet.engine.scoring import score_folder
-from lrrnet.errors import UserError
 from lrrnet.metrics import PROTOCOLS, format_area_table, format_table
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("config", nargs="?", help="config name from configs/ or a config file")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    parser = cli.parser(__doc__)
     parser.add_argument("--pred", help="predictions folder (default with CONFIG: results/<name>)")
     parser.add_argument("--masks", help="mask folder (default with CONFIG: its test masks)")
     parser.add_argument("--threshold", type=float, help="positive when p > threshold (0.5)")
@@ -56,39 +53,39 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.config is None and not (args.pred and args.masks):
         parser.error("give a CONFIG, or both --pred DIR and --masks DIR")
-    if args.config is None and args.set:
+    if args.config is None and args.overrides:
         parser.error("--set needs a CONFIG")
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
-    try:
-        pred, masks = args.pred, args.masks
-        threshold, protocol = args.threshold, args.protocol
-        strict_sizes = args.strict_sizes
-        if args.config is not None:
-            cfg = load_config(args.config, args.set)
-            pred = pred or Path(cfg["paths"]["results"]) / cfg["name"]
-            if masks is None:
-                splits = splits_from_config(cfg)
-                masks = {s.name: s.mask for s in splits.test if s.mask is not None}
-            threshold = cfg["eval"]["threshold"] if threshold is None else threshold
-            protocol = protocol or cfg["eval"]["protocol"]
-            strict_sizes = strict_sizes or cfg["data"]["strict_sizes"]
-        results = score_folder(
-            pred,
-            masks,
-            threshold=0.5 if threshold is None else threshold,
-            protocol=protocol or "standard",
-            allow_missing=args.allow_missing,
-            json_path=args.json,
-            strict_sizes=strict_sizes,
-        )
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return error.exit_code
+    cli.setup_logging()
+    return cli.guarded(run, args)
+
+
+def run(args: argparse.Namespace) -> int:
+    pred, masks = args.pred, args.masks
+    threshold, protocol = args.threshold, args.protocol
+    strict_sizes = args.strict_sizes
+    if args.config is not None:
+        cfg = load_config(args.config, args.overrides)
+        pred = pred or Path(cfg["paths"]["results"]) / cfg["name"]
+        if masks is None:
+            splits = splits_from_config(cfg)
+            masks = {s.name: s.mask for s in splits.test if s.mask is not None}
+        threshold = cfg["eval"]["threshold"] if threshold is None else threshold
+        protocol = protocol or cfg["eval"]["protocol"]
+        strict_sizes = strict_sizes or cfg["data"]["strict_sizes"]
+    results = score_folder(
+        pred,
+        masks,
+        threshold=0.5 if threshold is None else threshold,
+        protocol=protocol or "standard",
+        allow_missing=args.allow_missing,
+        json_path=args.json,
+        strict_sizes=strict_sizes,
+    )
     print(format_table(results))
     print("\nPd by target area (px)\n" + format_area_table(results["pd_by_area"]))
     skipped = {
