@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import cv2
 import numpy as np
 import pytest
 import torch
+from conftest import load_tool
 
 from lrrnet.lowrank import (
     QUANTITIES,
@@ -21,7 +19,6 @@ from lrrnet.lowrank import (
 )
 from lrrnet.models import LRRNet
 
-ROOT = Path(__file__).resolve().parents[1]
 SMALL = {"base_channels": 8, "num_groups": 4, "channel_mults": (1, 2), "num_res_blocks": 1}
 
 
@@ -84,7 +81,7 @@ def test_measure_over_frames_of_two_sizes():
         measure(model, frames, energy=0.0)
 
 
-def test_tool_writes_the_table_the_csv_and_the_plot(tmp_path, capsys):
+def test_tool_writes_the_table_the_csv_and_the_plot(tmp_path, capsys, script_logging):
     torch.manual_seed(0)
     model = LRRNet(**SMALL)
     checkpoint = tmp_path / "model.pth"
@@ -94,9 +91,7 @@ def test_tool_writes_the_table_the_csv_and_the_plot(tmp_path, capsys):
     rng = np.random.default_rng(2)
     for name in ("f1", "f2", "f3"):
         cv2.imwrite(str(images / f"{name}.png"), rng.integers(0, 255, (24, 32), dtype=np.uint8))
-    sys.path.insert(0, str(ROOT / "tools"))
-    import lowrank as tool
-
+    tool = load_tool("lowrank")
     out = tmp_path / "out"
     args = ["--checkpoint", str(checkpoint), "--images", str(images), "--out", str(out)]
     assert tool.main([*args, "--limit", "2"]) == 0

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import sys
 from pathlib import Path
@@ -27,19 +26,18 @@ from pathlib import Path
 # each other and make a frame many times slower (docs/baselines.md, "Top-hat and IPI").
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from lrrnet.baselines import (  # noqa: E402
+from lrrnet import cli
+from lrrnet.baselines import (
     BASELINES,
     parse_params,
     run_baseline_on_config,
     run_baseline_on_folder,
 )
-from lrrnet.baselines.tune import tune_baseline  # noqa: E402
-from lrrnet.config import load_config  # noqa: E402
-from lrrnet.data import splits_from_config  # noqa: E402
-from lrrnet.errors import ConfigError, UserError  # noqa: E402
-from lrrnet.metrics import format_table  # noqa: E402
+from lrrnet.baselines.tune import tune_baseline
+from lrrnet.config import load_config
+from lrrnet.data import splits_from_config
+from lrrnet.errors import ConfigError
+from lrrnet.metrics import format_table
 
 
 def _size(text: str) -> int | None:
@@ -84,21 +82,12 @@ def _tune(cfg: dict, method: str, fixed: dict, out: str | None, workers: int) ->
     return dict(result.best.params)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("config", nargs="?", help="config name from configs/ or a path")
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = cli.parser(__doc__)
     parser.add_argument("--method", required=True, choices=sorted(BASELINES))
     parser.add_argument("--images", help="run on every image of this folder instead")
     parser.add_argument(
         "--out", help="results folder (default results/<config name or folder>_<method>)"
-    )
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="config override (CONFIG mode)",
     )
     parser.add_argument(
         "--param",
@@ -128,36 +117,39 @@ def main(argv: list[str] | None = None) -> int:
         help="frames computed at once, one process each (default 1; IPI: one per core)",
     )
     args = parser.parse_args(argv)
-    # Progress off a terminal (a log file, CI) is log lines: a frame of IPI takes seconds.
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
     if (args.config is None) == (args.images is None):
         parser.error("give either CONFIG or --images DIR")
     if args.tune and (args.images is not None or args.size is not None):
         parser.error("--tune needs a CONFIG and runs at the frames' own size (no --size)")
     if args.images is not None and args.overrides:
         parser.error("--set needs a CONFIG")
+    return args
 
-    try:
-        params = parse_params(args.params)
-        if args.images is not None:
-            out = args.out or Path("results") / f"{Path(args.images).resolve().name}_{args.method}"
-            run = run_baseline_on_folder(
-                args.images, args.method, out, params, args.size, args.workers
-            )
-        else:
-            cfg = load_config(args.config, args.overrides)
-            if args.tune:
-                params = _tune(cfg, args.method, params, args.out, args.workers)
-            run = run_baseline_on_config(
-                cfg, args.method, args.out, params, args.size, args.workers
-            )
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return error.exit_code
-    for failure in run.failures:
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    cli.setup_logging()
+    return cli.guarded(run, args)
+
+
+def run(args: argparse.Namespace) -> int:
+    params = parse_params(args.params)
+    if args.images is not None:
+        out = args.out or Path("results") / f"{Path(args.images).resolve().name}_{args.method}"
+        outcome = run_baseline_on_folder(
+            args.images, args.method, out, params, args.size, args.workers
+        )
+    else:
+        cfg = load_config(args.config, args.overrides)
+        if args.tune:
+            params = _tune(cfg, args.method, params, args.out, args.workers)
+        outcome = run_baseline_on_config(
+            cfg, args.method, args.out, params, args.size, args.workers
+        )
+    for failure in outcome.failures:
         print(f"error: {failure}", file=sys.stderr)
-    print(run.summary(args.method))
-    return 2 if run.failures else 0
+    print(outcome.summary(args.method))
+    return 2 if outcome.failures else 0
 
 
 if __name__ == "__main__":

@@ -16,23 +16,19 @@ import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from lrrnet.engine.backends import (  # noqa: E402
+from lrrnet import cli
+from lrrnet.engine.backends import (
     EXPORT_TOLERANCE,
     INPUT_NAME,
     OPSET,
     OUTPUT_NAMES,
     export_checked,
 )
-from lrrnet.engine.predictor import model_from_checkpoint  # noqa: E402
-from lrrnet.errors import UserError  # noqa: E402
+from lrrnet.engine.predictor import model_from_checkpoint
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = cli.parser(__doc__, config=None)
     parser.add_argument("--checkpoint", required=True, help=".pth checkpoint or released .pkl")
     parser.add_argument("--out", required=True, type=Path, help="the .onnx file to write")
     parser.add_argument(
@@ -44,13 +40,18 @@ def main(argv: list[str] | None = None) -> int:
         default=EXPORT_TOLERANCE,
         help="largest accepted |Δp| against PyTorch",
     )
-    args = parser.parse_args(argv)
-    try:
-        model = model_from_checkpoint(args.checkpoint)
-        difference = export_checked(model, args.out, opset=args.opset, tolerance=args.tolerance)
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return error.exit_code
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    cli.setup_logging()
+    return cli.guarded(run, args)
+
+
+def run(args: argparse.Namespace) -> int:
+    model = model_from_checkpoint(args.checkpoint)
+    difference = export_checked(model, args.out, opset=args.opset, tolerance=args.tolerance)
     print(
         f"wrote {args.out} (opset {args.opset}): input {INPUT_NAME} B×1×H×W, outputs "
         f"{' and '.join(OUTPUT_NAMES)}; max |Δp| against PyTorch {difference:.2e} "

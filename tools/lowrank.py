@@ -15,23 +15,18 @@ mean level of a bright frame is a rank-1 term that otherwise holds most of the e
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from lrrnet.data import folder_samples  # noqa: E402
-from lrrnet.data.io import read_image  # noqa: E402
-from lrrnet.engine.predictor import Predictor, parse_size  # noqa: E402
-from lrrnet.errors import UserError  # noqa: E402
-from lrrnet.lowrank import format_report, measure, write_report  # noqa: E402
+from lrrnet import cli
+from lrrnet.data import folder_samples
+from lrrnet.data.io import read_image
+from lrrnet.engine.predictor import Predictor, parse_size
+from lrrnet.errors import UserError
+from lrrnet.lowrank import format_report, measure, write_report
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = cli.parser(__doc__, config=None)
     parser.add_argument("--checkpoint", required=True, help=".pth checkpoint or released .pkl")
     parser.add_argument("--images", required=True, help="folder of frames (or DIR/images)")
     parser.add_argument("--out", default="results/lowrank", help="folder for the report")
@@ -42,13 +37,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--center", action="store_true", help="subtract each matrix's mean before the SVD"
     )
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
-        return run(args)
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return error.exit_code
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    cli.setup_logging()
+    return cli.guarded(run, args)
 
 
 def run(args: argparse.Namespace) -> int:

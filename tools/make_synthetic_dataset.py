@@ -7,38 +7,39 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from lrrnet.data.synthetic import generate_dataset  # noqa: E402
-from lrrnet.errors import UserError  # noqa: E402
+from lrrnet import cli
+from lrrnet.data.synthetic import generate_dataset
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = cli.parser(__doc__, config=None)
     parser.add_argument("--out", required=True, type=Path, help="dataset folder to create")
     parser.add_argument("--num-train", type=int, default=800, help="frames in trainval/")
     parser.add_argument("--num-test", type=int, default=200, help="frames in test/")
     parser.add_argument("--size", default="256", help="frame side S, or HxW (e.g. 96x160)")
     parser.add_argument("--seed", type=int, default=0, help="same seed, same bytes")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
-        generate_dataset(
-            args.out,
-            num_train=args.num_train,
-            num_test=args.num_test,
-            size=args.size,
-            seed=args.seed,
-            overwrite=args.overwrite,
-        )
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return error.exit_code
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    cli.setup_logging()
+    return cli.guarded(run, args)
+
+
+def run(args: argparse.Namespace) -> int:
+    generate_dataset(
+        args.out,
+        num_train=args.num_train,
+        num_test=args.num_test,
+        size=args.size,
+        seed=args.seed,
+        overwrite=args.overwrite,
+    )
     return 0
 
 

@@ -17,25 +17,19 @@ cal_from_mask.py does; D comes from PRED/background/<name>.png or the .mat varia
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from lrrnet.config import load_config  # noqa: E402
-from lrrnet.engine import panels  # noqa: E402
-from lrrnet.engine.scoring import read_roc  # noqa: E402
-from lrrnet.errors import UserError  # noqa: E402
-from lrrnet.visualize import roc_plot  # noqa: E402
+from lrrnet import cli
+from lrrnet.config import load_config
+from lrrnet.engine import panels
+from lrrnet.engine.scoring import read_roc
+from lrrnet.errors import UserError
+from lrrnet.visualize import roc_plot
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("config", nargs="?", help="config name from configs/ or a config file")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    parser = cli.parser(__doc__)
     parser.add_argument("--checkpoint", help=".pth checkpoint or released .pkl (CONFIG mode)")
     parser.add_argument("--pred", help="saved predictions: results folder or folder of maps")
     parser.add_argument("--images", help="input frames of the predictions (with --pred)")
@@ -62,12 +56,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
-        return run(args)
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return error.exit_code
+    cli.setup_logging()
+    return cli.guarded(run, args)
 
 
 def run(args: argparse.Namespace) -> int:
