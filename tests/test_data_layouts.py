@@ -1,4 +1,5 @@
-"""Dataset layouts built from the real split lists: detection, splits, validation errors."""
+"""Dataset layouts built from the real split lists: detection, splits, the errors of a
+missing file or folder."""
 
 from __future__ import annotations
 
@@ -17,8 +18,8 @@ from lrrnet.data.layouts import (
     detect_layout,
     find_splits,
     mask_index,
-    validate_samples,
 )
+from lrrnet.data.validation import validate_samples
 from lrrnet.errors import ConfigError, DataError
 
 SPLITS = Path(__file__).parent / "data" / "splits"
@@ -386,55 +387,6 @@ def test_missing_split_file_names_it(sirst_v1: Path):
     (sirst_v1 / "idx_427" / "test.txt").unlink()
     with pytest.raises(DataError, match=r"idx_427/test.txt: split file not found"):
         find_splits(sirst_v1)
-
-
-def test_validation_collects_every_problem(split_folders: Path):
-    test = find_splits(split_folders)["test"]
-    validate_samples(test, "test")  # the intact tree passes
-    missing_mask, corrupt, mismatched = test[0], test[1], test[2]
-    missing_mask.mask.unlink()
-    corrupt.image.write_bytes(b"\x89PNG\r\n\x1a\n this is not a png")
-    mismatched.mask.write_bytes(_png(16, 255))
-    with pytest.raises(DataError) as error:
-        validate_samples(test, "test", strict_sizes=True)
-    message = str(error.value)
-    assert "\n" not in message
-    assert message.startswith("test split: 3 problem(s) in 201 samples")
-    assert f"{missing_mask.mask}: file not found" in message
-    assert f"{corrupt.image}: cannot decode image" in message
-    assert f"{mismatched.mask}: mask size 16x16 differs from image size 8x8" in message
-    assert "data.strict_sizes" in message
-
-
-def test_mask_of_another_size_is_named_once_unless_strict(sirst_v1: Path, caplog):
-    """SIRST v1 Misc_111: the mask was drawn on a larger copy of the 325×220 frame."""
-    test = find_splits(sirst_v1)["test"]
-    misc_111 = next(s for s in test if s.name == "Misc_111")
-    cv2.imwrite(str(misc_111.image), np.full((22, 32), 90, np.uint8))
-    cv2.imwrite(str(misc_111.mask), np.zeros((40, 59), np.uint8))
-    with caplog.at_level(logging.WARNING, logger="lrrnet.data.layouts"):
-        validate_samples(test, "test")
-        validate_samples(test, "test")  # read again: not named again
-    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert len(warnings) == 1
-    assert warnings[0].startswith(f"{misc_111.mask}: mask is 59x40 but image {misc_111.image}")
-    assert "data.strict_sizes=True" in warnings[0]
-    with pytest.raises(DataError, match=r"1 problem\(s\).*Misc_111_pixels0.png: mask size 59x40"):
-        validate_samples(test, "test", strict_sizes=True)
-
-
-def test_validation_missing_images_are_counted_beyond_the_message(sirst_v1: Path):
-    splits = find_splits(sirst_v1)
-    for sample in splits["val"][:7]:
-        sample.image.unlink()
-    with pytest.raises(DataError, match=r"val split: 7 problem\(s\).*and 2 more") as error:
-        validate_samples(splits["val"], "val")
-    assert f"{splits['val'][0].image}: file not found" in str(error.value)
-
-
-def test_validation_of_an_empty_split():
-    with pytest.raises(DataError, match="train split is empty"):
-        validate_samples([], "train")
 
 
 def test_empty_split_folder_names_it(split_folders: Path):

@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 from skimage.measure import label
 
-from lrrnet.data.layouts import build_splits, validate_samples
+from lrrnet.data.layouts import build_splits
 from lrrnet.data.synthetic import frame_rng, generate_dataset, generate_frame, power_law_noise
+from lrrnet.data.validation import validate_samples
 from lrrnet.errors import DataError
 
 ROOT = Path(__file__).resolve().parents[1]

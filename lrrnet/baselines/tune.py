@@ -22,8 +22,9 @@ from lrrnet.baselines.ipi import ipi_response
 from lrrnet.baselines.pool import check_workers, ordered_map
 from lrrnet.baselines.threshold import adaptive_threshold, counts_above, response_to_map
 from lrrnet.baselines.tophat import tophat_response
-from lrrnet.data.layouts import Sample, read_sample
+from lrrnet.data.layouts import Sample
 from lrrnet.data.transforms import resize_map
+from lrrnet.data.validation import read_sample
 from lrrnet.errors import ConfigError, DataError
 from lrrnet.metrics import MetricAccumulator
 from lrrnet.progress import Progress

@@ -20,10 +20,9 @@ from lrrnet.data.layouts import (
     find_splits,
     folder_samples,
     mask_index,
-    read_sample,
-    validate_samples,
 )
 from lrrnet.data.synthetic import Difficulty, generate_dataset, generate_frame
+from lrrnet.data.validation import read_sample, validate_samples
 
 __all__ = [
     "IMAGE_SUFFIXES",

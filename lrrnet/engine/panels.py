@@ -19,8 +19,8 @@ import scipy.io
 
 from lrrnet.data import folder_samples, splits_from_config
 from lrrnet.data.io import named_file, read_image, read_mask, read_prediction
-from lrrnet.data.layouts import warn_size_mismatch
 from lrrnet.data.transforms import resize_mask
+from lrrnet.data.validation import warn_size_mismatch
 from lrrnet.engine.inference import iterate_predictions
 from lrrnet.engine.predictor import Predictor, config_eval_size
 from lrrnet.engine.run_files import newest_run_checkpoint

@@ -20,8 +20,9 @@ import numpy as np
 import scipy.io
 
 from lrrnet.data.io import IMAGE_SUFFIXES, image_files, read_mask, read_prediction
-from lrrnet.data.layouts import mask_index, warn_size_mismatch
+from lrrnet.data.layouts import mask_index
 from lrrnet.data.transforms import resize_map
+from lrrnet.data.validation import warn_size_mismatch
 from lrrnet.errors import DataError, summarize
 from lrrnet.files import atomic_path, jsonable, write_json_atomic, write_text_atomic
 from lrrnet.metrics import (
