@@ -29,6 +29,8 @@ from typing import Any
 
 import yaml
 
+from lrrnet import losses, metrics
+
 # The nested-dict helpers live in a leaf module that engine/ and data/ import; the `as`
 # names re-export them, so config files keep `from lrrnet.config import override`.
 from lrrnet.config_tree import dump_yaml as dump_yaml
@@ -37,13 +39,17 @@ from lrrnet.config_tree import get as get
 from lrrnet.config_tree import override as override
 from lrrnet.config_tree import to_dict as to_dict
 from lrrnet.config_tree import unknown_key_message as _unknown_key_message
+from lrrnet.data import dataset, layouts
 from lrrnet.data.dataset import TRAIN_MODES
 from lrrnet.data.layouts import LAYOUTS, VAL_SPLITS
+from lrrnet.domains import Domain
+from lrrnet.engine import schedule, weight_average
 from lrrnet.engine.distributed import PRECISIONS
 from lrrnet.engine.schedule import OPTIMIZERS, SCHEDULES
 from lrrnet.errors import ConfigError
 from lrrnet.losses import L1_MODES
 from lrrnet.metrics import PROTOCOLS, SELECT_METRICS, THRESHOLD_METRICS
+from lrrnet.models import lrrnet as network
 from lrrnet.models.blocks import ATTENTION_IMPLS
 from lrrnet.models.lrrnet import HEAD_INPUTS
 from lrrnet.models.padding import EVAL_SIZES, size_multiple_for
@@ -61,6 +67,34 @@ NULLABLE_TYPES: dict[str, tuple[type, ...]] = {
     "train.early_stop_patience": (int,),
     "train.channels_last": (bool,),
 }
+
+# The counts that only the training loop reads (lrrnet/engine/trainer.py and selection.py take
+# them from the config as they are), so their domains live here.
+LOOP_DOMAINS = (
+    Domain("train.epochs", low=0, low_open=True, integer=True),
+    Domain("train.max_iters", low=0, low_open=True, integer=True, nullable=True),
+    Domain("train.batch_size", low=0, low_open=True, integer=True),
+    # The largest gradient norm; 0 would zero every step.
+    Domain("train.grad_clip", low=0.0, low_open=True, nullable=True, note="None: off"),
+    Domain("train.eval_every", low=0, low_open=True, integer=True, nullable=True),
+    Domain("train.early_stop_patience", low=0, low_open=True, integer=True, nullable=True),
+    Domain("train.log_every", low=0, low_open=True, integer=True),
+    Domain("train.num_log_images", low=0, integer=True),
+    Domain("eval.batch_size", low=0, low_open=True, integer=True),
+)
+# Every number of the config (a bool is a switch, not a number) but the synthetic dataset's
+# sizes, which the generator checks when it runs (lrrnet/data/synthetic.py): each key's
+# domain, from the module that uses the value.
+DOMAINS: tuple[Domain, ...] = (
+    *layouts.DOMAINS,
+    *dataset.DOMAINS,
+    *network.DOMAINS,
+    *losses.DOMAINS,
+    *schedule.DOMAINS,
+    *weight_average.DOMAINS,
+    *metrics.DOMAINS,
+    *LOOP_DOMAINS,
+)
 
 # Keys with a closed set of values, each from the module that owns the idea.
 CHOICES: dict[str, tuple[Any, ...]] = {
@@ -150,7 +184,13 @@ def _text_keys() -> set[str]:
 
 
 def validate(config: Mapping[str, Any]) -> None:
-    """Check every key and value of a resolved config against ``configs/base.py``."""
+    """Check every key and value of a resolved config against ``configs/base.py``.
+
+    Types come from the base's defaults (and :data:`NULLABLE_TYPES`), closed sets from
+    :data:`CHOICES`, numbers from :data:`DOMAINS`, then the relations between keys; the
+    domains and relations are those of the modules that use the values, which check them
+    with the same functions.
+    """
     _check_against(config, base_config(), "")
     for dotted, choices in CHOICES.items():
         value = get(config, dotted)
@@ -158,73 +198,14 @@ def validate(config: Mapping[str, Any]) -> None:
             raise ConfigError(
                 f"config key '{dotted}' = {value!r} is not one of: {', '.join(map(str, choices))}"
             )
-    mults = get(config, "model.channel_mults")
-    if not mults or any(not _is_instance(m, (int,)) or m <= 0 for m in mults):
-        raise ConfigError(
-            f"config key 'model.channel_mults' = {mults!r} must be one or more positive ints"
-        )
+    for domain in DOMAINS:
+        domain.check(get(config, domain.key))
+    model = config["model"]
+    network.check_widths(model["base_channels"], model["channel_mults"], model["num_groups"])
     multiple = size_multiple(config)
-    for dotted in ("data.base_size", "data.crop_size"):
-        if get(config, dotted) % multiple:
-            raise ConfigError(
-                f"config key '{dotted}' = {get(config, dotted)} must be a multiple of {multiple} "
-                f"(the network halves it {len(mults) - 1} times: model.channel_mults={mults!r})"
-            )
-    positive = (
-        "train.epochs",
-        "train.max_iters",
-        "train.batch_size",
-        "train.log_every",
-        "train.eval_every",
-        "train.early_stop_patience",
-        "eval.batch_size",
-        "data.base_size",
-        "data.crop_size",
-        "model.base_channels",
-        "model.in_channels",
-        "model.num_groups",
-    )
-    for dotted in positive:
-        value = get(config, dotted)
-        if value is not None and value <= 0:
-            raise ConfigError(f"config key '{dotted}' must be positive, got {value}")
-    not_negative = (
-        "train.lr",
-        "train.weight_decay",
-        "train.min_lr",
-        "train.warmup_iters",
-        "train.num_log_images",
-        "data.num_workers",
-        "data.noise_sigma",
-        "model.num_res_blocks",
-    )
-    for dotted in not_negative:
-        if get(config, dotted) < 0:
-            raise ConfigError(f"config key '{dotted}' must be >= 0, got {get(config, dotted)}")
-    if not 0.0 < get(config, "eval.threshold") < 1.0:
-        raise ConfigError(
-            f"config key 'eval.threshold' = {get(config, 'eval.threshold')} must be in (0, 1)"
-        )
-    for dotted in ("data.pos_prob", "data.edge_prob", "model.dropout"):
-        if not 0.0 <= get(config, dotted) <= 1.0:
-            raise ConfigError(f"config key '{dotted}' = {get(config, dotted)} must be in [0, 1]")
-    groups = get(config, "model.num_groups")
-    widths = sorted({get(config, "model.base_channels") * m for m in mults})
-    if any(width % groups for width in widths):
-        raise ConfigError(
-            f"config key 'model.num_groups' = {groups} must divide every width {widths} "
-            "(model.base_channels × model.channel_mults)"
-        )
-    prior = get(config, "model.target_prior")
-    if prior is not None and not 0.0 < prior < 1.0:
-        raise ConfigError(f"config key 'model.target_prior' = {prior} must be in (0, 1) or None")
-    if not 0.0 <= get(config, "train.ema_decay") < 1.0:
-        raise ConfigError(
-            f"config key 'train.ema_decay' = {get(config, 'train.ema_decay')} must be in [0, 1) "
-            "(0: off)"
-        )
-    if not 0.0 <= get(config, "data.val_fraction") < 1.0:
-        raise ConfigError("config key 'data.val_fraction' must be in [0, 1)")
+    for domain in (dataset.BASE_SIZE, dataset.CROP_SIZE):
+        dataset.check_size(domain, get(config, domain.key), multiple)
+    schedule.check_min_lr(get(config, "train.lr"), get(config, "train.min_lr"))
 
 
 def size_multiple(config: Mapping[str, Any]) -> int:

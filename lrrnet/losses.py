@@ -18,10 +18,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lrrnet.domains import Domain
 from lrrnet.errors import ConfigError
 
 L1Mode = Literal["hard", "soft"]
 L1_MODES: tuple[str, ...] = ("hard", "soft")
+# The terms' weights: a negative one would train the network to increase its term.
+DOMAINS = tuple(
+    Domain(f"loss.{name}", low=0.0, note="0: the term off")
+    for name in ("softiou", "mse", "softiou_l1")
+)
 # Weights inside the original SoftIoU + L1 term.
 SOFTIOU_L1_IOU_WEIGHT = 0.8
 SOFTIOU_L1_L1_WEIGHT = 0.2
@@ -120,6 +126,8 @@ class LRRNetLoss(nn.Module):
         if l1_mode not in L1_MODES:
             raise ConfigError(f"loss.l1_mode must be one of {L1_MODES}, got {l1_mode!r}")
         self.weights = {"softiou": softiou, "mse": mse, "softiou_l1": softiou_l1}
+        for domain, weight in zip(DOMAINS, self.weights.values(), strict=True):
+            domain.check(weight)
         self.l1_mode = l1_mode
 
     def forward(

@@ -70,6 +70,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from lrrnet.domains import Domain
 from lrrnet.errors import ConfigError
 
 PROTOCOLS = ("standard", "lrrnet")
@@ -310,16 +311,16 @@ def _at_or_above(histogram: np.ndarray) -> np.ndarray:
     return np.cumsum(histogram[::-1])[::-1][1:]
 
 
-def check_threshold(threshold: float) -> float:
-    """``threshold`` as a float when it is in (0, 1); a ConfigError otherwise.
+# At 0 every non-zero pixel is a detection, at 1 no probability can pass: neither is an
+# operating point, and a value such as 50 (a percentage) is a typo that would score garbage.
+THRESHOLD = Domain("eval.threshold", 0.0, 1.0, low_open=True, high_open=True)
+DOMAINS = (THRESHOLD,)
 
-    At 0 every non-zero pixel is a detection, at 1 no probability can pass: neither is an
-    operating point, and a value such as 50 (a percentage) is a typo that would score garbage.
-    """
-    value = float(threshold)
-    if not 0.0 < value < 1.0:
-        raise ConfigError(f"threshold {threshold!r} must be in (0, 1)")
-    return value
+
+def check_threshold(threshold: float) -> float:
+    """``threshold`` as a float when it is in :data:`THRESHOLD`'s (0, 1); a ConfigError
+    naming ``eval.threshold`` otherwise (the scripts' ``--threshold`` stands in for it)."""
+    return float(THRESHOLD.check(threshold))
 
 
 def _ratio(numerator: float, denominator: float, if_empty: float) -> float:

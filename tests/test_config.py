@@ -1,9 +1,18 @@
 import math
+import re
 from types import MappingProxyType
 
 import pytest
 
-from lrrnet.config import base_config, load_config, parse_override, to_dict
+from lrrnet.config import (
+    DOMAINS,
+    NULLABLE_TYPES,
+    available_configs,
+    base_config,
+    load_config,
+    parse_override,
+    to_dict,
+)
 from lrrnet.data.layouts import LAYOUTS
 from lrrnet.errors import ConfigError
 from lrrnet.models import build_model
@@ -203,3 +212,106 @@ def test_the_bf16_cpu_recipes_differ_from_fp32_only_in_precision_and_length(name
         for key in ("amp", "max_iters", "eval_every"):
             del cfg["train"][key]
     assert bf16 == fp32
+
+
+@pytest.mark.parametrize("name", ["base", *available_configs()])
+def test_every_shipped_config_passes_its_checks(name):
+    assert load_config(name)["name"]
+
+
+def _numeric_keys() -> list[str]:
+    """Dotted keys of configs/base.py that hold a number or a list of numbers."""
+    keys = []
+
+    def walk(node, prefix):
+        for key, value in node.items():
+            dotted = f"{prefix}{key}"
+            if isinstance(value, dict):
+                walk(value, f"{dotted}.")
+            elif (
+                isinstance(value, (list, tuple))
+                or (isinstance(value, (int, float)) and not isinstance(value, bool))
+                or value is None
+                and {int, float} & set(NULLABLE_TYPES.get(dotted, ()))
+            ):
+                keys.append(dotted)
+
+    walk(base_config(), "")
+    return keys
+
+
+def test_every_number_of_the_base_config_has_one_domain():
+    declared = [domain.key for domain in DOMAINS]
+    assert len(declared) == len(set(declared))  # each rule written once
+    # The generator checks the synthetic dataset's sizes when it runs.
+    numeric = {key for key in _numeric_keys() if not key.startswith("data.synthetic.")}
+    assert numeric == set(declared)
+
+
+def _float_keys() -> list[str]:
+    floats = []
+
+    def walk(node, prefix):
+        for key, value in node.items():
+            dotted = f"{prefix}{key}"
+            if isinstance(value, dict):
+                walk(value, f"{dotted}.")
+            elif isinstance(value, float) or float in NULLABLE_TYPES.get(dotted, ()):
+                floats.append(dotted)
+
+    walk(base_config(), "")
+    return floats
+
+
+@pytest.mark.parametrize("value", [".nan", ".inf", "-.inf"])
+@pytest.mark.parametrize("key", _float_keys())
+def test_every_float_key_refuses_nan_and_infinity(key, value):
+    with pytest.raises(ConfigError, match=f"config key '{re.escape(key)}'") as error:
+        load_config("irstd1k", [f"{key}={value}"])
+    assert "\n" not in str(error.value)
+
+
+def test_the_float_keys_are_the_expected_ones():
+    assert {"model.target_prior", "train.grad_clip", "eval.threshold"} <= set(_float_keys())
+
+
+@pytest.mark.parametrize(
+    ("item", "pattern"),
+    [
+        ("train.grad_clip=0", "'train.grad_clip' must be positive or None"),
+        ("train.grad_clip=-1.0", "'train.grad_clip' must be positive or None"),
+        ("train.grad_clip=.inf", "'train.grad_clip' = inf must be finite"),
+        ("data.noise_sigma=-1", "'data.noise_sigma' must be >= 0"),
+        ("data.noise_sigma=.inf", "'data.noise_sigma' = inf must be finite"),
+        ("train.min_lr=1e-3", "'train.min_lr' = 0.001 must be <= train.lr = 0.0001"),
+        ("train.step_milestones=(0.5, 1.5)", "'train.step_milestones\\[1\\]' = 1.5 must be in"),
+        ("train.step_milestones=[0.5, .nan]", "'train.step_milestones\\[1\\]' = nan must be"),
+        ("train.poly_power=-0.9", "'train.poly_power' must be >= 0"),
+        ("train.step_gamma=-0.1", "'train.step_gamma' must be >= 0"),
+        ("loss.mse=-0.1", "'loss.mse' must be >= 0"),
+        ("seed=-1", "'seed' must be >= 0"),
+        ("data.split_seed=-1", "'data.split_seed' must be >= 0"),
+        ("model.channel_mults=(1, 0, 2)", "'model.channel_mults\\[1\\]' must be positive"),
+        ("model.dropout=1.5", "'model.dropout' = 1.5 must be in \\[0, 1\\]"),
+        ("data.val_fraction=1", "'data.val_fraction' = 1 must be in \\(0, 1\\)"),
+    ],
+)
+def test_domains_added_with_the_tables(item, pattern):
+    with pytest.raises(ConfigError, match=pattern) as error:
+        load_config("irstd1k", [item])
+    assert "\n" not in str(error.value)
+
+
+def test_the_bounds_themselves_pass():
+    cfg = load_config(
+        "irstd1k",
+        [
+            "train.grad_clip=1",
+            "train.min_lr=1e-4",  # equal to train.lr
+            "train.step_milestones=(0.0, 1.0)",
+            "data.noise_sigma=0",
+            "model.dropout=1.0",
+            "seed=0",
+        ],
+    )
+    assert cfg["train"]["grad_clip"] == 1 and cfg["train"]["min_lr"] == cfg["train"]["lr"]

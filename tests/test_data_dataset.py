@@ -96,6 +96,26 @@ def test_invalid_geometry_names_the_key(samples, kwargs, key):
         TrainDataset(samples, **kwargs)
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "pattern"),
+    [
+        ({"pos_prob": 1.5}, "'data.pos_prob' = 1.5 must be in \\[0, 1\\]"),
+        ({"noise_sigma": -1.0}, "'data.noise_sigma' must be >= 0"),
+        ({"noise_sigma": float("nan")}, "'data.noise_sigma' = nan must be finite"),
+        ({"seed": -1}, "'seed' must be >= 0"),
+        ({"base_size": 32.0}, "'data.base_size' expects an int"),
+    ],
+)
+def test_training_numbers_outside_their_domain_name_the_key(samples, kwargs, pattern):
+    with pytest.raises(ConfigError, match=pattern):
+        TrainDataset(samples, **kwargs)
+
+
+def test_a_negative_worker_count_is_refused_before_any_loader(samples):
+    with pytest.raises(ConfigError, match="'data.num_workers' must be >= 0"):
+        train_loader(TrainDataset(samples, base_size=32), 2, seed=1, num_workers=-1)
+
+
 def test_training_sample_without_mask_is_refused(samples):
     unmasked = Sample("x", samples[0].image, None)
     with pytest.raises(DataError, match="f0.png: training image without a mask"):
@@ -155,7 +175,7 @@ def test_seed_worker_seeds_numpy_from_torch():
 
 def test_sizes_follow_the_models_multiple(samples):
     TrainDataset(samples, mode="resize", base_size=40)  # a multiple of 8: fine for 4 levels
-    with pytest.raises(ConfigError, match="data.base_size: 40 must be a positive multiple of 16"):
+    with pytest.raises(ConfigError, match="'data.base_size' = 40 must be a multiple of 16"):
         TrainDataset(samples, mode="resize", base_size=40, size_multiple=16)
     assert TrainDataset(samples, mode="crop", crop_size=48, size_multiple=16)[0]["image"].shape == (
         1,

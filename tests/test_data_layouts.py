@@ -157,6 +157,23 @@ def test_val_split_errors(split_folders: Path):
         build_splits(split_folders, val_split="val")
     with pytest.raises(ConfigError, match="data.val_fraction"):
         build_splits(split_folders, val_fraction=1.5)
+    with pytest.raises(ConfigError, match="'data.split_seed' must be >= 0"):
+        build_splits(split_folders, seed=-1)
+
+
+def test_a_val_fraction_of_zero_is_refused_by_the_config_and_the_splits_alike(
+    split_folders: Path,
+):
+    from lrrnet.config import load_config
+
+    message = "config key 'data.val_fraction' = 0 must be in (0, 1)"
+    with pytest.raises(ConfigError) as from_config:
+        load_config("synthetic", ["data.val_fraction=0"])
+    with pytest.raises(ConfigError) as from_splits:
+        build_splits(split_folders, val_fraction=0)
+    assert str(from_config.value) == str(from_splits.value) == message
+    assert load_config("synthetic", ["data.val_fraction=0.1"])["data"]["val_fraction"] == 0.1
+    assert len(build_splits(split_folders, val_fraction=0.1).val) == 80
 
 
 @pytest.mark.parametrize(

@@ -96,6 +96,10 @@ def test_loss_weights_come_from_the_config_section() -> None:
         LRRNetLoss(soft_iou=1.0)
     with pytest.raises(ConfigError, match="l1_mode"):
         LRRNetLoss(l1_mode="smooth")
+    with pytest.raises(ConfigError, match="'loss.mse' must be >= 0"):
+        LRRNetLoss(mse=-0.1)
+    with pytest.raises(ConfigError, match="'loss.softiou' = inf must be finite"):
+        LRRNetLoss(softiou=float("inf"))
 
 
 def test_loss_is_float32_under_autocast() -> None:

@@ -567,7 +567,9 @@ def test_lrrnet_empty_mask_is_one_target_standard_has_none():
 
 @pytest.mark.parametrize("threshold", [0.0, 1.0, 50, -0.1])
 def test_threshold_outside_the_open_unit_interval_is_refused(threshold):
-    with pytest.raises(ConfigError, match=f"threshold {threshold!r} must be in \\(0, 1\\)"):
+    with pytest.raises(
+        ConfigError, match=f"'eval.threshold' = {threshold!r} must be in \\(0, 1\\)"
+    ):
         MetricAccumulator(threshold=threshold)
 
 

@@ -502,5 +502,27 @@ def test_target_prior_sets_the_starting_target_probability_only() -> None:
     )
     with pytest.raises(ConfigError, match="model.target_prior"):
         load_config("demo", ["model.target_prior=1.5"])
-    with pytest.raises(ValueError, match="target_prior"):
+    with pytest.raises(ConfigError, match="model.target_prior"):
         LRRNet(target_prior=0.0)
+
+
+@pytest.mark.parametrize(
+    ("item", "kwargs"),
+    [
+        ("model.dropout=1.5", {"dropout": 1.5}),
+        ("model.num_groups=12", {"num_groups": 12}),
+        ("model.base_channels=0", {"base_channels": 0}),
+        ("model.num_res_blocks=-1", {"num_res_blocks": -1}),
+        ("model.channel_mults=(1, 0)", {"channel_mults": (1, 0)}),
+        ("model.target_prior=.nan", {"target_prior": float("nan")}),
+    ],
+)
+def test_the_network_and_the_config_refuse_a_value_in_the_same_words(item, kwargs) -> None:
+    from lrrnet.config import load_config
+
+    with pytest.raises(ConfigError) as from_config:
+        load_config("demo", [item])
+    with pytest.raises(ConfigError) as from_model:
+        LRRNet(**kwargs)
+    assert str(from_model.value) == str(from_config.value)
+    assert f"config key '{item.split('=')[0]}" in str(from_model.value)

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from lrrnet.engine.weight_average import WeightAverage, decay_at
+from lrrnet.errors import ConfigError
 
 
 def _linear(value: float) -> nn.Linear:
@@ -69,5 +70,6 @@ def test_integer_buffers_are_copied_not_averaged():
 
 @pytest.mark.parametrize("decay", [0.0, 1.0, -0.1])
 def test_a_decay_outside_the_open_interval_is_refused(decay):
-    with pytest.raises(ValueError, match="decay must be in"):
+    # The config's domain is [0, 1) with 0 for "off"; an average itself needs decay > 0.
+    with pytest.raises(ConfigError, match=f"config key 'train.ema_decay' = {decay} must be in"):
         WeightAverage(_linear(0.0), decay=decay)

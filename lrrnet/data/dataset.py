@@ -26,15 +26,38 @@ from lrrnet.data.transforms import (
     resize_mask,
     resize_pair,
 )
+from lrrnet.domains import Domain
 from lrrnet.errors import ConfigError, DataError, UserError
 from lrrnet.models.padding import SIZE_MULTIPLE
 
 TRAIN_MODES = ("resize", "crop")
 
+# Training sides in pixels; each must also be a multiple of what the network halves it to
+# (:func:`check_size`).
+BASE_SIZE = Domain("data.base_size", low=0, low_open=True, integer=True)
+CROP_SIZE = Domain("data.crop_size", low=0, low_open=True, integer=True)
+POS_PROB = Domain("data.pos_prob", 0.0, 1.0)
+EDGE_PROB = Domain("data.edge_prob", 0.0, 1.0)
+# Grey levels (0–255) of added training noise.
+NOISE_SIGMA = Domain("data.noise_sigma", low=0.0, note="0: off")
+NUM_WORKERS = Domain("data.num_workers", low=0, integer=True, note="0: load in the main process")
+# The run's seed; every draw of the data derives from it, and NumPy's generators take
+# non-negative seeds only.
+SEED = Domain("seed", low=0, integer=True)
+DOMAINS = (BASE_SIZE, CROP_SIZE, POS_PROB, EDGE_PROB, NOISE_SIGMA, NUM_WORKERS, SEED)
 
-def _check_size(value: int, key: str, multiple: int) -> None:
-    if not isinstance(value, int | np.integer) or value <= 0 or value % multiple:
-        raise ConfigError(f"{key}: {value!r} must be a positive multiple of {multiple}")
+
+def check_size(domain: Domain, value: int, multiple: int) -> int:
+    """Returns ``value`` when it is in ``domain`` (:data:`BASE_SIZE`, :data:`CROP_SIZE`) and a
+    multiple of ``multiple``, the network's ``size_multiple``; raises ConfigError otherwise."""
+    domain.check(value)
+    if value % multiple:
+        halvings = multiple.bit_length() - 1
+        raise ConfigError(
+            f"config key '{domain.key}' = {value} must be a multiple of {multiple} "
+            f"(the network halves it {halvings} times: len(model.channel_mults) - 1)"
+        )
+    return value
 
 
 class TrainDataset(Dataset):
@@ -78,14 +101,13 @@ class TrainDataset(Dataset):
         if mode not in TRAIN_MODES:
             raise ConfigError(f"data.train_mode: unknown mode {mode!r}; expected {TRAIN_MODES}")
         if mode == "resize":
-            _check_size(base_size, "data.base_size", size_multiple)
+            check_size(BASE_SIZE, base_size, size_multiple)
         else:
-            _check_size(crop_size, "data.crop_size", size_multiple)
-        for key, value in (("data.pos_prob", pos_prob), ("data.edge_prob", edge_prob)):
-            if not 0.0 <= value <= 1.0:
-                raise ConfigError(f"{key}: {value!r} must be in [0, 1]")
-        if noise_sigma < 0:
-            raise ConfigError(f"data.noise_sigma: {noise_sigma!r} must be >= 0")
+            check_size(CROP_SIZE, crop_size, size_multiple)
+        POS_PROB.check(pos_prob)
+        EDGE_PROB.check(edge_prob)
+        NOISE_SIGMA.check(noise_sigma)
+        SEED.check(seed)
         unmasked = [s.image for s in samples if s.mask is None]
         if unmasked:
             raise DataError(
@@ -184,7 +206,9 @@ def train_loader(
 
     Raises:
         UserError: the split holds fewer images than one batch per process.
+        ConfigError: a negative ``num_workers``.
     """
+    NUM_WORKERS.check(num_workers)
     sampler = EpochSampler(len(dataset), batch_size, seed, rank, world_size)
     if sampler.batches_per_epoch == 0:
         raise UserError(

@@ -40,6 +40,7 @@ from lrrnet.data.io import (
     is_plain_name,
     list_images,
 )
+from lrrnet.domains import Domain
 from lrrnet.errors import ConfigError, DataError, summarize
 
 logger = logging.getLogger(__name__)
@@ -59,6 +60,12 @@ LISTED_SPLITS = ("train", "val", "test", "trainval")
 # SIRST-V2 split lists: splits/<split>_<NAME>.txt; "full" is the devkit's main protocol.
 SIRST_V2_DEFAULT_LISTS = "full"
 VAL_SPLITS = ("holdout", "val", "test", "none")
+# The holdout's share of the training split: none of it is no holdout (data.val_split="none"
+# trains without validation) and all of it leaves nothing to train on.
+VAL_FRACTION = Domain("data.val_fraction", 0.0, 1.0, low_open=True, high_open=True)
+# NumPy's generators take non-negative seeds only.
+SPLIT_SEED = Domain("data.split_seed", low=0, integer=True)
+DOMAINS = (VAL_FRACTION, SPLIT_SEED)
 
 # SIRST v1 names its masks after the image with this suffix; other datasets use the same name.
 MASK_SUFFIX = "_pixels0"
@@ -450,7 +457,8 @@ def build_splits(
             runs with different training seeds see the same split).
 
     Raises:
-        ConfigError: unknown ``val_split`` or ``val_fraction`` outside (0, 1).
+        ConfigError: unknown ``val_split``, ``val_fraction`` outside (0, 1) or a negative
+            ``seed``.
         DataError: see :func:`find_splits`; also ``val_split="val"`` on a dataset without a
             val list. The ``folder`` layout gives empty train and val splits.
     """
@@ -458,8 +466,8 @@ def build_splits(
         raise ConfigError(
             f"data.val_split: unknown value {val_split!r}; expected one of {VAL_SPLITS}"
         )
-    if val_split == "holdout" and not 0.0 < val_fraction < 1.0:
-        raise ConfigError(f"data.val_fraction: {val_fraction!r} must be in (0, 1)")
+    VAL_FRACTION.check(val_fraction)
+    SPLIT_SEED.check(seed)
     if layout == "auto":
         layout = detect_layout(root)
     found = find_splits(root, layout=layout, dataset_name=dataset_name)

@@ -20,7 +20,13 @@ import copy
 import torch
 from torch import nn
 
+from lrrnet.domains import Domain
 from lrrnet.engine.checkpoint import unwrap_model
+from lrrnet.errors import ConfigError
+
+# The largest averaging factor; at 1 the average would stop following the live weights.
+EMA_DECAY = Domain("train.ema_decay", 0.0, 1.0, high_open=True, note="0: off")
+DOMAINS = (EMA_DECAY,)
 
 
 def decay_at(step: int, decay: float) -> float:
@@ -38,11 +44,18 @@ class WeightAverage:
             and ``load_state_dict`` change them in place.
         decay: the largest averaging factor, in (0, 1); e.g. 0.99 averages over roughly the
             last 100 steps.
+
+    Raises:
+        ConfigError: ``decay`` outside :data:`EMA_DECAY`, or 0 (off: keep no average).
     """
 
     def __init__(self, model: nn.Module, decay: float) -> None:
-        if not 0.0 < decay < 1.0:
-            raise ValueError(f"decay must be in (0, 1), got {decay}")
+        EMA_DECAY.check(decay)
+        if decay == 0:
+            raise ConfigError(
+                f"config key '{EMA_DECAY.key}' = {decay} must be in (0, 1) for an average "
+                "(0 is off: build none)"
+            )
         self.decay = decay
         live = unwrap_model(model)
         self.module = copy.deepcopy(live).eval()

@@ -27,6 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lrrnet.domains import Domain
+from lrrnet.errors import ConfigError
 from lrrnet.models.blocks import (
     AttentionBlock,
     AttentionImpl,
@@ -40,6 +42,36 @@ from lrrnet.models.padding import size_multiple_for
 
 # What the subtraction head refines (an ablation switch; "difference" is the paper's u − B).
 HEAD_INPUTS = ("difference", "background", "shallow")
+
+# The constructor's numbers (the config's model section). num_groups must also divide every
+# width (check_widths).
+IN_CHANNELS = Domain("model.in_channels", low=0, low_open=True, integer=True)
+BASE_CHANNELS = Domain("model.base_channels", low=0, low_open=True, integer=True)
+CHANNEL_MULTS = Domain("model.channel_mults", low=0, low_open=True, integer=True, min_items=1)
+NUM_RES_BLOCKS = Domain("model.num_res_blocks", low=0, integer=True)
+DROPOUT = Domain("model.dropout", 0.0, 1.0)
+NUM_GROUPS = Domain("model.num_groups", low=0, low_open=True, integer=True)
+# An initial probability: 0 and 1 have no finite logit.
+TARGET_PRIOR = Domain("model.target_prior", 0.0, 1.0, low_open=True, high_open=True, nullable=True)
+DOMAINS = (
+    IN_CHANNELS,
+    BASE_CHANNELS,
+    CHANNEL_MULTS,
+    NUM_RES_BLOCKS,
+    DROPOUT,
+    NUM_GROUPS,
+    TARGET_PRIOR,
+)
+
+
+def check_widths(base_channels: int, channel_mults: Sequence[int], num_groups: int) -> None:
+    """Raises ConfigError unless ``num_groups`` divides every level's width, as GroupNorm needs."""
+    widths = sorted({base_channels * mult for mult in channel_mults})
+    if any(width % num_groups for width in widths):
+        raise ConfigError(
+            f"config key 'model.num_groups' = {num_groups} must divide every width {widths} "
+            "(model.base_channels × model.channel_mults)"
+        )
 
 
 class LRRNet(nn.Module):
@@ -69,6 +101,11 @@ class LRRNet(nn.Module):
             the target logits to ``log(p / (1 − p))``, so training starts from "almost no
             pixel is a target" instead of p ≈ 0.5 everywhere; it changes the start only,
             not the architecture or the state-dict keys.
+
+    Raises:
+        ConfigError: a number outside its domain (:data:`DOMAINS`) or ``num_groups`` that
+            does not divide every width, named by its config key.
+        ValueError: an unknown ``attention_impl`` or ``head_input``.
     """
 
     def __init__(
@@ -87,14 +124,21 @@ class LRRNet(nn.Module):
     ) -> None:
         super().__init__()
         check_attention_impl(attention_impl)
-        if target_prior is not None and not 0.0 < target_prior < 1.0:
-            raise ValueError(f"target_prior must be in (0, 1) or None, got {target_prior!r}")
         if head_input not in HEAD_INPUTS:
             raise ValueError(f"head_input must be one of {HEAD_INPUTS}, got {head_input!r}")
         self.head_input = head_input
         channel_mults = tuple(channel_mults)
-        if not channel_mults:
-            raise ValueError("channel_mults must name at least one level")
+        for domain, value in (
+            (IN_CHANNELS, in_channels),
+            (BASE_CHANNELS, base_channels),
+            (CHANNEL_MULTS, channel_mults),
+            (NUM_RES_BLOCKS, num_res_blocks),
+            (DROPOUT, dropout),
+            (NUM_GROUPS, num_groups),
+            (TARGET_PRIOR, target_prior),
+        ):
+            domain.check(value)
+        check_widths(base_channels, channel_mults, num_groups)
         self.size_multiple = size_multiple_for(len(channel_mults))
 
         def residual(in_ch: int, out_ch: int, use_attention: bool = False) -> ResidualBlock:
