@@ -1,8 +1,10 @@
 import math
 
 import pytest
+import torch
 
-from lrrnet.engine.schedule import lr_at
+from lrrnet.engine.schedule import check_min_lr, lr_at, make_optimizer
+from lrrnet.errors import ConfigError
 
 
 def test_poly_matches_the_published_formula():
@@ -41,3 +43,14 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match="unknown schedule"):
         lr_at(0, 10, 1.0, "exp")
     assert math.isfinite(lr_at(10**6, 10, 1.0))
+
+
+def test_the_optimizer_and_the_floor_refuse_what_the_config_refuses():
+    parameters = [torch.nn.Parameter(torch.zeros(1))]
+    with pytest.raises(ConfigError, match="'train.lr' must be >= 0, got -0.1"):
+        make_optimizer("adam", parameters, lr=-0.1, weight_decay=0.0)
+    with pytest.raises(ConfigError, match="'train.weight_decay' = nan must be finite"):
+        make_optimizer("adam", parameters, lr=0.1, weight_decay=float("nan"))
+    with pytest.raises(ConfigError, match="'train.min_lr' = 0.2 must be <= train.lr = 0.1"):
+        check_min_lr(0.1, 0.2)
+    check_min_lr(0.1, 0.1)
