@@ -28,10 +28,10 @@ def interrupted_train(monkeypatch):
     def run(cfg, step: int) -> None:
         real_lr_at = trainer.lr_at
 
-        def stop_at_step(iteration, *args):
+        def stop_at_step(train_cfg, iteration, iters_per_epoch):
             if iteration == step:
                 raise KeyboardInterrupt
-            return real_lr_at(iteration, *args)
+            return real_lr_at(train_cfg, iteration, iters_per_epoch)
 
         with monkeypatch.context() as patch:
             patch.setattr(trainer, "lr_at", stop_at_step)

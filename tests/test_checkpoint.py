@@ -13,6 +13,7 @@ from torch import nn
 
 from lrrnet.config import load_config
 from lrrnet.engine.checkpoint import (
+    TrainingRun,
     TrainState,
     config_changes,
     extract_model_state,
@@ -160,22 +161,40 @@ def test_unwrap_model_removes_wrappers() -> None:
     assert torch.equal(plain[2].weight, model[2].weight)
 
 
+def training_run(
+    cfg, model: nn.Module, optimizer, scaler, state=None, averaged_model=None, iters_per_epoch=3
+) -> TrainingRun:
+    """A one-process run of what training_checkpoint reads (no predictor, folder or writer)."""
+    return TrainingRun(
+        cfg=cfg,
+        process=init_distributed("cpu"),
+        state=state or TrainState(),
+        model=model,
+        averaged_model=averaged_model,
+        optimizer=optimizer,
+        scaler=scaler,
+        predictor=None,
+        iters_per_epoch=iters_per_epoch,
+        run_dir=Path(),
+        writer=None,
+    )
+
+
 def _draws() -> tuple:
     return random.random(), float(np.random.random()), float(torch.rand(1))
 
 
 def test_training_checkpoint_restores_weights_optimizer_counters_and_rng(tmp_path: Path) -> None:
     cfg = load_config("synthetic")
-    info = init_distributed("cpu")
+    process = init_distributed("cpu")
     model = small_model()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     model(torch.ones(1, 1, 5, 5)).sum().backward()
     optimizer.step()
     scaler = torch.amp.GradScaler("cuda", enabled=False)
     state = TrainState(iteration=6, epoch=1, best_score=0.5, best_iteration=4)
-    checkpoint = training_checkpoint(
-        model, optimizer, scaler, state, cfg, {"miou": 0.5}, gather_rng_states(info), 6
-    )
+    run = training_run(cfg, model, optimizer, scaler, state, iters_per_epoch=6)
+    checkpoint = training_checkpoint(run, {"miou": 0.5}, gather_rng_states(process))
     save_checkpoint(checkpoint, tmp_path / "latest.pth")
     expected = _draws()
 
@@ -198,7 +217,7 @@ def test_resume_refuses_another_process_count_and_lists_config_changes(tmp_path:
     optimizer = torch.optim.Adam(model.parameters())
     scaler = torch.amp.GradScaler("cuda", enabled=False)
     rng = gather_rng_states(init_distributed("cpu"))
-    checkpoint = training_checkpoint(model, optimizer, scaler, TrainState(), cfg, {}, rng, 3)
+    checkpoint = training_checkpoint(training_run(cfg, model, optimizer, scaler), {}, rng)
     save_checkpoint(checkpoint, tmp_path / "latest.pth")
     with pytest.raises(UserError, match=r"batch_size=4 × 1 process\(es\), resuming with .*4 × 2"):
         load_for_resume(tmp_path / "latest.pth", cfg, 2, torch.device("cpu"))
@@ -217,26 +236,25 @@ def test_config_changes_name_every_dotted_key() -> None:
 
 
 def test_a_weight_average_is_saved_as_the_model_and_restored_beside_the_live_weights() -> None:
-    cfg, info = load_config("synthetic"), init_distributed("cpu")
+    cfg, process = load_config("synthetic"), init_distributed("cpu")
     live, average = small_model(), small_model()
     nn.init.constant_(average[0].weight, 0.25)
     optimizer = torch.optim.Adam(live.parameters(), lr=1e-3)
     scaler = torch.amp.GradScaler("cuda", enabled=False)
-    rng = gather_rng_states(info)
-    checkpoint = training_checkpoint(
-        live, optimizer, scaler, TrainState(), cfg, {}, rng, 3, averaged=average
-    )
+    rng = gather_rng_states(process)
+    run = training_run(cfg, live, optimizer, scaler, averaged_model=average)
+    checkpoint = training_checkpoint(run, {}, rng)
     # Inference reads "model": the average; training continues from "train_model".
     assert torch.equal(checkpoint["model"]["0.weight"], average[0].weight)
     assert torch.equal(checkpoint["train_model"]["0.weight"], live[0].weight)
     fresh, fresh_average = small_model(), small_model()
     nn.init.zeros_(fresh[0].weight)
-    restore_training(checkpoint, fresh, optimizer, scaler, rank=0, averaged=fresh_average)
+    restore_training(checkpoint, fresh, optimizer, scaler, rank=0, averaged_model=fresh_average)
     assert torch.equal(fresh[0].weight, live[0].weight)
     assert torch.equal(fresh_average[0].weight, average[0].weight)
 
     # A checkpoint saved without an average: the average starts from its weights.
-    plain = training_checkpoint(live, optimizer, scaler, TrainState(), cfg, {}, rng, 3)
+    plain = training_checkpoint(training_run(cfg, live, optimizer, scaler), {}, rng)
     assert "train_model" not in plain
-    restore_training(plain, fresh, optimizer, scaler, rank=0, averaged=fresh_average)
+    restore_training(plain, fresh, optimizer, scaler, rank=0, averaged_model=fresh_average)
     assert torch.equal(fresh_average[0].weight, live[0].weight)

@@ -21,9 +21,9 @@ def test_every_ddp_rank_uses_its_local_rank_gpu(fake_cuda, monkeypatch, name):
         monkeypatch.setenv("WORLD_SIZE", "2")
         monkeypatch.setenv("RANK", str(local_rank))
         monkeypatch.setenv("LOCAL_RANK", str(local_rank))
-        info = distributed.init_distributed(name)
-        assert info.device == torch.device(f"cuda:{local_rank}")
-        assert info.is_distributed and info.is_main == (local_rank == 0)
+        process = distributed.init_distributed(name)
+        assert process.device == torch.device(f"cuda:{local_rank}")
+        assert process.is_distributed and process.is_main == (local_rank == 0)
 
 
 def test_single_process_keeps_the_named_gpu(fake_cuda):

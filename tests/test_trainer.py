@@ -21,6 +21,7 @@ from lrrnet.engine import selection, trainer
 from lrrnet.engine.checkpoint import load_checkpoint, load_model_weights
 from lrrnet.engine.distributed import init_distributed
 from lrrnet.engine.predictor import Predictor
+from lrrnet.engine.schedule import total_iterations
 from lrrnet.engine.selection import _score_at
 from lrrnet.engine.trainer import NonFiniteLossError, train
 from lrrnet.errors import ConfigError, DataError, UserError
@@ -274,10 +275,10 @@ def _ddp_worker(rank, world_size, port, overrides, out_dir, crash_at=None, resum
     if crash_at is not None:  # both ranks stop in the same step, like a killed job
         real_lr_at = trainer.lr_at
 
-        def crash(iteration, *args):
+        def crash(train_cfg, iteration, iters_per_epoch):
             if iteration == crash_at:
                 raise KeyboardInterrupt
-            return real_lr_at(iteration, *args)
+            return real_lr_at(train_cfg, iteration, iters_per_epoch)
 
         trainer.lr_at = crash
         try:
@@ -441,8 +442,8 @@ def test_strict_sizes_refuses_a_mask_of_another_size(tmp_path):
     mask_path = sorted((root / "test" / "masks").iterdir())[0]
     cv2.imwrite(str(mask_path), cv2.resize(cv2.imread(str(mask_path)), (64, 64)))
     cfg = load_config("synthetic", tiny_overrides(root, tmp_path / "c"))
-    info = init_distributed("cpu")
-    splits = trainer.prepare_dataset(cfg, info)  # the default: named in a warning, accepted
+    process = init_distributed("cpu")
+    splits = trainer.prepare_dataset(cfg, process)  # the default: named in a warning, accepted
     assert len(splits.test) == 2
     strict = load_config(
         "synthetic", tiny_overrides(root, tmp_path / "c", **{"data.strict_sizes": True})
@@ -450,7 +451,7 @@ def test_strict_sizes_refuses_a_mask_of_another_size(tmp_path):
     with pytest.raises(
         DataError, match=f"{mask_path}: mask size 64x64 differs from image size 32x32"
     ):
-        trainer.prepare_dataset(strict, info)
+        trainer.prepare_dataset(strict, process)
 
 
 def test_resume_refuses_another_batch_size_or_split_and_logs_config_changes(
@@ -502,14 +503,14 @@ def test_lr_schedule_gets_each_step_index_once_and_the_run_total(
     tiny_dataset, tmp_path, monkeypatch, extra, total
 ):
     # 25 training images (28 minus a 3-image holdout), batch 4: 6 steps per epoch, 2 epochs.
-    # The step that starts at iteration i uses lr_at(i, total): the first step gets the full
-    # base LR, and no step sees i == total (which would be LR 0).
+    # The step that starts at iteration i uses the LR of i in a run of total: the first step
+    # gets the full base LR, and no step sees i == total (which would be LR 0).
     calls = []
     real_lr_at = trainer.lr_at
 
-    def recording(iteration, total_iters, *args):
-        calls.append((iteration, total_iters))
-        return real_lr_at(iteration, total_iters, *args)
+    def recording(train_cfg, iteration, iters_per_epoch):
+        calls.append((iteration, total_iterations(train_cfg, iters_per_epoch)))
+        return real_lr_at(train_cfg, iteration, iters_per_epoch)
 
     monkeypatch.setattr(trainer, "lr_at", recording)
     cfg = load_config("synthetic", tiny_overrides(tiny_dataset, tmp_path / "lr", **extra))
@@ -517,9 +518,7 @@ def test_lr_schedule_gets_each_step_index_once_and_the_run_total(
     assert calls == [(i, total) for i in range(total)]
     rows = read_csv(run_dir / "metrics.csv")
     # The LR logged with the last evaluation is that of the last step, i = total - 1.
-    assert float(rows[-1]["lr"]) == pytest.approx(
-        real_lr_at(total - 1, total, 2e-3, "poly", 0.9), rel=1e-5
-    )
+    assert float(rows[-1]["lr"]) == pytest.approx(2e-3 * (1 - (total - 1) / total) ** 0.9, rel=1e-5)
 
 
 _SLOW_SAVE_RUNNER = """
@@ -611,14 +610,14 @@ def test_threshold_chosen_on_val_and_the_split_recorded(tiny_dataset, tmp_path):
     load_model_weights(model, result.run_dir / "latest.pth")
     predictor = Predictor(model.eval(), device="cpu", size="native")
     val = splits_from_config(cfg).val
-    info = init_distributed("cpu")
-    (on_val,) = _score_at(predictor, val, cfg, info, "val", [None], VAL_THRESHOLDS)
+    process = init_distributed("cpu")
+    (on_val,) = _score_at(predictor, val, cfg, process, "val", [None], VAL_THRESHOLDS)
     curve = on_val["pd_fa_curve"]
     assert report["last"]["val_threshold"]["f1"] == max(row["f1"] for row in curve)
     # Test at that threshold is what a separate pass at it gives (one pass scores both).
     test = splits_from_config(cfg).test
     chosen = report["last"]["val_threshold"]["threshold"]
-    (at_chosen,) = _score_at(predictor, test, cfg, info, "test", [chosen])
+    (at_chosen,) = _score_at(predictor, test, cfg, process, "test", [chosen])
     assert report["last"]["test_at_val_threshold"] == jsonable(at_chosen)
     assert "test at val threshold" in (result.run_dir / "log.txt").read_text()
 
@@ -692,7 +691,7 @@ def test_weight_average_is_validated_saved_tested_and_resumed_exactly(
     # Validation and the test scored the average: rescoring best.pth's "model" on test gives
     # the report's numbers, and its live weights score otherwise.
     cfg = load_config(run_dir / "config.yaml")
-    info, test = init_distributed("cpu"), splits_from_config(cfg).test
+    process, test = init_distributed("cpu"), splits_from_config(cfg).test
     report = json.loads((run_dir / "test_metrics.json").read_text())
     best = load_checkpoint(run_dir / "best.pth")
     scores = {}
@@ -700,7 +699,7 @@ def test_weight_average_is_validated_saved_tested_and_resumed_exactly(
         model = build_model(cfg)
         model.load_state_dict(best[key])
         predictor = Predictor(model.eval(), device="cpu", size="native")
-        (scores[key],) = _score_at(predictor, test, cfg, info, "test", [None])
+        (scores[key],) = _score_at(predictor, test, cfg, process, "test", [None])
     assert report["best"]["test"] == jsonable(scores["model"])
     assert scores["train_model"]["miou"] != scores["model"]["miou"]
 

@@ -27,7 +27,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -37,6 +37,9 @@ from lrrnet.config_tree import to_dict
 from lrrnet.engine.distributed import DistInfo, all_gather_object
 from lrrnet.errors import CheckpointError, UserError, summarize
 from lrrnet.files import atomic_path
+
+if TYPE_CHECKING:  # the predictor loads checkpoints: a type here, not an import at run time
+    from lrrnet.engine.predictor import Predictor
 
 logger = logging.getLogger(__name__)
 
@@ -233,18 +236,32 @@ class TrainState:
     evals_since_best: int = 0
 
 
+@dataclass
+class TrainingRun:
+    """What validation, the checkpoints and the final test of one training run share; the
+    trainer builds it once before its loop. ``state``, the models, the optimizer and the
+    scaler are the live objects that the loop steps."""
+
+    cfg: Mapping[str, Any]
+    process: DistInfo
+    state: TrainState
+    model: nn.Module  # the live network, unwrapped (no DDP or torch.compile wrapper)
+    # The weight average's module under train.ema_decay, None without one.
+    averaged_model: nn.Module | None
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    # Runs the network that is validated and tested: averaged_model when there is one.
+    predictor: Predictor
+    iters_per_epoch: int
+    run_dir: Path
+    writer: Any  # TensorBoard's SummaryWriter on rank 0, None on the other ranks
+
+
 def training_checkpoint(
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    scaler: torch.amp.GradScaler,
-    state: TrainState,
-    cfg: Mapping[str, Any],
-    metrics: Mapping[str, Any],
-    rng_states: list[dict[str, Any]],
-    iters_per_epoch: int,
-    averaged: nn.Module | None = None,
+    run: TrainingRun, metrics: Mapping[str, Any], rng_states: list[dict[str, Any]]
 ) -> dict[str, Any]:
-    """Everything to resume exactly, with the RNG states of every rank (a list, rank order).
+    """Everything to resume ``run`` exactly, with the validation ``metrics`` it is saved with
+    and the RNG states of every rank (a list, rank order).
 
     ``iters_per_epoch`` and ``world_size`` (the length of ``rng_states``) let a resume refuse
     a changed training split or process count instead of starting at the wrong sample. With
@@ -252,29 +269,29 @@ def training_checkpoint(
     that were validated and that inference loads, and ``train_model`` the live weights that
     training continues from.
     """
-    weights = {"model": unwrap_model(model).state_dict()}
-    if averaged is not None:
-        weights = {"model": averaged.state_dict(), "train_model": weights["model"]}
+    weights = {"model": unwrap_model(run.model).state_dict()}
+    if run.averaged_model is not None:
+        weights = {"model": run.averaged_model.state_dict(), "train_model": weights["model"]}
     return {
         **weights,
-        "optimizer": optimizer.state_dict(),
-        "scaler": scaler.state_dict(),
+        "optimizer": run.optimizer.state_dict(),
+        "scaler": run.scaler.state_dict(),
         "rng": rng_states,
-        "config": to_dict(cfg),
+        "config": to_dict(run.cfg),
         "metrics": dict(metrics),
-        **asdict(state),
-        "iters_per_epoch": iters_per_epoch,
+        **asdict(run.state),
+        "iters_per_epoch": run.iters_per_epoch,
         "world_size": len(rng_states),
     }
 
 
-def gather_rng_states(info: DistInfo) -> list[dict[str, Any]]:
+def gather_rng_states(process: DistInfo) -> list[dict[str, Any]]:
     """Every rank's RNG states, rank order; they travel as torch.save bytes between ranks."""
-    if not info.is_distributed:
+    if not process.is_distributed:
         return [_rng_state()]
     buffer = io.BytesIO()
     torch.save(_rng_state(), buffer)
-    blobs = all_gather_object(info, buffer.getvalue())
+    blobs = all_gather_object(process, buffer.getvalue())
     return [torch.load(io.BytesIO(blob), weights_only=True) for blob in blobs]
 
 
@@ -353,19 +370,19 @@ def restore_training(
     optimizer: torch.optim.Optimizer,
     scaler: torch.amp.GradScaler,
     rank: int,
-    averaged: nn.Module | None = None,
+    averaged_model: nn.Module | None = None,
 ) -> TrainState:
     """Load a checkpoint of :func:`load_for_resume` into the objects; returns its counters.
 
-    ``averaged`` (the weight average's module, ``train.ema_decay``) gets the checkpoint's
-    average; a checkpoint saved without one starts the average from its weights.
+    ``averaged_model`` (the weight average's module, ``train.ema_decay``) gets the
+    checkpoint's average; a checkpoint saved without one starts the average from its weights.
     """
     live = checkpoint.get("train_model", checkpoint["model"])
     model.load_state_dict(live)
-    if averaged is not None:
+    if averaged_model is not None:
         if "train_model" not in checkpoint:
             logger.info("the checkpoint holds no weight average; the average starts from it")
-        averaged.load_state_dict(checkpoint["model"])
+        averaged_model.load_state_dict(checkpoint["model"])
     optimizer.load_state_dict(checkpoint["optimizer"])
     if checkpoint.get("scaler"):
         scaler.load_state_dict(checkpoint["scaler"])

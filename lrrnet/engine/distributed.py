@@ -84,52 +84,52 @@ def is_main_process() -> bool:
     return os.environ.get("RANK", "0") == "0"
 
 
-def barrier(info: DistInfo) -> None:
-    if info.is_distributed:
+def barrier(process: DistInfo) -> None:
+    if process.is_distributed:
         dist.barrier()
 
 
-def broadcast_object(info: DistInfo, value: Any) -> Any:
+def broadcast_object(process: DistInfo, value: Any) -> Any:
     """Rank 0's ``value`` on every rank."""
-    if not info.is_distributed:
+    if not process.is_distributed:
         return value
     holder = [value]
     dist.broadcast_object_list(holder, src=0)
     return holder[0]
 
 
-def all_gather_object(info: DistInfo, value: Any) -> list[Any]:
+def all_gather_object(process: DistInfo, value: Any) -> list[Any]:
     """Every rank's ``value``, in rank order, on every rank (``[value]`` in one process)."""
-    if not info.is_distributed:
+    if not process.is_distributed:
         return [value]
-    gathered: list[Any] = [None] * info.world_size
+    gathered: list[Any] = [None] * process.world_size
     dist.all_gather_object(gathered, value)
     return gathered
 
 
-def all_reduce_sum(info: DistInfo, values: np.ndarray) -> np.ndarray:
+def all_reduce_sum(process: DistInfo, values: np.ndarray) -> np.ndarray:
     """Element-wise sum of a float64 vector over ranks (evaluation counts)."""
-    if not info.is_distributed:
+    if not process.is_distributed:
         return values
     # float64 keeps pixel counts exact; Gloo and NCCL both reduce doubles.
-    tensor = torch.as_tensor(values, dtype=torch.float64, device=_comm_device(info))
+    tensor = torch.as_tensor(values, dtype=torch.float64, device=_comm_device(process))
     dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
     return tensor.cpu().numpy()
 
 
-def any_true(info: DistInfo, flag: bool) -> bool:
+def any_true(process: DistInfo, flag: bool) -> bool:
     """True on every rank when ``flag`` is true on any rank."""
-    if not info.is_distributed:
+    if not process.is_distributed:
         return flag
-    tensor = torch.tensor([1.0 if flag else 0.0], device=_comm_device(info))
+    tensor = torch.tensor([1.0 if flag else 0.0], device=_comm_device(process))
     dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
     return bool(tensor.item())
 
 
-def cleanup(info: DistInfo) -> None:
-    if info.is_distributed and dist.is_initialized():
+def cleanup(process: DistInfo) -> None:
+    if process.is_distributed and dist.is_initialized():
         dist.destroy_process_group()
 
 
-def _comm_device(info: DistInfo) -> torch.device:
-    return info.device if info.device.type == "cuda" else torch.device("cpu")
+def _comm_device(process: DistInfo) -> torch.device:
+    return process.device if process.device.type == "cuda" else torch.device("cpu")

@@ -24,7 +24,7 @@ def evaluate_at(
     thresholds: Sequence[float],
     protocol: str = "standard",
     batch_size: int = 8,
-    dist_info: DistInfo | None = None,
+    process: DistInfo | None = None,
     progress: bool = False,
     desc: str = "eval",
     curve_thresholds: Sequence[float] | None = None,
@@ -36,20 +36,21 @@ def evaluate_at(
     Each map is scored at its mask's resolution: a mask of another size than its frame
     (named once in a warning when it is read) gets the prediction resized to it, bilinearly.
     With ``curve_thresholds`` each result also holds ``pd_fa_curve`` (see
-    :meth:`MetricAccumulator.compute`).
+    :meth:`MetricAccumulator.compute`). Given the ``process`` of a DDP job, each rank
+    scores its share of ``samples`` and the counts are summed over the ranks.
     """
     accumulators = [MetricAccumulator(t, protocol, curve_thresholds) for t in thresholds]
-    shard = samples if dist_info is None else samples[dist_info.rank :: dist_info.world_size]
+    shard = samples if process is None else samples[process.rank :: process.world_size]
     for item, prob, _ in iterate_predictions(
         predictor, shard, batch_size, progress=progress, desc=desc
     ):
         scored = resize_map(prob, item.mask.shape)
         for accumulator in accumulators:
             accumulator.update(scored, item.mask)
-    if dist_info is not None and dist_info.is_distributed:
+    if process is not None and process.is_distributed:
         accumulators = [
             MetricAccumulator.from_state(
-                all_reduce_sum(dist_info, accumulator.state()), t, protocol, curve_thresholds
+                all_reduce_sum(process, accumulator.state()), t, protocol, curve_thresholds
             )
             for accumulator, t in zip(accumulators, thresholds, strict=True)
         ]

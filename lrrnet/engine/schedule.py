@@ -4,7 +4,8 @@ objects to resume)."""
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import torch
 
@@ -49,37 +50,40 @@ def make_optimizer(
     return OPTIMIZERS[name](parameters, lr=lr, weight_decay=weight_decay)
 
 
-def lr_at(
-    iteration: int,
-    total_iters: int,
-    base_lr: float,
-    schedule: str = "poly",
-    poly_power: float = 0.9,
-    warmup_iters: int = 0,
-    min_lr: float = 0.0,
-    step_milestones: Sequence[float] = (),
-    step_gamma: float = 0.1,
-) -> float:
-    """Learning rate for the step that starts at ``iteration`` (0-based).
+def total_iterations(train_cfg: Mapping[str, Any], iters_per_epoch: int) -> int:
+    """The run's length: ``train.epochs`` epochs, capped at ``train.max_iters`` when set."""
+    total = train_cfg["epochs"] * iters_per_epoch
+    if train_cfg["max_iters"] is not None:
+        total = min(total, train_cfg["max_iters"])
+    return total
 
-    ``poly`` is the published recipe, ``base · (1 − it/total)^0.9`` evaluated every
-    iteration; ``min_lr`` lifts the floor (``min_lr + (base − min_lr) · factor``) and is 0 in
-    the recipe. ``step`` multiplies by ``step_gamma`` at each milestone, given as fractions
-    of the run. A linear warm-up over the first ``warmup_iters`` steps scales any schedule.
+
+def lr_at(train_cfg: Mapping[str, Any], iteration: int, iters_per_epoch: int) -> float:
+    """Learning rate for the step that starts at ``iteration`` (0-based), from the ``train``
+    section of a config (``lr``, ``schedule`` and its settings, and the run's length).
+
+    ``poly`` is the published recipe, ``lr · (1 − it/total)^poly_power`` (0.9) evaluated
+    every iteration; ``min_lr`` lifts the floor (``min_lr + (lr − min_lr) · factor``) and is 0
+    in the recipe. ``step`` multiplies by ``step_gamma`` at each of ``step_milestones``, given
+    as fractions of the run. A linear warm-up over the first ``warmup_iters`` steps scales any
+    schedule.
     """
+    total_iters = total_iterations(train_cfg, iters_per_epoch)
     if total_iters <= 0:
         raise ValueError(f"total_iters must be positive, got {total_iters}")
+    schedule, warmup_iters = train_cfg["schedule"], train_cfg["warmup_iters"]
     progress = min(max(iteration / total_iters, 0.0), 1.0)
     if schedule == "poly":
-        factor = (1.0 - progress) ** poly_power
+        factor = (1.0 - progress) ** train_cfg["poly_power"]
     elif schedule == "cosine":
         factor = 0.5 * (1.0 + math.cos(math.pi * progress))
     elif schedule == "step":
-        factor = step_gamma ** sum(progress >= m for m in step_milestones)
+        factor = train_cfg["step_gamma"] ** sum(progress >= m for m in train_cfg["step_milestones"])
     elif schedule == "constant":
         factor = 1.0
     else:
         raise ValueError(f"unknown schedule '{schedule}'")
     if warmup_iters > 0 and iteration < warmup_iters:
         factor *= (iteration + 1) / warmup_iters
-    return min_lr + (base_lr - min_lr) * factor
+    min_lr = train_cfg["min_lr"]
+    return min_lr + (train_cfg["lr"] - min_lr) * factor

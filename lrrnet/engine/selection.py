@@ -15,15 +15,12 @@ import logging
 import math
 import time
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
-
-import torch
 
 from lrrnet.data import Sample, Splits
 from lrrnet.engine import distributed, run_files
 from lrrnet.engine.checkpoint import (
-    TrainState,
+    TrainingRun,
     gather_rng_states,
     load_checkpoint,
     save_checkpoint,
@@ -40,37 +37,25 @@ logger = logging.getLogger(__name__)
 METRICS_LINE = "IoU {miou:.4f} nIoU {niou:.4f} F1 {f1:.4f} Pd {pd:.4f} Fa {fa:.3e}"
 
 
-def validate_and_save(
-    cfg: Mapping[str, Any],
-    info: distributed.DistInfo,
-    state: TrainState,
-    predictor: Predictor,
-    val_samples: Sequence[Sample],
-    model: torch.nn.Module,
-    optimizer: torch.optim.Optimizer,
-    scaler: torch.amp.GradScaler,
-    iters_per_epoch: int,
-    run_dir: Path,
-    writer,
-    train_loss: float,
-    averaged: torch.nn.Module | None = None,
-) -> float:
-    """Score on val, update ``state``'s best, and save: ``latest.pth`` (``best.pth`` too when
-    the score improved), a ``metrics.csv`` row, the TensorBoard scalars and panels.
+def validate_and_save(run: TrainingRun, val_samples: Sequence[Sample], train_loss: float) -> float:
+    """Score ``run`` on val, update its state's best, and save: ``latest.pth`` (``best.pth``
+    too when the score improved), a ``metrics.csv`` row with ``train_loss`` (the mean since
+    the last evaluation), the TensorBoard scalars and panels.
 
-    ``predictor`` scores the weight average when there is one (``averaged``, its module),
+    The predictor scores the weight average when there is one (``run.averaged_model``),
     which the checkpoints then hold as their ``model`` beside the live weights.
 
     Without validation images the newest weights count as the best. Every rank scores its
-    share of val and sends its RNG states; rank 0 writes (``writer`` is None elsewhere).
+    share of val and sends its RNG states; rank 0 writes (``run.writer`` is None elsewhere).
 
     Returns:
         The seconds it took: validation and checkpoint writing both pause training.
     """
     started = time.perf_counter()
+    cfg, process, state, predictor = run.cfg, run.process, run.state, run.predictor
     select_metric = cfg["train"]["select_metric"]
     if val_samples:
-        metrics = _score(predictor, val_samples, cfg, info, "val")
+        metrics = _score(predictor, val_samples, cfg, process, "val")
         score = metrics.get(select_metric, -math.inf)
     else:
         metrics, score = {}, float(state.iteration)
@@ -82,21 +67,19 @@ def validate_and_save(
         state.best_score, state.best_iteration, state.evals_since_best = score, state.iteration, 0
     else:
         state.evals_since_best += 1
-    rng_states = gather_rng_states(info)
-    if info.is_main:
-        checkpoint = training_checkpoint(
-            model, optimizer, scaler, state, cfg, metrics, rng_states, iters_per_epoch, averaged
-        )
-        save_checkpoint(checkpoint, run_dir / "latest.pth")
+    rng_states = gather_rng_states(process)
+    if process.is_main:
+        checkpoint = training_checkpoint(run, metrics, rng_states)
+        save_checkpoint(checkpoint, run.run_dir / "latest.pth")
         if improved:
-            save_checkpoint(checkpoint, run_dir / "best.pth")
-        lr = optimizer.param_groups[0]["lr"]
-        run_files.append_metrics_csv(run_dir, state, lr, train_loss, metrics)
+            save_checkpoint(checkpoint, run.run_dir / "best.pth")
+        lr = run.optimizer.param_groups[0]["lr"]
+        run_files.append_metrics_csv(run.run_dir, state, lr, train_loss, metrics)
         if metrics:
             panels = val_samples[: cfg["train"]["num_log_images"]]
             threshold = cfg["eval"]["threshold"]
             run_files.tensorboard_validation(
-                writer, metrics, predictor, panels, state.iteration, threshold
+                run.writer, metrics, predictor, panels, state.iteration, threshold
             )
             line, best = METRICS_LINE.format(**metrics), " (best)" if improved else ""
             logger.info("iter %d epoch %d val: %s%s", state.iteration, state.epoch, line, best)
@@ -114,35 +97,29 @@ def validate_and_save(
     return time.perf_counter() - started
 
 
-def test_best_and_last(
-    cfg: Mapping[str, Any],
-    info: distributed.DistInfo,
-    predictor: Predictor,
-    model: torch.nn.Module,
-    splits: Splits,
-    run_dir: Path,
-    iteration: int,
-) -> dict[str, Any]:
-    """Test the last weights (those in ``model``), then those of ``best.pth``.
+def test_best_and_last(run: TrainingRun, splits: Splits) -> dict[str, Any]:
+    """Test the last weights of ``run`` (those its predictor runs), then those of ``best.pth``.
 
-    ``model`` is the network the predictor runs: the weight average under
-    ``train.ema_decay``. The best checkpoint is scored on its own unless it is the last one;
-    ``model`` ends with the last weights again.
+    The predictor's network is the weight average under ``train.ema_decay``. The best
+    checkpoint is scored on its own unless it is the last one; the network ends with the last
+    weights again.
 
     Returns:
         What ``test_metrics.json`` holds: ``selection`` (where and by what the checkpoint was
         selected, and the split), ``threshold``, and the entries ``best`` and ``last``: the
         iteration, for best the val metrics it was selected with, and :func:`_test_entry`.
     """
-    entry = _test_entry(cfg, info, predictor, splits, "test (last)")
+    cfg, process, predictor, iteration = run.cfg, run.process, run.predictor, run.state.iteration
+    network = unwrap_model(predictor.model)
+    entry = _test_entry(cfg, process, predictor, splits, "test (last)")
     last = {"iteration": iteration, **entry}
-    last_weights = {k: v.clone() for k, v in unwrap_model(model).state_dict().items()}
-    distributed.barrier(info)
-    best_checkpoint = load_checkpoint(run_dir / "best.pth", map_location=info.device)
+    last_weights = {k: v.clone() for k, v in network.state_dict().items()}
+    distributed.barrier(process)
+    best_checkpoint = load_checkpoint(run.run_dir / "best.pth", map_location=process.device)
     if best_checkpoint["iteration"] != iteration:  # else the same weights (data.val_split=none)
-        unwrap_model(model).load_state_dict(best_checkpoint["model"])
-        entry = _test_entry(cfg, info, predictor, splits, "test (best)")
-        unwrap_model(model).load_state_dict(last_weights)
+        network.load_state_dict(best_checkpoint["model"])
+        entry = _test_entry(cfg, process, predictor, splits, "test (best)")
+        network.load_state_dict(last_weights)
     val = best_checkpoint.get("metrics", {})
     best = {"iteration": best_checkpoint["iteration"], "val": val, **entry}
     return {
@@ -173,7 +150,7 @@ def _selection(cfg: Mapping[str, Any], splits: Splits) -> dict[str, Any]:
 
 def _test_entry(
     cfg: Mapping[str, Any],
-    info: distributed.DistInfo,
+    process: distributed.DistInfo,
     predictor: Predictor,
     splits: Splits,
     desc: str,
@@ -183,11 +160,11 @@ def _test_entry(
     test scores both thresholds)."""
     chosen_by = cfg["eval"]["val_threshold"]
     if chosen_by == "off":
-        return {"test": _score(predictor, splits.test, cfg, info, desc)}
-    (on_val,) = _score_at(predictor, splits.val, cfg, info, "val", [None], VAL_THRESHOLDS)
+        return {"test": _score(predictor, splits.test, cfg, process, desc)}
+    (on_val,) = _score_at(predictor, splits.val, cfg, process, "val", [None], VAL_THRESHOLDS)
     chosen = best_threshold(on_val["pd_fa_curve"], chosen_by)
     standard, at_chosen = _score_at(
-        predictor, splits.test, cfg, info, desc, [None, chosen["threshold"]]
+        predictor, splits.test, cfg, process, desc, [None, chosen["threshold"]]
     )
     return {
         "test": standard,
@@ -200,11 +177,11 @@ def _score(
     predictor: Predictor,
     samples: Sequence[Sample],
     cfg: Mapping[str, Any],
-    info: distributed.DistInfo,
+    process: distributed.DistInfo,
     desc: str,
 ) -> dict[str, Any]:
     """The config's metrics on ``samples`` at ``eval.threshold`` (see :func:`_score_at`)."""
-    (metrics,) = _score_at(predictor, samples, cfg, info, desc, [None])
+    (metrics,) = _score_at(predictor, samples, cfg, process, desc, [None])
     return metrics
 
 
@@ -212,7 +189,7 @@ def _score_at(
     predictor: Predictor,
     samples: Sequence[Sample],
     cfg: Mapping[str, Any],
-    info: distributed.DistInfo,
+    process: distributed.DistInfo,
     desc: str,
     thresholds: Sequence[float | None],
     curve_thresholds: Sequence[float] | None = None,
@@ -229,8 +206,8 @@ def _score_at(
         [cfg["eval"]["threshold"] if t is None else t for t in thresholds],
         protocol=cfg["eval"]["protocol"],
         batch_size=cfg["eval"]["batch_size"],
-        dist_info=info,
-        progress=info.is_main,
+        process=process,
+        progress=process.is_main,
         desc=desc,
         curve_thresholds=curve_thresholds,
     )

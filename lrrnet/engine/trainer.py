@@ -4,8 +4,9 @@ Read :func:`train` top to bottom to see everything a run does: data, model, opti
 iteration loop with its LR step, finiteness check and logging, validation and checkpointing
 where the config asks for them (:func:`~lrrnet.engine.selection.validate_and_save`), then
 the test of the selected and the last checkpoint
-(:func:`~lrrnet.engine.selection.test_best_and_last`). Each is a plain call in the loop;
-there is no hook or callback system on purpose. What a checkpoint holds is
+(:func:`~lrrnet.engine.selection.test_best_and_last`). Each is a plain call in the loop,
+given the :class:`~lrrnet.engine.checkpoint.TrainingRun` that holds what they share; there
+is no hook or callback system on purpose. What a checkpoint holds is
 :mod:`lrrnet.engine.checkpoint`; the other files of the run folder are
 :mod:`lrrnet.engine.run_files`.
 
@@ -17,7 +18,6 @@ with the same weights as an uninterrupted one (on the CPU; CUDA kernels may diff
 
 from __future__ import annotations
 
-import functools
 import logging
 import math
 import os
@@ -43,6 +43,7 @@ from lrrnet.data import (
 )
 from lrrnet.engine import distributed, run_files
 from lrrnet.engine.checkpoint import (
+    TrainingRun,
     TrainState,
     load_for_resume,
     restore_training,
@@ -50,7 +51,7 @@ from lrrnet.engine.checkpoint import (
 )
 from lrrnet.engine.hardware import EMULATED_BF16, bf16_is_emulated
 from lrrnet.engine.predictor import Predictor, autocast_context, config_eval_size
-from lrrnet.engine.schedule import lr_at, make_optimizer
+from lrrnet.engine.schedule import lr_at, make_optimizer, total_iterations
 from lrrnet.engine.selection import log_test_report, test_best_and_last, validate_and_save
 from lrrnet.engine.weight_average import WeightAverage
 from lrrnet.errors import ConfigError, UserError
@@ -83,17 +84,17 @@ def train(cfg: Mapping[str, Any], resume: str | None = None) -> RunResult:
         resume: None for a new run; ``"auto"`` for the newest run of this config; or a
             checkpoint, or a run folder (its ``latest.pth``), to continue.
     """
-    info = distributed.init_distributed(cfg["train"]["device"])
+    process = distributed.init_distributed(cfg["train"]["device"])
     try:
-        return _train(cfg, info, run_files.resolve_resume(cfg, resume))
+        return _train(cfg, process, run_files.resolve_resume(cfg, resume))
     finally:
-        distributed.cleanup(info)
+        distributed.cleanup(process)
 
 
 def _train(
-    cfg: Mapping[str, Any], info: distributed.DistInfo, resume_path: Path | None
+    cfg: Mapping[str, Any], process: distributed.DistInfo, resume_path: Path | None
 ) -> RunResult:
-    train_cfg, data_cfg, device = cfg["train"], cfg["data"], info.device
+    train_cfg, data_cfg, device = cfg["train"], cfg["data"], process.device
     seed_everything(cfg["seed"], train_cfg["deterministic"])
     use_cuda = device.type == "cuda"
     if use_cuda:
@@ -103,18 +104,18 @@ def _train(
     if not use_cuda and precision == "fp16":
         raise ConfigError("train.amp=fp16 needs a CUDA device; use bf16 or off on the CPU")
     # A resume is checked against the checkpoint before anything is written or validated.
-    resumed = load_for_resume(resume_path, cfg, info.world_size, device) if resume_path else None
+    resumed = load_for_resume(resume_path, cfg, process.world_size, device) if resume_path else None
 
     # ---- run folder (rank 0 writes every file) and its log.txt ----
     run_dir = resume_path.parent if resume_path else run_files.new_run_dir(cfg)
-    run_dir = Path(distributed.broadcast_object(info, str(run_dir)))
-    with run_files.log_file(run_dir if info.is_main else None), ExitStack() as cleanup:
-        logger.info("run folder %s (world size %d, device %s)", run_dir, info.world_size, device)
+    run_dir = Path(distributed.broadcast_object(process, str(run_dir)))
+    with run_files.log_file(run_dir if process.is_main else None), ExitStack() as cleanup:
+        logger.info("run folder %s (world size %d, device %s)", run_dir, process.world_size, device)
         if not use_cuda and precision == "bf16" and bf16_is_emulated():
             logger.warning("train.amp=bf16: %s", EMULATED_BF16)
         # Finding the splits logs the one line "ROOT (LAYOUT): N train, M val (SOURCE), K test"
         # that outside checks read; it names where checkpoint selection happens.
-        splits = prepare_dataset(cfg, info)
+        splits = prepare_dataset(cfg, process)
         if cfg["eval"]["val_threshold"] != "off" and not splits.val:
             raise ConfigError(
                 f"eval.val_threshold={cfg['eval']['val_threshold']!r} needs validation images, "
@@ -133,12 +134,15 @@ def _train(
         criterion = LRRNetLoss(**cfg["loss"])
         # The weight average (train.ema_decay) is what validation, the checkpoints' "model"
         # and the test see; without one, the live weights.
-        average = WeightAverage(model, train_cfg["ema_decay"]) if train_cfg["ema_decay"] else None
-        averaged = average.module if average is not None else None
-        evaluated = model if averaged is None else averaged
+        decay = train_cfg["ema_decay"]
+        weight_average = WeightAverage(model, decay) if decay else None
+        averaged_model = weight_average.module if weight_average is not None else None
+        eval_model = model if averaged_model is None else averaged_model
         state = TrainState()
         if resumed is not None:
-            state = restore_training(resumed, model, optimizer, scaler, info.rank, averaged)
+            state = restore_training(
+                resumed, model, optimizer, scaler, process.rank, averaged_model
+            )
             logger.info(
                 "resumed from %s at iteration %d (epoch %d)",
                 resume_path,
@@ -146,9 +150,9 @@ def _train(
                 state.epoch,
             )
         else:  # each rank its own dropout stream, after the shared weight initialisation
-            torch.manual_seed(cfg["seed"] + 1000 * info.rank)
+            torch.manual_seed(cfg["seed"] + 1000 * process.rank)
         train_model = torch.compile(model) if train_cfg["compile"] else model
-        if info.is_distributed:
+        if process.is_distributed:
             train_model = DistributedDataParallel(
                 train_model, device_ids=[device.index] if use_cuda else None
             )
@@ -171,8 +175,8 @@ def _train(
             dataset,
             batch_size,
             cfg["seed"],
-            info.rank,
-            info.world_size,
+            process.rank,
+            process.world_size,
             num_workers=data_cfg["num_workers"],
             pin_memory=use_cuda,
         )
@@ -184,42 +188,38 @@ def _train(
             raise UserError(
                 f"{resume_path}: {stored_per_epoch} iterations per epoch when saved, "
                 f"{iters_per_epoch} now ({len(dataset)} training images, batch "
-                f"{batch_size} × {info.world_size} process(es)); the training split changed, "
+                f"{batch_size} × {process.world_size} process(es)); the training split changed, "
                 "so the run cannot continue where it stopped"
             )
         writer = None  # TensorBoard, on rank 0
-        if info.is_main:  # only now: a refused resume leaves the run folder as it was
+        if process.is_main:  # only now: a refused resume leaves the run folder as it was
             run_files.write_config(cfg, run_dir, resumed)
             run_files.truncate_metrics_csv(run_dir, state.iteration)
             writer = run_files.open_tensorboard(run_dir, state.iteration)
             cleanup.callback(writer.close)  # also when the run stops on an error
-        total_iters = train_cfg["epochs"] * iters_per_epoch
-        if train_cfg["max_iters"] is not None:
-            total_iters = min(total_iters, train_cfg["max_iters"])
+        total_iters = total_iterations(train_cfg, iters_per_epoch)
         predictor = Predictor(
-            evaluated,
+            eval_model,
             device=device,
             dtype=precision,
             size=config_eval_size(cfg),
             channels_last=channels_last,
         )
 
-        # Validation, checkpoints and the run files at one point of the loop (state, model
-        # and optimizer are the live objects); returns the seconds it took.
-        evaluate_and_save = functools.partial(
-            validate_and_save,
-            cfg,
-            info,
-            state,
-            predictor,
-            splits.val,
-            model,
-            optimizer,
-            scaler,
-            iters_per_epoch,
-            run_dir,
-            writer,
-            averaged=averaged,
+        # What validation, the checkpoints and the final test share; state, models, optimizer
+        # and scaler are the live objects the loop steps.
+        run = TrainingRun(
+            cfg=cfg,
+            process=process,
+            state=state,
+            model=model,
+            averaged_model=averaged_model,
+            optimizer=optimizer,
+            scaler=scaler,
+            predictor=predictor,
+            iters_per_epoch=iters_per_epoch,
+            run_dir=run_dir,
+            writer=writer,
         )
 
         # ---- the loop ----
@@ -230,16 +230,16 @@ def _train(
             total_iters,
             iters_per_epoch,
             batch_size,
-            info.world_size,
+            process.world_size,
             "float32" if precision == "fp32" else f"{precision} autocast",
-            f", weight average {train_cfg['ema_decay']:g} evaluated" if average is not None else "",
+            f", weight average {decay:g} evaluated" if weight_average is not None else "",
             state.iteration,
         )
         # The iteration log lines (train.log_every) are the progress off a terminal.
         progress = Progress(
             total_iters,
             cfg["name"],
-            enabled=info.is_main,
+            enabled=process.is_main,
             unit="it",
             every=None,
             initial=state.iteration,
@@ -260,19 +260,9 @@ def _train(
                 )
             sampler.set_epoch(state.epoch, start_batch=start_batch)
             for batch in loader:
-                lr = lr_at(
-                    state.iteration,
-                    total_iters,
-                    train_cfg["lr"],
-                    train_cfg["schedule"],
-                    train_cfg["poly_power"],
-                    train_cfg["warmup_iters"],
-                    train_cfg["min_lr"],
-                    train_cfg["step_milestones"],
-                    train_cfg["step_gamma"],
-                )
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
+                lr = lr_at(train_cfg, state.iteration, iters_per_epoch)
+                for param_group in optimizer.param_groups:
+                    param_group["lr"] = lr
                 images = (
                     batch["image"]
                     .to(device, non_blocking=True)
@@ -285,23 +275,8 @@ def _train(
                     reconstruction.float(), target_logits.float(), images.float(), masks
                 )
 
-                # A non-finite loss would poison the weights; stop before the step. One host
-                # sync per step (the total); the terms are only looked at when it is bad. Under
-                # DDP every rank must stop together, or the others wait in the next all-reduce.
-                total_value = terms["total"].item()
-                bad = not math.isfinite(total_value)
-                if distributed.any_true(info, bad):
-                    bad_terms = (
-                        [n for n, v in terms.items() if not math.isfinite(v.item())] if bad else []
-                    )
-                    where = (
-                        ", ".join(f"{n}={terms[n].item()}" for n in bad_terms) or "on another rank"
-                    )
-                    kept = run_dir / "latest.pth"
-                    raise NonFiniteLossError(
-                        f"non-finite loss at iteration {state.iteration + 1} (term {where}); "
-                        f"stopped, last good checkpoint: {kept if kept.exists() else 'none yet'}"
-                    )
+                # A non-finite loss would poison the weights: stop before the step.
+                total_value = checked_total_loss(terms, process, state.iteration + 1, run_dir)
 
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
@@ -311,12 +286,12 @@ def _train(
                 scaler.step(optimizer)
                 scaler.update()
                 state.iteration += 1
-                if average is not None:
-                    average.update(state.iteration)
+                if weight_average is not None:
+                    weight_average.update(state.iteration)
                 loss_sum, loss_count = loss_sum + total_value, loss_count + 1
                 progress.update(1)
 
-                if info.is_main and state.iteration % train_cfg["log_every"] == 0:
+                if process.is_main and state.iteration % train_cfg["log_every"] == 0:
                     run_files.tensorboard_losses(writer, terms, lr, state.iteration)
                     progress.set_postfix(f"loss={terms['total'].item():.4f}, lr={lr:.2e}")
                     logger.info(
@@ -336,7 +311,7 @@ def _train(
                     train_cfg["eval_every"] and state.iteration % train_cfg["eval_every"] == 0
                 )
                 if eval_due or (at_epoch_end and train_cfg["eval_epoch_end"]) or stop:
-                    val_seconds += evaluate_and_save(train_loss=loss_sum / max(1, loss_count))
+                    val_seconds += validate_and_save(run, splits.val, loss_sum / max(1, loss_count))
                     num_evaluations, loss_sum, loss_count = num_evaluations + 1, 0.0, 0
                     last_eval_iteration = state.iteration
                     patience = train_cfg["early_stop_patience"]
@@ -347,7 +322,7 @@ def _train(
                     break
         progress.close()
         if last_eval_iteration != state.iteration:  # e.g. a new run of train.max_iters=0
-            val_seconds += evaluate_and_save(train_loss=loss_sum / max(1, loss_count))
+            val_seconds += validate_and_save(run, splits.val, loss_sum / max(1, loss_count))
             num_evaluations += 1
         elapsed = time.perf_counter() - started
         logger.info(
@@ -359,9 +334,7 @@ def _train(
 
         # ---- final test of the selected and the last checkpoint ----
         test_started = time.perf_counter()
-        report = test_best_and_last(
-            cfg, info, predictor, evaluated, splits, run_dir, state.iteration
-        )
+        report = test_best_and_last(run, splits)
         best, last = report["best"], report["last"]
         test_seconds = time.perf_counter() - test_started
         logger.info(
@@ -376,7 +349,7 @@ def _train(
             "best = last" if best["iteration"] == last["iteration"] else "best and last",
             len(splits.test),
         )
-        if info.is_main:
+        if process.is_main:
             run_files.write_test_report(run_dir, report)
             log_test_report(report)
         return RunResult(cfg["name"], run_dir, {"best": best["test"], "last": last["test"]}, report)
@@ -388,6 +361,31 @@ def training_layout(train_cfg: Mapping[str, Any]) -> bool:
     contiguous on the CPU and on a GPU; docs/speed.md, "CPU" and "GPU")."""
     chosen = train_cfg["channels_last"]
     return bool(train_cfg["compile"]) if chosen is None else bool(chosen)
+
+
+def checked_total_loss(
+    terms: Mapping[str, torch.Tensor], process: distributed.DistInfo, step: int, run_dir: Path
+) -> float:
+    """The total loss of training step ``step`` (1-based) as a float.
+
+    One host sync per step (the total); the terms are only looked at when it is bad. Under
+    DDP every rank must stop together, or the others would wait in the next all-reduce.
+
+    Raises:
+        NonFiniteLossError: the total is NaN or infinite on this or another rank; the message
+            names the step, the bad terms and the last good checkpoint of ``run_dir``.
+    """
+    total = terms["total"].item()
+    bad = not math.isfinite(total)
+    if distributed.any_true(process, bad):
+        bad_terms = [n for n, v in terms.items() if not math.isfinite(v.item())] if bad else []
+        where = ", ".join(f"{n}={terms[n].item()}" for n in bad_terms) or "on another rank"
+        kept = run_dir / "latest.pth"
+        raise NonFiniteLossError(
+            f"non-finite loss at iteration {step} (term {where}); "
+            f"stopped, last good checkpoint: {kept if kept.exists() else 'none yet'}"
+        )
+    return total
 
 
 def seed_everything(seed: int, deterministic: bool = False) -> None:
@@ -403,11 +401,11 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
         torch.backends.cudnn.benchmark = False
 
 
-def prepare_dataset(cfg: Mapping[str, Any], info: distributed.DistInfo) -> Splits:
+def prepare_dataset(cfg: Mapping[str, Any], process: distributed.DistInfo) -> Splits:
     """Find the splits (generating the synthetic dataset when asked) and validate every file."""
-    if info.is_main:
+    if process.is_main:
         ensure_dataset(cfg)
-    distributed.barrier(info)
+    distributed.barrier(process)
     splits = splits_from_config(cfg, generate=False)
     strict = cfg["data"]["strict_sizes"]
     validate_samples(splits.train, "train", strict_sizes=strict)
