@@ -14,6 +14,7 @@ import argparse
 import logging
 import sys
 
+from lrrnet import cli
 from lrrnet.config import available_configs, load_config
 from lrrnet.engine.distributed import is_main_process
 from lrrnet.engine.seeds import train_seeds
@@ -24,27 +25,30 @@ from lrrnet.metrics import format_table
 logger = logging.getLogger("lrrnet.run_configs")
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("configs", nargs="*", help="config names or paths (default: demo)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = cli.parser(__doc__, config="*")
     parser.add_argument("--resume", help="'auto' (newest run of each config) or a checkpoint path")
     parser.add_argument("--list", action="store_true", help="list the available configs and exit")
     parser.add_argument(
         "--seeds", type=int, nargs="+", metavar="S", help="one run per training seed, summarised"
     )
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    return parser.parse_args(argv)
 
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    cli.setup_logging()
+    return cli.guarded(run, args)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Train each config; one that fails is reported and the others still run."""
     if args.list:
         print("\n".join(available_configs()))
         return 0
     names = args.configs or ["demo"]
     if args.resume not in (None, "auto") and len(names) > 1:
-        print("error: --resume PATH takes a single config", file=sys.stderr)
-        return 2
+        raise UserError("--resume PATH takes a single config")
 
     rows, failed = [], []
     for name in names:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import sys
 from pathlib import Path
 
 import pytest
@@ -24,8 +23,6 @@ from lrrnet.engine.trainer import RunResult
 from lrrnet.errors import UserError
 from lrrnet.metrics import METRIC_KEYS
 from tests.test_trainer import tiny_dataset, tiny_overrides  # noqa: F401 (a fixture)
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def fake_run(seed, best_iou, last_iou, chosen=None):
@@ -93,9 +90,8 @@ def test_seed_errors_before_any_run(tmp_path):
         train_seeds(cfg, [1, 2], resume=str(tmp_path / "latest.pth"))
 
 
-def test_run_configs_seeds_end_to_end(tiny_dataset, tmp_path, capsys):  # noqa: F811
-    sys.path.insert(0, str(ROOT))
-    import run_configs
+def test_run_configs_seeds_end_to_end(tiny_dataset, tmp_path, capsys, script_logging):  # noqa: F811
+    import run_configs  # a script of the project root, which pytest puts on sys.path
 
     args = ["synthetic", "--seeds", "4", "5"]
     for item in tiny_overrides(tiny_dataset, tmp_path / "c", **{"train.epochs": 1}):

@@ -378,10 +378,9 @@ def test_bf16_autocast_trains_on_the_cpu_and_fp16_is_refused(tiny_dataset, tmp_p
 
 
 def test_run_configs_continues_past_a_failed_config_and_exits_non_zero(
-    tiny_dataset, tmp_path, capsys
+    tiny_dataset, tmp_path, capsys, script_logging
 ):
-    sys.path.insert(0, str(ROOT))
-    import run_configs
+    import run_configs  # a script of the project root, which pytest puts on sys.path
 
     assert run_configs.main(["--list"]) == 0
     assert {"demo", "irstd1k", "nudt", "sirst", "sirstaug", "synthetic"} <= set(
