@@ -70,4 +70,9 @@ def test_the_helpers_import_no_other_layer_of_the_package():
     loaded = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
-    assert ast.literal_eval(loaded) == ["lrrnet", "lrrnet.config_tree", "lrrnet.errors", "lrrnet.files"]
+    assert ast.literal_eval(loaded) == [
+        "lrrnet",
+        "lrrnet.config_tree",
+        "lrrnet.errors",
+        "lrrnet.files",
+    ]
