@@ -13,7 +13,6 @@ from torch import nn
 
 from lrrnet.config import load_config
 from lrrnet.engine.checkpoint import (
-    TrainingRun,
     TrainState,
     config_changes,
     extract_model_state,
@@ -23,10 +22,10 @@ from lrrnet.engine.checkpoint import (
     load_model_weights,
     restore_training,
     save_checkpoint,
-    training_checkpoint,
     unwrap_model,
 )
 from lrrnet.engine.distributed import init_distributed
+from lrrnet.engine.training_run import TrainingRun, training_checkpoint
 from lrrnet.errors import CheckpointError, UserError
 
 SENTINEL: list[str] = []

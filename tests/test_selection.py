@@ -15,8 +15,9 @@ from torch import nn
 from lrrnet.config import load_config
 from lrrnet.data import Sample
 from lrrnet.engine import selection
-from lrrnet.engine.checkpoint import TrainingRun, TrainState, load_checkpoint
+from lrrnet.engine.checkpoint import TrainState, load_checkpoint
 from lrrnet.engine.distributed import init_distributed
+from lrrnet.engine.training_run import TrainingRun
 from lrrnet.metrics import METRIC_KEYS, MetricAccumulator
 
 

@@ -20,15 +20,14 @@ from typing import Any
 from lrrnet.data import Sample, Splits
 from lrrnet.engine import distributed, run_files
 from lrrnet.engine.checkpoint import (
-    TrainingRun,
     gather_rng_states,
     load_checkpoint,
     save_checkpoint,
-    training_checkpoint,
     unwrap_model,
 )
 from lrrnet.engine.evaluator import evaluate_at
 from lrrnet.engine.predictor import Predictor
+from lrrnet.engine.training_run import TrainingRun, training_checkpoint
 from lrrnet.metrics import VAL_THRESHOLDS, best_threshold
 
 logger = logging.getLogger(__name__)

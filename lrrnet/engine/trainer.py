@@ -5,7 +5,7 @@ iteration loop with its LR step, finiteness check and logging, validation and ch
 where the config asks for them (:func:`~lrrnet.engine.selection.validate_and_save`), then
 the test of the selected and the last checkpoint
 (:func:`~lrrnet.engine.selection.test_best_and_last`). Each is a plain call in the loop,
-given the :class:`~lrrnet.engine.checkpoint.TrainingRun` that holds what they share; there
+given the :class:`~lrrnet.engine.training_run.TrainingRun` that holds what they share; there
 is no hook or callback system on purpose. What a checkpoint holds is
 :mod:`lrrnet.engine.checkpoint`; the other files of the run folder are
 :mod:`lrrnet.engine.run_files`.
@@ -43,7 +43,6 @@ from lrrnet.data import (
 )
 from lrrnet.engine import distributed, run_files
 from lrrnet.engine.checkpoint import (
-    TrainingRun,
     TrainState,
     load_for_resume,
     restore_training,
@@ -53,6 +52,7 @@ from lrrnet.engine.hardware import EMULATED_BF16, bf16_is_emulated
 from lrrnet.engine.predictor import Predictor, autocast_context, config_eval_size
 from lrrnet.engine.schedule import lr_at, make_optimizer, total_iterations
 from lrrnet.engine.selection import log_test_report, test_best_and_last, validate_and_save
+from lrrnet.engine.training_run import TrainingRun
 from lrrnet.engine.weight_average import WeightAverage
 from lrrnet.errors import ConfigError, UserError
 from lrrnet.losses import LRRNetLoss
