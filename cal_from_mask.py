@@ -30,14 +30,16 @@ from lrrnet import cli
 from lrrnet.config import load_config
 from lrrnet.data import splits_from_config
 from lrrnet.engine.scoring import score_folder
-from lrrnet.metrics import PROTOCOLS, format_area_table, format_table
+from lrrnet.metrics import PROTOCOLS, THRESHOLD, format_area_table, format_table
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = cli.parser(__doc__)
     parser.add_argument("--pred", help="predictions folder (default with CONFIG: results/<name>)")
     parser.add_argument("--masks", help="mask folder (default with CONFIG: its test masks)")
-    parser.add_argument("--threshold", type=float, help="positive when p > threshold (0.5)")
+    parser.add_argument(
+        "--threshold", type=cli.in_domain(THRESHOLD), help="positive when p > threshold (0.5)"
+    )
     parser.add_argument("--protocol", choices=PROTOCOLS, help="standard (default) or lrrnet")
     parser.add_argument("--json", help="metrics.json path; the other files go beside it")
     parser.add_argument(

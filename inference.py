@@ -75,7 +75,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=0.0,
         help="Gaussian input noise, grey levels",
     )
-    parser.add_argument("--noise-seed", type=int, default=0)
+    parser.add_argument("--noise-seed", type=cli.non_negative_int, default=0)
     return parser.parse_args(argv)
 
 

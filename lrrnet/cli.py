@@ -21,7 +21,8 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from lrrnet.errors import UserError
+from lrrnet.domains import Domain
+from lrrnet.errors import ConfigError, UserError
 
 LOG_FORMAT = "%(asctime)s %(label)s%(message)s"
 LOG_DATE_FORMAT = "%H:%M:%S"
@@ -94,9 +95,44 @@ def positive_int(text: str) -> int:
     return value
 
 
+def non_negative_int(text: str) -> int:
+    """argparse type: an int >= 0 (a seed, a count where 0 means none)."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
 def non_negative_float(text: str) -> float:
     """argparse type: a finite float >= 0."""
     value = float(text)
     if not 0 <= value < float("inf"):
         raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
     return value
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a finite float > 0."""
+    value = float(text)
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+    return value
+
+
+def in_domain(domain: Domain) -> Callable[[str], int | float]:
+    """argparse type for a flag that means what a config key means: its values are the
+    key's :class:`~lrrnet.domains.Domain` (``--threshold`` is ``eval.threshold``), so the
+    rule is written once, in the module that owns the key."""
+
+    def parse(text: str) -> int | float:
+        try:
+            value = int(text) if domain.integer else float(text)
+            domain.check(value)
+        except (ValueError, ConfigError):
+            raise argparse.ArgumentTypeError(
+                f"must be {'an int' if domain.integer else 'a number'} {domain.describe()}, "
+                f"got {text}"
+            ) from None
+        return value
+
+    return parse

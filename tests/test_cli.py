@@ -2,12 +2,15 @@
 and the argparse types."""
 
 import argparse
+import importlib
 import logging
 import re
 
 import pytest
+from conftest import load_tool
 
 from lrrnet import cli
+from lrrnet.domains import Domain
 from lrrnet.errors import ConfigError, UserError
 
 STAMP = r"\d\d:\d\d:\d\d"
@@ -116,3 +119,71 @@ def test_the_types_say_what_they_refused():
         cli.positive_int("0")
     with pytest.raises(argparse.ArgumentTypeError, match="must be a finite number >= 0, got inf"):
         cli.non_negative_float("inf")
+
+
+@pytest.mark.parametrize("text", ["-1", "1.5", "seven"])
+def test_non_negative_int_refuses_negatives_and_non_integers(text):
+    assert cli.non_negative_int("0") == 0
+    with pytest.raises((argparse.ArgumentTypeError, ValueError)):
+        cli.non_negative_int(text)
+
+
+@pytest.mark.parametrize("text", ["0", "-1e-3", "inf", "nan", "tiny"])
+def test_positive_float_refuses_zero_negatives_inf_and_nan(text):
+    assert cli.positive_float("1e-3") == 1e-3
+    with pytest.raises((argparse.ArgumentTypeError, ValueError)):
+        cli.positive_float(text)
+
+
+def test_in_domain_takes_a_config_keys_rule_for_a_flag():
+    threshold = cli.in_domain(Domain("eval.threshold", 0.0, 1.0, low_open=True, high_open=True))
+    assert threshold("0.25") == 0.25
+    for text in ("0", "1", "nan", "inf", "-0.5", "half"):
+        with pytest.raises(argparse.ArgumentTypeError, match=rf"in \(0, 1\), got {text}"):
+            threshold(text)
+    count = cli.in_domain(Domain("train.epochs", low=1, integer=True))
+    assert count("3") == 3
+    with pytest.raises(argparse.ArgumentTypeError, match="an int >= 1, got 2.5"):
+        count("2.5")
+
+
+# Every numeric flag of every script, with values outside its domain: refused by argparse,
+# before any work, in one line that names the flag.
+SCRIPT_FLAGS = [
+    ("run_configs", "--seeds", ["-1", "1.5"]),
+    ("inference", "--batch-size", ["0", "-2"]),
+    ("inference", "--noise-sigma", ["inf", "nan", "-1"]),
+    ("inference", "--noise-seed", ["-1", "0.5"]),
+    ("cal_from_mask", "--threshold", ["nan", "inf", "-1", "0", "1", "2"]),
+    ("tools/benchmark", "--size", ["0", "-8"]),
+    ("tools/benchmark", "--batch", ["0"]),
+    ("tools/benchmark", "--warmup", ["-1"]),
+    ("tools/benchmark", "--iters", ["0"]),
+    ("tools/benchmark_metrics", "--num", ["0"]),
+    ("tools/benchmark_metrics", "--reference-num", ["-1"]),
+    ("tools/benchmark_metrics", "--size", ["0"]),
+    ("tools/benchmark_metrics", "--seed", ["-1"]),
+    ("tools/export", "--tolerance", ["0", "-1", "nan", "inf"]),
+    ("tools/lowrank", "--limit", ["0", "-3"]),
+    ("tools/make_synthetic_dataset", "--num-train", ["0", "-5"]),
+    ("tools/make_synthetic_dataset", "--num-test", ["0"]),
+    ("tools/make_synthetic_dataset", "--seed", ["-1"]),
+    ("tools/visualize", "--threshold", ["nan", "1.5"]),
+    ("tools/visualize", "--limit", ["0"]),
+    ("tools/visualize", "--worst", ["-1"]),
+]
+
+
+@pytest.mark.parametrize(("script", "flag", "values"), SCRIPT_FLAGS)
+def test_every_scripts_numeric_flags_refuse_values_outside_their_domain(
+    script, flag, values, capsys
+):
+    if script.startswith("tools/"):
+        module = load_tool(script.removeprefix("tools/"))
+    else:
+        module = importlib.import_module(script)
+    for value in values:
+        with pytest.raises(SystemExit) as stop:
+            module.main([flag, value])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert stop.value.code == 2 and f"argument {flag}: " in err[-1], (flag, value, err)

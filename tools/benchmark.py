@@ -31,7 +31,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from lrrnet.cli import guarded, parser, setup_logging
+from lrrnet.cli import guarded, non_negative_int, parser, positive_int, setup_logging
 from lrrnet.engine.backend_comparison import COMPARED, benchmark_backends, format_backends
 from lrrnet.engine.backends import BACKENDS, BackendError
 from lrrnet.engine.benchmarking import (
@@ -80,8 +80,8 @@ MODES: dict[str, tuple[Measure, tuple[str, ...], Callable[[dict[str, Any]], str]
 
 def build_parser() -> argparse.ArgumentParser:
     arguments = parser(__doc__, config=None)
-    arguments.add_argument("--size", type=int, default=512, help="input height and width")
-    arguments.add_argument("--batch", type=int, default=1)
+    arguments.add_argument("--size", type=positive_int, default=512, help="input height and width")
+    arguments.add_argument("--batch", type=positive_int, default=1)
     arguments.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     arguments.add_argument(
         "--dtype", choices=sorted(DTYPES), default="fp32", help="bf16/fp16 run under autocast"
@@ -91,8 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     arguments.add_argument("--channels-last", action="store_true")
     arguments.add_argument("--attention", choices=("sdpa", "naive"), default="sdpa")
-    arguments.add_argument("--warmup", type=int, default=3)
-    arguments.add_argument("--iters", type=int, default=10)
+    arguments.add_argument("--warmup", type=non_negative_int, default=3)
+    arguments.add_argument("--iters", type=positive_int, default=10)
     arguments.add_argument(
         "--compare",
         action="store_true",

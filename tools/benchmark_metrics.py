@@ -15,16 +15,20 @@ from __future__ import annotations
 
 import sys
 
-from lrrnet.cli import parser
+from lrrnet.cli import non_negative_int, parser, positive_int
 from lrrnet.engine.metrics_reference import compare_metrics
 
 
 def main(argv: list[str] | None = None) -> int:
     arguments = parser(__doc__, config=None)
-    arguments.add_argument("--num", type=int, default=200, help="pairs scored by the accumulator")
-    arguments.add_argument("--reference-num", type=int, default=10, help="pairs for the reference")
-    arguments.add_argument("--size", type=int, default=512)
-    arguments.add_argument("--seed", type=int, default=0)
+    arguments.add_argument(
+        "--num", type=positive_int, default=200, help="pairs scored by the accumulator"
+    )
+    arguments.add_argument(
+        "--reference-num", type=positive_int, default=10, help="pairs for the reference"
+    )
+    arguments.add_argument("--size", type=positive_int, default=512)
+    arguments.add_argument("--seed", type=non_negative_int, default=0)
     args = arguments.parse_args(argv)
 
     result = compare_metrics(args.num, args.reference_num, args.size, args.seed)

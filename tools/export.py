@@ -36,7 +36,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--tolerance",
-        type=float,
+        type=cli.positive_float,
         default=EXPORT_TOLERANCE,
         help="largest accepted |Δp| against PyTorch",
     )

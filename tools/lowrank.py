@@ -31,7 +31,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--images", required=True, help="folder of frames (or DIR/images)")
     parser.add_argument("--out", default="results/lowrank", help="folder for the report")
     parser.add_argument("--size", default="native", help="native (default) or N (resize N×N)")
-    parser.add_argument("--limit", type=int, help="the first N frames by name")
+    parser.add_argument("--limit", type=cli.positive_int, help="the first N frames by name")
     parser.add_argument("--energy", type=float, default=0.99, help="energy fraction, (0, 1]")
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda or auto")
     parser.add_argument(
@@ -49,8 +49,6 @@ def main(argv: list[str] | None = None) -> int:
 def run(args: argparse.Namespace) -> int:
     if not 0 < args.energy <= 1:
         raise UserError(f"--energy {args.energy}: must be in (0, 1]")
-    if args.limit is not None and args.limit < 1:
-        raise UserError(f"--limit {args.limit}: must be at least 1")
     samples = folder_samples(args.images)[: args.limit]
     predictor = Predictor.from_checkpoint(
         args.checkpoint, device=args.device, size=parse_size(args.size), channels_last=False

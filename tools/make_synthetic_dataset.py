@@ -17,10 +17,14 @@ from lrrnet.data.synthetic import generate_dataset
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = cli.parser(__doc__, config=None)
     parser.add_argument("--out", required=True, type=Path, help="dataset folder to create")
-    parser.add_argument("--num-train", type=int, default=800, help="frames in trainval/")
-    parser.add_argument("--num-test", type=int, default=200, help="frames in test/")
+    parser.add_argument(
+        "--num-train", type=cli.positive_int, default=800, help="frames in trainval/"
+    )
+    parser.add_argument("--num-test", type=cli.positive_int, default=200, help="frames in test/")
     parser.add_argument("--size", default="256", help="frame side S, or HxW (e.g. 96x160)")
-    parser.add_argument("--seed", type=int, default=0, help="same seed, same bytes")
+    parser.add_argument(
+        "--seed", type=cli.non_negative_int, default=0, help="same seed, same bytes"
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     return parser.parse_args(argv)
 

@@ -25,6 +25,7 @@ from lrrnet.config import load_config
 from lrrnet.engine import panels
 from lrrnet.engine.scoring import read_roc
 from lrrnet.errors import UserError
+from lrrnet.metrics import THRESHOLD
 from lrrnet.visualize import roc_plot
 
 
@@ -38,9 +39,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--labels", nargs="+", help="legend labels for --roc, one per folder")
     parser.add_argument("--log-fpr", action="store_true", help="log-scale FPR axis (--roc)")
     parser.add_argument("--out", help="panel folder, or the plot file with --roc")
-    parser.add_argument("--threshold", type=float, help="positive when p > T (default 0.5)")
-    parser.add_argument("--limit", type=int, help="only the first N images")
-    parser.add_argument("--worst", type=int, default=16, help="images on worst.png (0: none)")
+    parser.add_argument(
+        "--threshold", type=cli.in_domain(THRESHOLD), help="positive when p > T (default 0.5)"
+    )
+    parser.add_argument("--limit", type=cli.positive_int, help="only the first N images")
+    parser.add_argument(
+        "--worst", type=cli.non_negative_int, default=16, help="images on worst.png (0: none)"
+    )
     args = parser.parse_args(argv)
     modes = [args.config is not None, args.pred is not None, args.roc is not None]
     if sum(modes) != 1:
