@@ -5,7 +5,15 @@ import numpy as np
 import pytest
 import scipy.io
 
-from lrrnet.data.io import list_images, read_image, read_prediction
+from lrrnet.data.io import (
+    WRITTEN_MAPS,
+    check_apart_from_inputs,
+    clear_predictions,
+    list_images,
+    read_image,
+    read_prediction,
+    write_prediction,
+)
 from lrrnet.errors import DataError
 
 
@@ -58,3 +66,65 @@ def test_a_folder_of_frames_is_dir_images_when_it_holds_images_else_dir(tmp_path
     assert list_images(tmp_path) == [tmp_path / "images" / "c.png"]
     with pytest.raises(DataError, match="nowhere: folder not found"):
         list_images(tmp_path / "nowhere")
+
+
+def test_clearing_removes_only_the_maps_written_here_and_never_a_foreign_file(tmp_path):
+    out, elsewhere = tmp_path / "out", tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    victim = elsewhere / "victim.png"
+    victim.write_bytes(b"a user's file")
+    write_prediction(out, "ours", np.zeros((4, 4), np.float32), background=np.ones((4, 4)))
+    # Files with the names and suffixes of maps that this framework did not write.
+    for relative in ("img/frame.png", "mat/frame.mat", "background/frame.png"):
+        (out / relative).write_bytes(b"the user's")
+    (out / "img" / "link.png").symlink_to(victim)
+    # A hostile manifest: paths that leave OUT, absolute, other folders or suffixes, a link.
+    with (out / WRITTEN_MAPS).open("a") as handle:
+        for entry in (
+            "img/../../elsewhere/victim.png",
+            "../elsewhere/victim.png",
+            str(victim),
+            "img/link.png",
+            "notes/frame.png",
+            "img/frame.mat",
+            "mat/",
+            "",
+        ):
+            handle.write(entry + "\n")
+    assert clear_predictions(out) == 3  # ours: img, mat, background
+    assert victim.read_bytes() == b"a user's file" and (out / "img" / "link.png").is_symlink()
+    for relative in ("img/frame.png", "mat/frame.mat", "background/frame.png"):
+        assert (out / relative).read_bytes() == b"the user's"
+    assert not (out / "img" / "ours.png").exists() and not (out / "mat" / "ours.mat").exists()
+    assert clear_predictions(out) == 0  # the manifest went with the maps it listed
+
+
+def test_a_map_that_would_overwrite_a_foreign_file_is_refused_before_any_removal(tmp_path):
+    out = tmp_path / "out"
+    write_prediction(out, "old", np.zeros((4, 4), np.float32))
+    (out / "mat" / "frame.mat").write_bytes(b"the user's")
+    with pytest.raises(DataError, match=r"did not write would be overwritten.*frame\.mat"):
+        clear_predictions(out, ["old", "frame"])
+    assert (out / "mat" / "old.mat").is_file()  # nothing removed
+    assert (out / "mat" / "frame.mat").read_bytes() == b"the user's"
+    # Maps of this framework's own earlier run are replaced freely; a background is checked
+    # only when one is written.
+    (out / "background").mkdir()
+    (out / "background" / "old.png").write_bytes(b"the user's")
+    assert clear_predictions(out, ["old"]) == 2
+    with pytest.raises(DataError, match=r"background/old\.png"):
+        clear_predictions(out, ["old"], with_background=True)
+
+
+def test_an_output_folder_holding_an_input_is_refused(tmp_path):
+    frames = tmp_path / "U" / "img"
+    frames.mkdir(parents=True)
+    frame = frames / "a.png"
+    frame.write_bytes(b"")
+    (tmp_path / "link").symlink_to(tmp_path / "U")
+    for out in (tmp_path / "U", frames, tmp_path, tmp_path / "link", tmp_path / "U" / ".."):
+        with pytest.raises(DataError, match="holds the input") as error:
+            check_apart_from_inputs(out, [frame])
+        assert "\n" not in str(error.value)
+    check_apart_from_inputs(tmp_path / "U" / "out", [frame])  # beside the frames: fine
+    check_apart_from_inputs(tmp_path / "Uimg", [frame])  # a name prefix is not a parent

@@ -12,7 +12,7 @@ import scipy.io
 import torch
 import torch.nn.functional as F
 
-from lrrnet.data.io import read_image
+from lrrnet.data.io import read_image, write_prediction
 from lrrnet.engine.predictor import Predictor
 from lrrnet.errors import ConfigError
 from lrrnet.models import Downsample, LRRNet
@@ -177,15 +177,14 @@ def test_corrupt_image_is_reported_and_the_others_are_written(frames, checkpoint
     out = tmp_path / "out"
     # An earlier run's maps: the one of the frame that now fails must not survive to be
     # scored as new, nor the map of a frame no longer in the folder. Other files stay.
-    for sub, name in (("img", "broken.png"), ("mat", "broken.mat"), ("mat", "gone.mat")):
-        (out / sub).mkdir(parents=True, exist_ok=True)
-        (out / sub / name).write_bytes(b"stale")
+    for name in ("broken", "gone"):
+        write_prediction(out, name, np.zeros((4, 4), np.float32))
     (out / "notes.txt").write_text("mine")
     # At the frames' own size: this test is about the failure, not the geometry.
     result = run_inference(checkpoints["tiny"][0], folder, out, "--size", "native")
     assert result.returncode != 0
     assert "broken.png" in result.stderr and "Traceback" not in result.stderr
-    written = {p.stem for p in (out / "mat").iterdir()}
+    written = {p.stem for p in (out / "mat").glob("*.mat")}
     assert written == {*SIZES, "deep", "colour"}  # no broken.mat, no gone.mat
     assert not (out / "img" / "broken.png").exists()
     assert (out / "notes.txt").read_text() == "mine"
@@ -315,3 +314,21 @@ def test_impossible_options_are_refused_before_any_work(
     result = run_inference(checkpoints["tiny"][0], frames, out, option, value)
     assert result.returncode == 2 and option in result.stderr
     assert not out.exists()
+
+
+def test_an_output_folder_holding_the_frames_is_refused_and_they_stay(checkpoints, tmp_path):
+    # A user's frames in U/img: --out U would write U/img/<name>.png over each of them.
+    frames = tmp_path / "U" / "img"
+    frames.mkdir(parents=True)
+    rng = np.random.default_rng(7)
+    for name in ("000001", "000002"):
+        cv2.imwrite(str(frames / f"{name}.png"), rng.integers(0, 256, (16, 16), dtype=np.uint8))
+    before = {p: p.read_bytes() for p in frames.iterdir()}
+    for out in (tmp_path / "U", frames, tmp_path):
+        result = run_inference(checkpoints["tiny"][0], frames, out, "--size", "native")
+        assert result.returncode != 0
+        last_line = result.stderr.strip().splitlines()[-1]
+        assert last_line.startswith("error: ") and "holds the input" in last_line, result.stderr
+        assert "Traceback" not in result.stderr
+    assert {p: p.read_bytes() for p in frames.iterdir()} == before
+    assert sorted(p.name for p in (tmp_path / "U").iterdir()) == ["img"]

@@ -18,17 +18,32 @@ import cv2
 import numpy as np
 
 from lrrnet.baselines.ipi import ipi
+from lrrnet.baselines.maxmedian import max_median
+from lrrnet.baselines.mpcm import mpcm
 from lrrnet.baselines.pool import check_workers, ordered_map
+from lrrnet.baselines.pstnn import pstnn
 from lrrnet.baselines.tophat import white_tophat
 from lrrnet.config import parse_override
 from lrrnet.data import folder_samples, splits_from_config
-from lrrnet.data.io import clear_predictions, read_image, write_prediction
+from lrrnet.data.io import (
+    check_apart_from_inputs,
+    clear_predictions,
+    read_image,
+    write_prediction,
+)
 from lrrnet.errors import ConfigError, DataError
 from lrrnet.progress import Progress
 
 logger = logging.getLogger(__name__)
 
-BASELINES: dict[str, Callable[..., np.ndarray]] = {"tophat": white_tophat, "ipi": ipi}
+# Every entry maps an H×W frame in [0, 1] (and keyword parameters) to an H×W map in [0, 1].
+BASELINES: dict[str, Callable[..., np.ndarray]] = {
+    "tophat": white_tophat,
+    "maxmedian": max_median,
+    "ipi": ipi,
+    "mpcm": mpcm,
+    "pstnn": pstnn,
+}
 
 
 def _method(method: str) -> Callable[..., np.ndarray]:
@@ -148,7 +163,8 @@ def run_baseline_on_files(
         raise ConfigError(f"size must be a positive integer or native, got {size}")
     run = BaselineRun(out_dir=Path(out_dir), workers=workers)
     # As inference does: every map in OUT belongs to this run, a failed frame has none.
-    removed = clear_predictions(run.out_dir)
+    check_apart_from_inputs(run.out_dir, [path for _, path in images])
+    removed = clear_predictions(run.out_dir, [name for name, _ in images])
     if removed:
         logger.info("removed %d maps of an earlier run from %s", removed, run.out_dir)
     start = time.perf_counter()

@@ -6,6 +6,8 @@ naming the file when it cannot: the callers collect or report these, never skip 
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterable
 from pathlib import Path
 
 import cv2
@@ -14,6 +16,8 @@ import scipy.io
 
 from lrrnet.errors import DataError
 from lrrnet.files import atomic_path
+
+logger = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff")
 
@@ -186,39 +190,128 @@ def write_prediction(
     pngs = {"img": prob}
     if background is not None:
         variables["D"] = pngs["background"] = np.asarray(background, dtype=np.float32)
+    paths = {folder: named_file(out_dir / folder, name, ".png") for folder in pngs}
+    mat_path = named_file(out_dir / "mat", name, ".mat")
+    # Listed before they exist: a kill between the two leaves an entry without a file
+    # (harmless to clear), never a map that the next run's clearing would not know as its own.
+    _record_written(out_dir, [f"{folder}/{name}.png" for folder in pngs] + [f"mat/{name}.mat"])
     # Each file through a temporary name and a rename: a kill never leaves half a map.
     for folder, values in pngs.items():
-        path = named_file(out_dir / folder, name, ".png")
+        path = paths[folder]
         with atomic_path(path) as temp:
             if not cv2.imwrite(
                 str(temp), np.round(np.clip(values, 0.0, 1.0) * 255.0).astype(np.uint8)
             ):
                 raise DataError(f"{path}: cannot write file")
-    with atomic_path(named_file(out_dir / "mat", name, ".mat")) as temp:
+    with atomic_path(mat_path) as temp:
         scipy.io.savemat(str(temp), variables, do_compression=True)
 
 
 # What write_prediction writes, by subfolder of OUT.
 PREDICTION_FILES = {"img": ".png", "mat": ".mat", "background": ".png"}
 
+# In a results folder: every map write_prediction wrote there, one ``img/<name>.png``-style
+# path a line. Only what it lists is ever removed (docs/inference.md, "Running a model on
+# frames").
+WRITTEN_MAPS = "written_maps.txt"
 
-def clear_predictions(out_dir: str | Path) -> int:
+
+def _record_written(out_dir: Path, entries: list[str]) -> None:
+    path = out_dir / WRITTEN_MAPS
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        handle.write("".join(f"{entry}\n" for entry in entries))
+
+
+def _written_map(out_dir: Path, entry: str) -> Path | None:
+    """The file a manifest line names, or None for a line write_prediction never writes
+    (another folder, another suffix, a path that leaves ``out_dir``): a hand-edited or
+    hostile manifest cannot point the clearing at anything else."""
+    folder, _, file_name = entry.partition("/")
+    suffix = PREDICTION_FILES.get(folder)
+    if suffix is None or not is_plain_name(file_name) or not file_name.endswith(suffix):
+        return None
+    return out_dir / folder / file_name
+
+
+def clear_predictions(
+    out_dir: str | Path, names: Iterable[str] = (), with_background: bool = False
+) -> int:
     """Remove the maps an earlier run wrote into ``out_dir``; returns how many.
 
-    Only what :func:`write_prediction` writes is removed (``img/*.png``, ``mat/*.mat``,
-    ``background/*.png``), nothing else in ``out_dir``. Called before a run writes its own
+    Only files that :func:`write_prediction` listed in ``out_dir``'s :data:`WRITTEN_MAPS`
+    are removed; anything else is never touched, whatever its name (maps put there by hand
+    or by another program are logged as left in place). Called before a run writes its own
     maps, so a frame that fails this time cannot leave an older map to be scored as new.
+
+    Args:
+        out_dir: results folder.
+        names: the maps the run will write; one whose file exists and is not listed would
+            be overwritten, so it is refused before anything is removed.
+        with_background: the run also writes ``background/<name>.png``.
+
+    Raises:
+        DataError: a map to write would replace a file this framework did not write.
     """
+    out_dir = Path(out_dir)
+    manifest = out_dir / WRITTEN_MAPS
+    entries = manifest.read_text().splitlines() if manifest.is_file() else []
+    ours = {path for entry in entries if (path := _written_map(out_dir, entry)) is not None}
+    folders = ("img", "mat", "background") if with_background else ("img", "mat")
+    clashes = [
+        path
+        for name in names
+        for folder in folders
+        if (path := out_dir / folder / f"{name}{PREDICTION_FILES[folder]}") not in ours
+        and (path.exists() or path.is_symlink())
+    ]
+    if clashes:
+        raise DataError(
+            f"{out_dir}: {len(clashes)} file(s) that this framework did not write would be "
+            f"overwritten, e.g. {clashes[0]} (not in {WRITTEN_MAPS}); choose another --out"
+        )
     removed = 0
-    for folder, suffix in PREDICTION_FILES.items():
-        directory = Path(out_dir) / folder
-        if not directory.is_dir():
-            continue
-        for path in directory.iterdir():
-            if path.is_file() and path.suffix.lower() == suffix:
-                path.unlink()
-                removed += 1
+    for path in ours:
+        if path.is_file() and not path.is_symlink():
+            path.unlink()
+            removed += 1
+    manifest.unlink(missing_ok=True)
+    foreign = [
+        path
+        for folder, suffix in PREDICTION_FILES.items()
+        if (out_dir / folder).is_dir()
+        for path in (out_dir / folder).iterdir()
+        if path.suffix.lower() == suffix and not path.name.startswith(".")
+    ]
+    if foreign:
+        logger.warning(
+            "%s: %d map(s) that this framework did not write there (not in %s) are left in "
+            "place, e.g. %s",
+            out_dir,
+            len(foreign),
+            WRITTEN_MAPS,
+            foreign[0],
+        )
     return removed
+
+
+def check_apart_from_inputs(out_dir: str | Path, inputs: Iterable[str | Path]) -> None:
+    """Refuse an output folder that holds any of the ``inputs`` (at any depth).
+
+    Writing maps there would mix them with the frames (``--images U/img --out U`` writes
+    ``U/img/<name>.png`` over the frame of that name), and clearing would meet them.
+
+    Raises:
+        DataError: one line naming the folder and a frame inside it.
+    """
+    out_dir = Path(out_dir).resolve()
+    for path in inputs:
+        resolved = Path(path).resolve()
+        if resolved == out_dir or resolved.is_relative_to(out_dir):
+            raise DataError(
+                f"{out_dir}: output folder holds the input {path}; write the maps to a folder "
+                "apart from the frames"
+            )
 
 
 def image_files(folder: str | Path) -> list[Path]:

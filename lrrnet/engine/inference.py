@@ -20,10 +20,11 @@ import numpy as np
 import torch
 
 from lrrnet.data import Sample, read_sample
-from lrrnet.data.io import clear_predictions, write_prediction
+from lrrnet.data.io import check_apart_from_inputs, clear_predictions, write_prediction
 from lrrnet.data.transforms import add_gaussian_noise
 from lrrnet.engine.checkpoint import load_checkpoint
 from lrrnet.engine.predictor import Predictor, config_eval_size
+from lrrnet.engine.zoo import resolve_checkpoint
 from lrrnet.errors import DataError
 from lrrnet.progress import Progress
 
@@ -40,19 +41,36 @@ class LoadedSample:
     error: DataError | None = None
 
 
+# A change of a frame before the network sees it: ``(name, image H×W) → image H×W``.
+Corruption = Callable[[str, np.ndarray], np.ndarray]
+
+
+def frame_rng(seed: int, name: str) -> np.random.Generator:
+    """The random source of one frame's noise, seeded by its name, so a frame gets the same
+    noise whatever the order or batch."""
+    return np.random.default_rng([seed, zlib.crc32(name.encode())])
+
+
 def load_sample(
-    sample: Sample, with_mask: bool, noise_sigma: float = 0.0, noise_seed: int = 0
+    sample: Sample,
+    with_mask: bool,
+    noise_sigma: float = 0.0,
+    noise_seed: int = 0,
+    corrupt: Corruption | None = None,
 ) -> LoadedSample:
-    """Read one sample; a problem is returned in ``error``, not raised (the caller decides)."""
+    """Read one sample; a problem is returned in ``error``, not raised (the caller decides).
+
+    ``corrupt`` changes the image after it is read (and after ``noise_sigma``'s noise).
+    """
     # Inference reads no masks: it must not fail, or spend time, on them.
     to_read = sample if with_mask else dataclasses.replace(sample, mask=None)
     image, mask, problems = read_sample(to_read, require_mask=with_mask)
     if problems:
         return LoadedSample(sample, error=DataError("; ".join(problems)))
     if noise_sigma > 0:
-        # Seeded by name, so a frame gets the same noise whatever the order or batch.
-        rng = np.random.default_rng([noise_seed, zlib.crc32(sample.name.encode())])
-        image = add_gaussian_noise(image, noise_sigma, rng)
+        image = add_gaussian_noise(image, noise_sigma, frame_rng(noise_seed, sample.name))
+    if corrupt is not None:
+        image = corrupt(sample.name, image)
     return LoadedSample(sample, image, mask)
 
 
@@ -66,13 +84,15 @@ def iterate_predictions(
     on_error: Callable[[Sample, DataError], None] | None = None,
     progress: bool = False,
     desc: str = "predict",
+    corrupt: Corruption | None = None,
 ) -> Iterator[tuple[LoadedSample, np.ndarray, np.ndarray]]:
     """Yield ``(loaded, target_prob H×W, reconstruction H×W)`` for every readable sample.
 
     Frames are read by two threads a few batches ahead; consecutive frames of equal size run
     as one batch. An unreadable sample raises its ``DataError`` unless ``on_error`` is given,
     which is then called and the sample skipped. ``progress`` shows a bar on a terminal and
-    logs a line every :data:`lrrnet.progress.LOG_EVERY` frames elsewhere.
+    logs a line every :data:`lrrnet.progress.LOG_EVERY` frames elsewhere. ``corrupt``
+    changes each frame before the predictor sees it (see :func:`load_sample`).
     """
     chunk = max(1, batch_size) * 4
     with (
@@ -82,7 +102,7 @@ def iterate_predictions(
         for start in range(0, len(samples), chunk):
             loaded = list(
                 pool.map(
-                    lambda s: load_sample(s, with_mask, noise_sigma, noise_seed),
+                    lambda s: load_sample(s, with_mask, noise_sigma, noise_seed, corrupt),
                     samples[start : start + chunk],
                 )
             )
@@ -126,14 +146,18 @@ def checkpoint_default_size(path: str | Path) -> tuple[str | int, str]:
     (``data.eval_size``: ``base_size`` or native). A bare state dict (the released ``.pkl``
     files) says nothing, so the published recipe's 512×512 is used: running a network
     trained on frames resized to 512 natively on 256×256 frames would halve the scale of
-    the targets it learnt.
+    the targets it learnt. A zoo name runs the way its entry's config evaluates.
     """
-    stored = load_checkpoint(path).get("config")
+    path, zoo_model = resolve_checkpoint(path)
+    if zoo_model is not None:
+        stored, source = zoo_model.config, f"zoo model '{zoo_model.name}'"
+    else:
+        stored, source = load_checkpoint(path).get("config"), f"the config stored in {path}"
     data = stored.get("data") if isinstance(stored, Mapping) else None
     if isinstance(data, Mapping) and {"eval_size", "base_size"} <= data.keys():
         size = config_eval_size(stored)
         return size, (
-            f"from the config stored in {path} (data.eval_size={data['eval_size']}, "
+            f"from {source} (data.eval_size={data['eval_size']}, "
             f"data.base_size={data['base_size']})"
         )
     return RECIPE_SIZE, (
@@ -155,11 +179,17 @@ def predict_to_folder(
     """Write ``OUT/img/<name>.png`` and ``OUT/mat/<name>.mat`` for every readable sample.
 
     An unreadable image is logged by name and recorded in the report; the others are still
-    written. The maps of an earlier run in ``out_dir`` are removed first, so every map there
-    belongs to this run and a failed frame has none (scoring then reports it missing).
+    written. The maps an earlier run wrote in ``out_dir`` are removed first, so every map
+    there belongs to this run and a failed frame has none (scoring then reports it missing).
+    Files this framework did not write are never removed or overwritten, and an ``out_dir``
+    that holds an input frame is refused (:func:`~lrrnet.data.io.clear_predictions`,
+    :func:`~lrrnet.data.io.check_apart_from_inputs`).
     """
     report = InferenceReport()
-    removed = clear_predictions(out_dir)
+    check_apart_from_inputs(out_dir, [sample.image for sample in samples])
+    removed = clear_predictions(
+        out_dir, [sample.name for sample in samples], with_background=save_background
+    )
     if removed:
         logger.info("removed %d maps of an earlier run from %s", removed, out_dir)
 
