@@ -202,3 +202,81 @@ def test_ensure_dataset_refuses_one_generated_with_other_settings(tmp_path: Path
     (root / "synthetic.json").unlink()  # not a dataset this config generated
     with pytest.raises(DataError, match="synthetic.json: missing or unreadable"):
         ensure_dataset(load_config("synthetic", sets))
+
+
+def _tree(root: Path) -> dict[str, bytes | None]:
+    return {
+        str(p.relative_to(root)): p.read_bytes() if p.is_file() else None
+        for p in sorted(root.rglob("*"))
+    }
+
+
+def _make_synthetic(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "make_synthetic_dataset.py"), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_overwrite_never_deletes_a_folder_the_generator_did_not_write(tmp_path: Path):
+    # A user's folder given as --out by mistake, and an invalid size: nothing may go.
+    user = tmp_path / "thesis"
+    (user / "chapter").mkdir(parents=True)
+    (user / "chapter" / "draft.tex").write_text("months of work")
+    before = _tree(user)
+    for size in ("0", "-64", "16x64", "bad"):
+        result = _make_synthetic("--out", str(user), "--overwrite", "--size", size)
+        assert result.returncode == 2 and result.stderr.startswith("error: "), result.stderr
+        assert "Traceback" not in result.stderr
+    result = _make_synthetic("--out", str(user), "--overwrite", "--num-train", "1")
+    assert result.returncode == 2 and "only a synthetic dataset" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert _tree(user) == before and not (tmp_path / "thesis.partial").exists()
+
+    # A real synthetic dataset with one foreign file in it, or a forged synthetic.json:
+    # refused too. Each case is its own folder, generated inside the test.
+    cases = {
+        "extra file": lambda root: (root / "trainval" / "notes.txt").write_text("mine"),
+        "extra folder": lambda root: (root / "results").mkdir(),
+        "forged record": lambda root: (root / "synthetic.json").write_text('{"generator": "x"}'),
+        "no record": lambda root: (root / "synthetic.json").unlink(),
+        "linked frame": lambda root: (root / "test" / "masks" / "000009.png").symlink_to(
+            user / "chapter" / "draft.tex"
+        ),
+    }
+    for case, spoil in cases.items():
+        root = generate_dataset(tmp_path / case, num_train=1, num_test=1, size=32, progress=False)
+        spoil(root)
+        kept = _tree(root)
+        with pytest.raises(DataError, match="only a synthetic dataset") as error:
+            generate_dataset(root, num_train=1, num_test=1, size=32, overwrite=True)
+        assert "\n" not in str(error.value), case
+        assert _tree(root) == kept, case
+    assert _tree(user) == before
+
+    # A staging folder that is not the generator's is not removed either.
+    (tmp_path / "new.partial").mkdir()
+    (tmp_path / "new.partial" / "keep.txt").write_text("mine")
+    with pytest.raises(DataError, match="staging folder"):
+        generate_dataset(tmp_path / "new", num_train=1, num_test=1, size=32)
+    assert (tmp_path / "new.partial" / "keep.txt").read_text() == "mine"
+
+
+def test_overwrite_replaces_an_earlier_synthetic_dataset_after_checking_arguments(
+    tmp_path: Path,
+):
+    root = generate_dataset(tmp_path / "synth", num_train=2, num_test=1, size=32, seed=1)
+    first = _tree(root)
+    with pytest.raises(DataError, match="must be >= 32"):
+        generate_dataset(root, num_train=2, num_test=1, size=8, overwrite=True)
+    with pytest.raises(DataError, match="seed=-1"):
+        generate_dataset(root, num_train=2, num_test=1, size=32, seed=-1, overwrite=True)
+    assert _tree(root) == first  # the refusals came before any removal
+    # An interrupted staging folder of the generator's own is cleared.
+    staging = generate_dataset(tmp_path / "synth.partial", num_train=1, num_test=1, size=32)
+    (staging / "trainval" / "images" / "000000.png").unlink()
+    generate_dataset(root, num_train=1, num_test=1, size=40, seed=2, overwrite=True)
+    assert json.loads((root / "synthetic.json").read_text())["height"] == 40
+    assert len(_files(root)) == 4 and not staging.exists()

@@ -32,6 +32,7 @@ import json
 import logging
 import math
 import os
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -444,8 +445,7 @@ def generate_frame(
     Returns:
         ``(image, mask)``: ``H×W`` uint8 frame and ``H×W`` uint8 mask with values 0 / 255.
     """
-    if height < 32 or width < 32:
-        raise DataError(f"synthetic frame size {height}x{width}: both sides must be >= 32")
+    check_frame_size(height, width)
     shape = (height, width)
     noise_sigma = float(rng.uniform(*difficulty.noise_sigma))
     background, surface, is_sea = _render_background(rng, shape, difficulty)
@@ -476,9 +476,54 @@ def parse_frame_size(size: int | tuple[int, int] | str) -> tuple[int, int]:
     return int(size[0]), int(size[1])
 
 
+def check_frame_size(height: int, width: int) -> None:
+    """Refuse a frame the generator cannot draw (targets, clutter and margins need 32 px)."""
+    if height < 32 or width < 32:
+        raise DataError(f"synthetic frame size {height}x{width}: both sides must be >= 32")
+
+
 def frame_rng(seed: int, split: str, index: int) -> np.random.Generator:
     """The generator of frame ``index`` of ``split`` (``"trainval"`` or ``"test"``)."""
     return np.random.default_rng([seed, SPLITS.index(split), index])
+
+
+def _entries(folder: Path) -> list[Path]:
+    return list(folder.iterdir()) if folder.is_dir() and not folder.is_symlink() else [folder]
+
+
+_FRAME_NAME = re.compile(r"[0-9]{6}\.png")
+
+
+def not_a_synthetic_dataset(folder: str | Path) -> str | None:
+    """None when ``folder`` is recognisably a dataset :func:`generate_dataset` wrote, else
+    what says otherwise (for a message).
+
+    It must hold this generator's ``synthetic.json`` and nothing else than
+    ``{trainval,test}/{images,masks}/NNNNNN.png``: the only folders ``--overwrite`` may
+    delete, so a user's folder given as ``--out`` by mistake is never removed.
+    """
+    folder = Path(folder)
+    if folder.is_symlink() or not folder.is_dir():
+        return "it is not a folder"
+    record = folder / "synthetic.json"
+    try:
+        generator = json.loads(record.read_text()).get("generator")
+    except (OSError, ValueError, AttributeError):
+        generator = None
+    if record.is_symlink() or generator != "lrrnet.data.synthetic":
+        return f"{record} is missing or not this generator's"
+    for entry in folder.iterdir():
+        if entry.name == "synthetic.json":
+            continue
+        if entry.name not in SPLITS or entry.is_symlink() or not entry.is_dir():
+            return f"it holds {entry}, which the generator does not write"
+        for sub in entry.iterdir():
+            if sub.name not in ("images", "masks") or sub.is_symlink() or not sub.is_dir():
+                return f"it holds {sub}, which the generator does not write"
+            for file in sub.iterdir():
+                if not _FRAME_NAME.fullmatch(file.name) or file.is_symlink() or not file.is_file():
+                    return f"it holds {file}, which the generator does not write"
+    return None
 
 
 def generate_dataset(
@@ -504,21 +549,41 @@ def generate_dataset(
         size: frame side, ``(height, width)`` or ``"HxW"``.
         seed: dataset seed; the same seed writes byte-identical files.
         progress: show progress (a bar on a terminal, a log line every 100 frames elsewhere).
-        overwrite: replace an existing non-empty ``out_dir``.
+        overwrite: replace an existing non-empty ``out_dir``, which must be a synthetic
+            dataset of this generator (:func:`not_a_synthetic_dataset`); it is removed only
+            once every argument is checked and the new frames are written.
 
     Returns:
         ``out_dir``.
     """
     out_dir = Path(out_dir)
     height, width = parse_frame_size(size)
+    check_frame_size(height, width)
+    for what, value in (("num_train", num_train), ("num_test", num_test), ("seed", seed)):
+        if not isinstance(value, int | np.integer) or isinstance(value, bool):
+            raise DataError(f"synthetic {what}={value!r}: expected an integer")
     if num_train < 1 or num_test < 1:
         raise DataError(f"{out_dir}: need at least one train and one test frame")
-    if out_dir.exists() and any(out_dir.iterdir()):
+    if seed < 0:
+        raise DataError(f"synthetic seed={seed}: expected an integer >= 0")
+    replace = out_dir.is_symlink() or (out_dir.exists() and any(_entries(out_dir)))
+    if replace:
         if not overwrite:
             raise DataError(f"{out_dir}: folder exists and is not empty")
-        shutil.rmtree(out_dir)
+        problem = not_a_synthetic_dataset(out_dir)
+        if problem:
+            raise DataError(
+                f"{out_dir}: --overwrite replaces only a synthetic dataset of this project, and "
+                f"{problem}; remove it yourself or choose another --out"
+            )
     staging = out_dir.with_name(out_dir.name + ".partial")
-    if staging.exists():
+    if staging.exists() or staging.is_symlink():
+        problem = not_a_synthetic_dataset(staging) if any(_entries(staging)) else None
+        if problem:
+            raise DataError(
+                f"{staging}: the staging folder of {out_dir} exists, and {problem}; "
+                "remove it yourself or choose another --out"
+            )
         shutil.rmtree(staging)
     counts = {"trainval": num_train, "test": num_test}
     logger.info(
@@ -530,6 +595,20 @@ def generate_dataset(
         seed,
         out_dir,
     )
+    parameters = {
+        "generator": "lrrnet.data.synthetic",
+        "version": GENERATOR_VERSION,
+        "seed": seed,
+        "height": height,
+        "width": width,
+        "num_train": num_train,
+        "num_test": num_test,
+        "layout": "split_folders",
+        "mask": "pixels where a target's signal exceeds half its peak (0/255)",
+    }
+    # First, so that an interrupted staging folder is recognisably this generator's.
+    staging.mkdir(parents=True)
+    (staging / "synthetic.json").write_text(json.dumps(parameters, indent=2) + "\n")
     bar = Progress(
         num_train + num_test, f"SIRST-Synth {height}x{width}", enabled=progress, unit="frame"
     )
@@ -547,19 +626,9 @@ def generate_dataset(
                     raise DataError(f"{folder / name}: cannot write file")
             bar.update()
     bar.close()
-    parameters = {
-        "generator": "lrrnet.data.synthetic",
-        "version": GENERATOR_VERSION,
-        "seed": seed,
-        "height": height,
-        "width": width,
-        "num_train": num_train,
-        "num_test": num_test,
-        "layout": "split_folders",
-        "mask": "pixels where a target's signal exceeds half its peak (0/255)",
-    }
-    (staging / "synthetic.json").write_text(json.dumps(parameters, indent=2) + "\n")
-    if out_dir.exists():
+    if replace:
+        shutil.rmtree(out_dir)  # checked above to be an earlier synthetic dataset
+    elif out_dir.exists():
         out_dir.rmdir()
     os.replace(staging, out_dir)
     logger.info("wrote %d + %d synthetic frames to %s", num_train, num_test, out_dir)
