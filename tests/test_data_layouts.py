@@ -481,3 +481,24 @@ def test_written_names_must_be_plain(tmp_path: Path):
     with pytest.raises(DataError, match="'../evil': not a plain file name"):
         write_prediction(out, "../evil", np.zeros((8, 8), np.float32))
     assert not (tmp_path / "evil.png").exists() and not (out / "evil.mat").exists()
+
+
+def test_a_frame_listed_twice_under_two_spellings_is_one_sample(tmp_path: Path, caplog):
+    names = [f"{i:06d}" for i in range(1, 21)]
+    _write_files(tmp_path / "images", [f"{n}.png" for n in names], IMAGE_BYTES)
+    _write_files(tmp_path / "masks", [f"{n}.png" for n in names], MASK_BYTES)
+    (tmp_path / "50_50").mkdir()
+    # Frame 3 four times (extension, case, spaces, Windows line ends), frame 5 twice as written.
+    listed = [*names[:18], "000003.png", " 000003.PNG ", "000003", "000005"]
+    (tmp_path / "50_50" / "train.txt").write_bytes("\r\n".join(listed).encode())
+    (tmp_path / "50_50" / "test.txt").write_text("000019\n000020\n")
+    with caplog.at_level(logging.WARNING, logger="lrrnet"):
+        splits = find_splits(tmp_path)
+    assert [s.name for s in splits["train"]] == names[:18]
+    warnings = [r.getMessage() for r in caplog.records if "duplicate" in r.getMessage()]
+    assert len(warnings) == 1 and "train.txt: 4 duplicate entries ignored" in warnings[0]
+    assert "000003.png (= 000003)" in warnings[0] and "000005" in warnings[0]
+    # The holdout can no longer put one spelling in val and train on the other.
+    holdout = build_splits(tmp_path, val_fraction=0.25)
+    assert not {s.name for s in holdout.train} & {s.name for s in holdout.val}
+    assert len(holdout.train) + len(holdout.val) == 18

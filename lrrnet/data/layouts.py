@@ -138,7 +138,12 @@ def _strip_extension(name: str) -> str:
 
 
 def _read_split_file(path: Path) -> list[str]:
-    """Names listed one per line; blank lines, whitespace, CRLF and duplicates are dropped."""
+    """Names listed one per line; blank lines, whitespace, CRLF and duplicates are dropped.
+
+    Two entries are duplicates when they name one frame once the image extension is
+    dropped (``000003.png``, ``000003``, `` 000003.PNG``); the first spelling is kept and
+    one warning names the others.
+    """
     if not path.is_file():
         raise DataError(f"{path}: split file not found")
     try:
@@ -157,9 +162,25 @@ def _read_split_file(path: Path) -> list[str]:
             f"{path}: {len(unsafe)} name(s) are not plain file names (path separators and '..' "
             f"are refused): {summarize(unsafe, ', ')}"
         )
-    unique = list(dict.fromkeys(names))
-    if len(unique) < len(names):
-        logger.warning("%s: %d duplicate names ignored", path, len(names) - len(unique))
+    # One frame, one entry: "000003.png" and "000003" name the same frame, which would
+    # otherwise become two samples, one of which the holdout could take while the other trains.
+    first_spelling: dict[str, str] = {}
+    duplicates = []
+    for name in names:
+        frame = _strip_extension(name)
+        if frame not in first_spelling:
+            first_spelling[frame] = name
+        else:
+            earlier = first_spelling[frame]
+            duplicates.append(name if name == earlier else f"{name} (= {earlier})")
+    if duplicates:
+        logger.warning(
+            "%s: %d duplicate entries ignored (a frame listed again): %s",
+            path,
+            len(duplicates),
+            summarize(duplicates, ", "),
+        )
+    unique = list(first_spelling.values())
     if not unique:
         raise DataError(f"{path}: split file lists no images")
     return unique
