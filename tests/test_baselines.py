@@ -463,3 +463,236 @@ def test_script_tune_selects_on_val_and_writes_test_maps(tmp_path: Path) -> None
         *common, "--set", "data.generate=False", "--set", "data.val_split='test'", "--tune"
     )
     assert on_test.returncode == 2 and "never on test" in on_test.stderr
+
+
+# --- Max-Median, MPCM and PSTNN ---------------------------------------------------------
+
+# 64×64 frames: PSTNN's 40×40 windows would leave 4 overlapping patches, too few for a
+# low-rank background, so it runs at 16×16 (16 windows) here.
+NEW_METHODS = {"maxmedian": {}, "mpcm": {}, "pstnn": {"patch": 16, "step": 16}}
+BLOB = (30, 37)
+
+
+def _blob_frame(
+    contrast: float = 0.3,
+    background: str = "flat",
+    center: tuple[float, float] = BLOB,
+    size: int = 64,
+    seed: int = 0,
+) -> np.ndarray:
+    """A Gaussian blob (σ 1.2 px) on a flat or a linear-gradient background, faint noise."""
+    rows, cols = np.mgrid[:size, :size].astype(np.float64)
+    level = 0.3 + (0.003 * cols + 0.002 * rows if background == "gradient" else 0.0)
+    blob = np.exp(-((rows - center[0]) ** 2 + (cols - center[1]) ** 2) / (2 * 1.2**2))
+    noise = 0.004 * np.random.default_rng(seed).standard_normal(rows.shape)
+    return (level + contrast * blob + noise).astype(np.float32)
+
+
+@pytest.mark.parametrize("background", ["flat", "gradient"])
+@pytest.mark.parametrize("method", sorted(NEW_METHODS))
+def test_new_baselines_find_the_blob_and_little_else(method: str, background: str) -> None:
+    from lrrnet.baselines import BASELINES
+    from lrrnet.baselines.tune import RESPONSES
+
+    image = _blob_frame(background=background)
+    params = NEW_METHODS[method]
+    response = RESPONSES[method](image, **params)
+    assert response.dtype == np.float32 and response.shape == image.shape
+    assert response.min() >= 0.0
+    assert np.unravel_index(np.argmax(response), response.shape) == BLOB
+    target_map = BASELINES[method](image, k=8.0, **params)
+    assert target_map.min() >= 0.0 and target_map.max() <= 1.0
+    detected = target_map > 0.5
+    rows, cols = np.mgrid[:64, :64]
+    distance = np.hypot(rows - BLOB[0], cols - BLOB[1])
+    assert detected[BLOB] and not detected[distance > 4].any()
+
+
+@pytest.mark.parametrize("method", sorted(NEW_METHODS))
+def test_new_baselines_detect_nothing_on_a_flat_frame(method: str) -> None:
+    from lrrnet.baselines import BASELINES
+    from lrrnet.baselines.tune import RESPONSES
+
+    flat = np.full((64, 64), 0.4, np.float32)
+    params = NEW_METHODS[method]
+    assert np.abs(RESPONSES[method](flat, **params)).max() < 1e-6
+    for rule in ({}, {"gain": 100.0}, {"k": 3.0}):
+        assert not (BASELINES[method](flat, **params, **rule) > 0.5).any()
+
+
+@pytest.mark.parametrize("method", sorted(NEW_METHODS))
+def test_new_baselines_grow_with_the_blob_contrast(method: str) -> None:
+    from lrrnet.baselines.tune import RESPONSES
+
+    # PSTNN's first iteration must already see the blob above its threshold (pstnn.py):
+    # from 0.2 on it does here.
+    peaks = [
+        float(RESPONSES[method](_blob_frame(contrast), **NEW_METHODS[method])[BLOB])
+        for contrast in (0.2, 0.3, 0.45)
+    ]
+    assert 0 < peaks[0] < peaks[1] < peaks[2], peaks
+
+
+@pytest.mark.parametrize("method", ["maxmedian", "mpcm"])
+def test_filters_are_shift_invariant_away_from_borders(method: str) -> None:
+    from lrrnet.baselines.tune import RESPONSES
+
+    # A textured scene larger than the frame, cropped at two offsets: the response of the
+    # shifted crop is the shifted response wherever neither sees the border.
+    rng = np.random.default_rng(5)
+    scene = cv2.GaussianBlur(rng.random((90, 90)), (0, 0), 3.0) + 0.02 * rng.random((90, 90))
+    scene[40:42, 44:46] += 0.3
+    shift = (5, 7)
+    first = RESPONSES[method](scene[:64, :64].astype(np.float32))
+    second = RESPONSES[method](
+        scene[shift[0] : shift[0] + 64, shift[1] : shift[1] + 64].astype(np.float32)
+    )
+    margin = 16  # MPCM's widest reach: the mean filter plus 1.5 patches of 9
+    rows, cols = 64 - margin - shift[0], 64 - margin - shift[1]
+    np.testing.assert_allclose(
+        second[margin:rows, margin:cols],
+        first[margin + shift[0] : 64 - margin, margin + shift[1] : 64 - margin],
+        rtol=1e-5,
+        atol=1e-7,
+    )
+    assert second.max() > 0
+
+
+def test_pstnn_peak_follows_the_blob() -> None:
+    from lrrnet.baselines.pstnn import pstnn_response
+
+    # The patch grid is fixed, so PSTNN is not shift invariant pixel for pixel; its
+    # detection still moves with the target.
+    for center in ((30, 37), (12, 50), (45, 20)):
+        response = pstnn_response(_blob_frame(center=center, background="gradient"), 16, 16)
+        assert np.unravel_index(np.argmax(response), response.shape) == center
+
+
+def test_max_median_keeps_lines_and_mpcm_ignores_dark_spots() -> None:
+    from lrrnet.baselines.maxmedian import max_median_response
+    from lrrnet.baselines.mpcm import mpcm_response
+
+    # A one-pixel bright line is the majority along its own direction: Max-Median puts it
+    # in the background, where a plain 5×5 median would not.
+    image = np.full((32, 32), 0.2, np.float32)
+    image[:, 16] = 0.8
+    assert max_median_response(image).max() < 1e-6
+    dark = np.full((32, 32), 0.5, np.float32)
+    dark[15:17, 15:17] = 0.1
+    assert mpcm_response(dark).max() < 1e-6
+    assert mpcm_response(dark, polarity="both").max() > 0.01
+
+
+@pytest.mark.parametrize(
+    ("method", "params", "word"),
+    [
+        ("maxmedian", {"size": 4}, "size"),
+        ("mpcm", {"scales": (3, 4)}, "scale"),
+        ("mpcm", {"polarity": "dark"}, "polarity"),
+        ("pstnn", {"rho": 0.5}, "rho"),
+        ("pstnn", {"lambda_l": 0.0}, "lambda_l"),
+    ],
+)
+def test_new_baselines_reject_bad_parameters(method: str, params: dict, word: str) -> None:
+    from lrrnet.baselines import BASELINES
+
+    with pytest.raises(ConfigError, match=word):
+        BASELINES[method](np.zeros((32, 32), np.float32), **params)
+
+
+def test_runner_writes_maps_that_cal_from_mask_scores(tmp_path: Path) -> None:
+    import json
+
+    from lrrnet.data.io import read_prediction
+
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    images.mkdir()
+    masks.mkdir()
+    frames = []
+    for index, center in enumerate(((30, 37), (20, 20))):
+        frame = _blob_frame(center=center, seed=index)
+        cv2.imwrite(str(images / f"f{index}.png"), np.clip(255 * frame, 0, 255).astype(np.uint8))
+        mask = np.zeros((64, 64), np.uint8)
+        mask[center[0] - 1 : center[0] + 2, center[1] - 1 : center[1] + 2] = 255
+        cv2.imwrite(str(masks / f"f{index}.png"), mask)
+        frames.append((f"f{index}", images / f"f{index}.png"))
+    for method, params in NEW_METHODS.items():
+        out = tmp_path / method
+        run = run_baseline_on_files(frames, method, out, params={**params, "k": 8.0})
+        assert run.written == ["f0", "f1"] and not run.failures
+        assert read_prediction(out / "mat" / "f0.mat").shape == (64, 64)
+        assert (out / "img" / "f1.png").is_file()
+    cal = ROOT / "cal_from_mask.py"
+    scored = subprocess.run(
+        [
+            sys.executable,
+            str(cal),
+            "--pred",
+            str(tmp_path / "mpcm"),
+            "--masks",
+            str(masks),
+            "--json",
+            str(tmp_path / "scores.json"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert scored.returncode == 0, scored.stderr
+    scores = json.loads((tmp_path / "scores.json").read_text())
+    assert scores["n_images"] == 2 and scores["pd"] == 1.0 and scores["miou"] > 0.3
+
+
+@pytest.mark.parametrize("method", sorted(NEW_METHODS))
+def test_tuning_the_new_baselines_chooses_on_val(method: str, tmp_path: Path) -> None:
+    from lrrnet.baselines import BASELINES
+    from lrrnet.baselines.tune import STRUCTURE_GRIDS, tune_baseline
+    from lrrnet.data import Sample
+    from lrrnet.data.io import read_image, read_mask
+    from lrrnet.metrics import MetricAccumulator
+
+    samples = [
+        Sample(f"f{i}", *_scene(tmp_path, f"f{i}", i, contrast))
+        for i, contrast in enumerate((60, 120, 90))
+    ]
+    fixed = {"patch": 16, "step": 16} if method == "pstnn" else {}
+    result = tune_baseline(method, samples, fixed=fixed, progress=False)
+    for name, values in STRUCTURE_GRIDS[method].items():
+        assert result.best.params[name] in values
+    assert {"gain", "k"} & set(result.best.params)
+    assert result.val_metrics["miou"] == pytest.approx(result.best.iou, abs=1e-9)
+    metrics = MetricAccumulator()
+    for sample in samples:
+        image, mask = read_image(sample.image), read_mask(sample.mask)
+        metrics.update(BASELINES[method](image, **result.best.params), mask)
+    assert metrics.compute()["miou"] == pytest.approx(result.best.iou, abs=1e-9)
+    assert result.best.iou > 0.3
+
+
+def test_script_tunes_a_new_baseline_and_lists_it(tmp_path: Path) -> None:
+    import json
+
+    root = tmp_path / "data"
+    for split, count in (("trainval", 10), ("test", 2)):
+        for index in range(count):
+            _scene(root / split, f"{split}{index}", 10 * index + len(split), 60 + 15 * index)
+    out = tmp_path / "out"
+    result = _run_script(
+        "synthetic",
+        "--method",
+        "maxmedian",
+        "--set",
+        f"data.root={root}",
+        "--set",
+        "data.generate=False",
+        "--tune",
+        "--out",
+        str(out),
+    )
+    assert result.returncode == 0, result.stderr
+    record = json.loads((out / "tuning.json").read_text())
+    assert record["method"] == "maxmedian" and record["selected_on"].startswith("holdout")
+    assert sorted(p.name for p in (out / "mat").iterdir()) == ["test0.mat", "test1.mat"]
+    from lrrnet.baselines import BASELINES  # the script's --method choices
+
+    assert {"maxmedian", "mpcm", "pstnn"} <= set(BASELINES)

@@ -1,7 +1,7 @@
 """Choosing a classical baseline's parameters on a validation split, never on test.
 
 Each frame's response is computed once per structural setting (the top-hat's element
-size; IPI's patch image, whose robust PCA costs seconds a frame); every threshold rule
+size, Max-Median's line length; one setting for IPI, MPCM and PSTNN); every threshold rule
 is then swept on it by counting pixels above each threshold
 (:func:`lrrnet.baselines.threshold.counts_above`), so a sweep of dozens of thresholds
 costs about one extra pass over the frame. The choice maximises IoU (ΣTP / Σ(TP+FP+FN),
@@ -19,7 +19,10 @@ from typing import Any
 import numpy as np
 
 from lrrnet.baselines.ipi import ipi_response
+from lrrnet.baselines.maxmedian import max_median_response
+from lrrnet.baselines.mpcm import mpcm_response
 from lrrnet.baselines.pool import check_workers, ordered_map
+from lrrnet.baselines.pstnn import pstnn_response
 from lrrnet.baselines.threshold import adaptive_threshold, counts_above, response_to_map
 from lrrnet.baselines.tophat import tophat_response
 from lrrnet.data.layouts import Sample
@@ -33,13 +36,21 @@ logger = logging.getLogger(__name__)
 
 RESPONSES: dict[str, Callable[..., np.ndarray]] = {
     "tophat": tophat_response,
+    "maxmedian": max_median_response,
     "ipi": ipi_response,
+    "mpcm": mpcm_response,
+    "pstnn": pstnn_response,
 }
-# Structural settings tried, each one a new response per frame. IPI keeps Gao et al.'s
-# patch 50 / step 10: a second setting would double a cost of seconds per frame.
+# Structural settings tried, each one a new response per frame. The filters' widths are
+# cheap to vary; IPI keeps Gao et al.'s patch 50 / step 10 (a second setting would double
+# a cost of seconds per frame), MPCM its four scales, which already span target sizes, and
+# PSTNN its published setting.
 STRUCTURE_GRIDS: dict[str, dict[str, tuple]] = {
     "tophat": {"size": (3, 5, 7, 9, 11, 15, 21)},
+    "maxmedian": {"size": (3, 5, 7, 9, 11, 15, 21)},
     "ipi": {},
+    "mpcm": {},
+    "pstnn": {},
 }
 # Fixed gains 1 … 128 (a target is r > 0.5 / gain) and per-frame multipliers k.
 GAINS = tuple(float(2.0**e) for e in np.arange(0.0, 7.25, 0.25))
@@ -105,7 +116,7 @@ def tune_baseline(
     """Choose a baseline's parameters by val IoU over structures × threshold rules.
 
     Args:
-        method: ``"tophat"`` or ``"ipi"``.
+        method: a key of :data:`RESPONSES`.
         samples: the validation split (with masks).
         fixed: parameters not to tune (e.g. ``shape``, or ``size`` to keep one size); a
             ``gain`` or ``k`` here is rejected, since thresholds are what is tuned.
