@@ -235,25 +235,161 @@ def match_components(
         fp=int(np.count_nonzero(pred_binary)) - tp,
         fn=int(np.count_nonzero(mask)) - tp,
     )
-    offsets = targets.centroids[:, None, :] - predicted.centroids[None, :, :]
+    partners = _match_centroids(targets.centroids, predicted.centroids)
+    for target_index, partner in enumerate(partners.tolist()):
+        if partner >= 0:
+            match.matched.append((target_index + 1, partner + 1))
+        else:
+            match.missed_targets.append(target_index + 1)
+    unmatched, dropped = _unmatched(predicted.areas, partners, area_rule)
+    match.ignored = [int(k) + 1 for k in dropped]
+    match.false_alarms = [int(k) + 1 for k in unmatched]
+    return match
+
+
+def _match_centroids(target_centroids: np.ndarray, predicted_centroids: np.ndarray) -> np.ndarray:
+    """The centroid rule: for each target in order, the first still-unmatched predicted
+    component whose centroid lies at distance < :data:`MATCH_DISTANCE`.
+
+    Args:
+        target_centroids: ``(T, 2)`` (row, column), in target order.
+        predicted_centroids: ``(P, 2)``, in label order.
+
+    Returns:
+        ``(T,)`` the matched predicted index of each target (0-based), −1 when missed.
+    """
+    partners = np.full(len(target_centroids), -1, dtype=np.intp)
+    if not len(target_centroids) or not len(predicted_centroids):
+        return partners
+    offsets = target_centroids[:, None, :] - predicted_centroids[None, :, :]
     distances = np.sqrt(offsets[..., 0] ** 2 + offsets[..., 1] ** 2)  # targets × predicted
     close = distances < MATCH_DISTANCE
-    available = np.ones(predicted.count, dtype=bool)
-    for target_index in range(targets.count):
+    # Only the few components near some target can be matched; the loop runs over those.
+    near = np.flatnonzero(close.any(axis=0))
+    available = np.ones(len(near), dtype=bool)
+    close = close[:, near]
+    for target_index in range(len(target_centroids)):
         candidates = np.flatnonzero(close[target_index] & available)
         if len(candidates):
             available[candidates[0]] = False
-            match.matched.append((target_index + 1, int(candidates[0]) + 1))
-        else:
-            match.missed_targets.append(target_index + 1)
+            partners[target_index] = near[candidates[0]]
+    return partners
+
+
+def _unmatched(
+    areas: np.ndarray, partners: np.ndarray, area_rule: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """The predicted indices (0-based) left unmatched by ``partners``: those counted as false
+    alarms, and those the ``lrrnet`` area rule drops (their area equals a matched one's)."""
+    available = np.ones(len(areas), dtype=bool)
+    available[partners[partners >= 0]] = False
     unmatched = np.flatnonzero(available)
-    if area_rule:
-        matched_areas = predicted.areas[~available]
-        dropped = np.isin(predicted.areas[unmatched], matched_areas)
-        match.ignored = [int(k) + 1 for k in unmatched[dropped]]
-        unmatched = unmatched[~dropped]
-    match.false_alarms = [int(k) + 1 for k in unmatched]
-    return match
+    if not area_rule:
+        return unmatched, unmatched[:0]
+    dropped = np.isin(areas[unmatched], areas[~available])
+    return unmatched[~dropped], unmatched[dropped]
+
+
+def _curve_sums(
+    prob: np.ndarray, mask: np.ndarray, targets: Components, cuts: np.ndarray, area_rule: bool
+) -> np.ndarray:
+    """One image's Pd–Fa curve sums, equal to :func:`match_components` at every cut, in one pass.
+
+    The pixels above the lowest cut are sorted once by how many cuts lie below them, and the
+    cuts are visited from the highest down: each adds its new pixels to one binary map, whose
+    8-connected components (labelled by the same SAUF scan as :func:`label_components`, so
+    numbered alike) absorb the components of the cut above. A component's area and
+    coordinate sums are those of its new pixels plus those of the components it absorbed
+    (integer sums, exact in float64), so no pixel is gathered twice. The labelling covers
+    only the box around the pixels on so far, which keeps the raster order, and a cut
+    without new pixels reuses the one above.
+
+    Args:
+        prob: ``H×W`` the map as the protocol scores it.
+        mask: ``H×W`` bool target pixels (for TP, FP, FN).
+        targets: the components the centroid rule matches.
+        cuts: ``(K,)`` in ``prob``'s type: positive when ``p > cut``; any order, repeats allowed.
+        area_rule: the ``lrrnet`` false-alarm rule (see :func:`match_components`).
+
+    Returns:
+        ``(K, 6)`` float64 rows of :data:`_CURVE_SUMS`, one per cut.
+    """
+    height, width = prob.shape
+    steps = np.unique(cuts)  # ascending
+    # level = how many steps lie below p, so that p > steps[i] exactly when level > i.
+    level = np.zeros(prob.shape, np.uint8 if len(steps) < 256 else np.intp)
+    for step in steps:
+        level += prob > step
+    level = level.ravel()
+    pixels = np.flatnonzero(level)
+    pixel_levels = level[pixels]
+    per_level = np.bincount(pixel_levels, minlength=len(steps) + 1)
+    per_level_target = np.bincount(pixel_levels[mask.ravel()[pixels]], minlength=len(steps) + 1)
+    positives = np.cumsum(per_level[::-1])[::-1]  # positives[i + 1]: pixels above steps[i]
+    tp_at = np.cumsum(per_level_target[::-1])[::-1]
+    n_mask = int(np.count_nonzero(mask))
+    by_level = pixels[np.argsort(pixel_levels, kind="stable")]  # by level, then raster order
+    starts = np.concatenate(([0], np.cumsum(per_level)))
+
+    binary = np.zeros(prob.shape, np.uint8)
+    top, bottom, left, right = height, -1, width, -1
+    # The components of the cut above: one pixel of each, their areas and coordinate sums.
+    kept = np.zeros(0, np.intp)
+    areas = np.zeros(0, np.int64)
+    sums = np.zeros((0, 2))
+    step_sums = np.zeros((len(steps), len(_CURVE_SUMS)))
+    detected = fa_pixels = 0
+    for step in range(len(steps) - 1, -1, -1):
+        new = by_level[starts[step + 1] : starts[step + 2]]
+        if len(new):
+            binary.ravel()[new] = 1
+            rows, cols = np.divmod(new, width)
+            top, bottom = min(top, int(rows[0])), max(bottom, int(rows[-1]))
+            left, right = min(left, int(cols.min())), max(right, int(cols.max()))
+            count, labels = cv2.connectedComponentsWithAlgorithm(
+                binary[top : bottom + 1, left : right + 1], 8, cv2.CV_32S, cv2.CCL_SAUF
+            )
+            # Flat positions in the box: (row − top)·box width + column − left.
+            box_width = right - left + 1
+            labels = labels.ravel()
+            new_ids = labels[(rows - top) * box_width + cols - left]
+            kept_rows, kept_cols = np.divmod(kept, width)
+            old_ids = labels[(kept_rows - top) * box_width + kept_cols - left]
+            areas = _absorb(new_ids, None, old_ids, areas, count).astype(np.int64)
+            sums = np.stack(
+                [
+                    _absorb(new_ids, rows, old_ids, sums[:, 0], count),
+                    _absorb(new_ids, cols, old_ids, sums[:, 1], count),
+                ],
+                axis=1,
+            )
+            representative = np.empty(count, np.intp)
+            representative[new_ids] = new
+            representative[old_ids] = kept
+            kept = representative[1:]
+            partners = _match_centroids(targets.centroids, sums / areas[:, None])
+            false_alarms, _ = _unmatched(areas, partners, area_rule)
+            detected = int(np.count_nonzero(partners >= 0))
+            fa_pixels = int(areas[false_alarms].sum())
+        tp = int(tp_at[step + 1])
+        fp = int(positives[step + 1]) - tp
+        fn = n_mask - tp
+        union = tp + fp + fn
+        step_sums[step] = (tp, fp, fn, tp / union if union else 1.0, detected, fa_pixels)
+    return step_sums[np.searchsorted(steps, cuts)]
+
+
+def _absorb(
+    new_ids: np.ndarray,
+    new_values: np.ndarray | None,
+    old_ids: np.ndarray,
+    old_values: np.ndarray,
+    count: int,
+) -> np.ndarray:
+    """Per component 1…count − 1: the sum of its new pixels' values (None: 1 each) and of
+    the values of the components it absorbed."""
+    total = np.bincount(new_ids, new_values, count) + np.bincount(old_ids, old_values, count)
+    return total[1:]
 
 
 def _float32_at_most(value: float) -> np.float32:
@@ -471,14 +607,11 @@ class MetricAccumulator:
         self._section("area_detected")[:] += np.bincount(
             target_bins[detected], minlength=len(AREA_BIN_LABELS)
         )
-        for row, curve_threshold in zip(self._curve, self.curve_thresholds, strict=True):
-            at = match_components(
-                prob > self._binary_threshold(curve_threshold, prob.dtype),
-                mask,
-                area_rule=area_rule,
-                targets=match.targets,
+        if self.curve_thresholds:
+            cuts = [self._binary_threshold(t, prob.dtype) for t in self.curve_thresholds]
+            self._curve[:] += _curve_sums(
+                prob, mask, match.targets, np.array(cuts, dtype=prob.dtype), area_rule
             )
-            row += (at.tp, at.fp, at.fn, at.iou, len(at.matched), at.fa_pixels)
 
         if area_rule and not mask.any():
             return match  # the original code leaves images without targets out of the ROC
