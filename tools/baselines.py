@@ -1,16 +1,18 @@
-"""Run a classical baseline (white top-hat or IPI) and write maps like inference.
+"""Run a classical baseline (top-hat, Max-Median, IPI, MPCM, PSTNN) and write maps like inference.
 
-    python tools/baselines.py CONFIG --method tophat|ipi [--tune] [--set KEY=VALUE ...] [--out DIR]
-    python tools/baselines.py --images DIR --method tophat|ipi [--out DIR]
+    python tools/baselines.py CONFIG --method NAME [--tune] [--set KEY=VALUE ...] [--out DIR]
+    python tools/baselines.py --images DIR --method NAME [--out DIR]
 
-Both write OUT/img/<name>.png and OUT/mat/<name>.mat, so cal_from_mask.py scores them
-unchanged. Method parameters go through --param, e.g. --param size=7 --param shape=square
-(top-hat) or --param patch=30 --param step=5 (IPI); --param k=4 thresholds each frame at
-mean + 4·std of its response instead of a fixed gain. --tune chooses the element size (top-hat)
-and the threshold (a fixed gain or a per-frame k) on the config's validation split, never
-on test, prints the choice and its val score, writes them to OUT/tuning.json, then writes the
-test predictions with them. --workers N computes N frames at once, one process each (IPI
-spends seconds a frame in one BLAS thread, so one worker per core).
+NAME is tophat, maxmedian, ipi, mpcm or pstnn (docs/baselines.md describes each and its
+parameters). Both forms write OUT/img/<name>.png and OUT/mat/<name>.mat, so cal_from_mask.py
+scores them unchanged. Method parameters go through --param, e.g. --param size=7 --param
+shape=square (top-hat) or --param patch=30 --param step=5 (IPI); --param k=4 thresholds each
+frame at mean + 4·std of its response instead of a fixed gain. --tune chooses the element
+size (top-hat) or line length (Max-Median) and the threshold (a fixed gain or a per-frame k)
+on the config's validation split, never on test, prints the choice and its val score, writes
+them to OUT/tuning.json, then writes the test predictions with them. --workers N computes N
+frames at once, one process each (IPI spends seconds a frame in one BLAS thread, so one
+worker per core).
 """
 
 from __future__ import annotations
