@@ -692,3 +692,73 @@ def test_mean_and_std_over_runs():
     assert "50.00 ± -" in format_table(mean_and_std(runs[:1], keys=("miou",)))
     with pytest.raises(ValueError):
         mean_and_std([])
+
+
+def _curve_maps(rng, count):
+    """Maps that stress the one-pass curve: values exactly at the thresholds, 8-bit plateaus,
+    blocks that touch, peaks that merge through lower saddles, float32 and float64."""
+    pairs = []
+    for index in range(count):
+        shape = tuple(int(v) for v in rng.integers(5, 48, size=2))
+        kind = index % 4
+        if kind == 0:  # ties: every value a multiple of 1/20, as the curve's thresholds
+            prob = rng.integers(0, 21, size=shape) / 20
+        elif kind == 1:  # smooth blobs quantised to 8 bits: plateaus and merging peaks
+            noise = cv2.GaussianBlur(rng.random(shape), (0, 0), rng.uniform(0.7, 2.5))
+            prob = np.round(255 * (noise - noise.min()) / np.ptp(noise)) / 255
+        elif kind == 2:  # 3×3 blocks of a few levels, touching at edges and corners
+            blocks = np.round(rng.random((shape[0] // 3 + 1, shape[1] // 3 + 1)) * 8) / 8
+            prob = np.kron(blocks, np.ones((3, 3)))[: shape[0], : shape[1]]
+        else:  # two bright peaks joined by a ridge: one component low, two high
+            prob = rng.random(shape) * 0.3
+            row = shape[0] // 2
+            prob[row, 1:-1] = 0.45
+            prob[row, 1], prob[row, -2] = 0.9, 0.8
+        dtype = np.float64 if rng.random() < 0.3 else np.float32
+        mask = rng.random(shape) < 0.08
+        if rng.random() < 0.6:  # larger targets, some touching the predicted blocks
+            mask = cv2.dilate(mask.view(np.uint8), np.ones((2, 2), np.uint8)) > 0
+        if index == count - 1:
+            mask[:] = False  # an image without targets (the lrrnet whole-image target)
+        pairs.append((np.clip(prob, 0, 1).astype(dtype), mask))
+    return pairs
+
+
+@pytest.mark.parametrize(
+    ("protocol", "seed"), [("standard", s) for s in range(6)] + [("lrrnet", 0)]
+)
+def test_pd_fa_curve_equals_scoring_at_each_threshold_exactly(protocol, seed):
+    # The curve is computed in one pass over the thresholds; each row must equal, to the
+    # last bit, an accumulator scoring the same images at that threshold alone (labelling
+    # and matching that threshold's binary map), on maps with ties, plateaus and merges.
+    rng = np.random.default_rng(seed)
+    pairs = _curve_maps(rng, 3 if protocol == "lrrnet" else 8)
+    thresholds = [*CURVE_THRESHOLDS, *np.round(rng.uniform(0.02, 0.98, size=4), 3).tolist()]
+    if protocol == "lrrnet":
+        thresholds = thresholds[::3]
+    thresholds.append(thresholds[0])  # a repeated threshold
+    curve_scores = MetricAccumulator(protocol=protocol, curve_thresholds=thresholds)
+    for prob, mask in pairs:
+        curve_scores.update(prob, mask)
+    curve = curve_scores.compute()["pd_fa_curve"]
+    assert len({row["fa"] for row in curve}) > 2 and len({row["pd"] for row in curve}) > 1
+    for row in curve:
+        at = score(pairs, protocol=protocol, threshold=row["threshold"])
+        for key in ("pd", "fa", "miou", "niou", "precision", "recall", "f1"):
+            assert row[key] == at[key], (row["threshold"], key)
+
+
+def test_pd_fa_curve_follows_a_merge_between_thresholds():
+    # Two 1-pixel peaks (0.9 at (5,3), 0.8 at (5,11)) on a ridge of 0.45 along row 5,
+    # columns 3–11. Targets at the peaks. Above 0.5 two components, each on its target:
+    # Pd 1, Fa 0. Above 0.4 one 9-pixel component centred at (5, 7), 4 px from both:
+    # Pd 0, Fa 9 px.
+    prob = np.zeros((11, 15), np.float32)
+    prob[5, 3:12] = 0.45
+    prob[5, 3], prob[5, 11] = 0.9, 0.8
+    mask = image((11, 15), [(5, 3), (5, 11)], dtype=bool, value=True)
+    metrics = MetricAccumulator(curve_thresholds=(0.4, 0.5))
+    metrics.update(prob, mask)
+    low, high = metrics.compute()["pd_fa_curve"]
+    assert (low["pd"], low["fa"]) == (0.0, 9 / 165)
+    assert (high["pd"], high["fa"]) == (1.0, 0.0)
