@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from lrrnet.engine.checkpoint import load_checkpoint, load_model_weights
 from lrrnet.engine.cpu_memory import keep_freed_memory
 from lrrnet.engine.distributed import PRECISIONS, resolve_device
+from lrrnet.engine.zoo import resolve_checkpoint
 from lrrnet.errors import ConfigError
 from lrrnet.models import SIZE_MULTIPLE, LRRNet, crop_to, pad_to_multiple
 
@@ -65,11 +66,15 @@ def autocast_context(device: torch.device, dtype: str, cache_enabled: bool = Tru
 def model_from_checkpoint(
     path: str | Path, model_config: Mapping[str, Any] | None = None
 ) -> LRRNet:
-    """An LRRNet with the weights of a ``.pth`` checkpoint or a released ``.pkl`` state dict.
+    """An LRRNet with the weights of a ``.pth`` checkpoint, a released ``.pkl`` state dict
+    or a zoo model by name (:func:`lrrnet.engine.zoo.resolve_checkpoint`).
 
     The architecture comes from ``model_config``, else from the config stored in the
-    checkpoint, else the paper's defaults (the released weights).
+    checkpoint or the zoo entry, else the paper's defaults (the released weights).
     """
+    path, zoo_model = resolve_checkpoint(path)
+    if model_config is None and zoo_model is not None:
+        model_config = zoo_model.config["model"]
     checkpoint = load_checkpoint(path)
     if model_config is None and isinstance(checkpoint.get("config"), Mapping):
         model_config = checkpoint["config"].get("model")
@@ -164,8 +169,14 @@ class Predictor:
         model_config: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> Predictor:
-        """Build from this project's ``.pth`` or a released ``.pkl`` state dict
-        (see :func:`model_from_checkpoint`)."""
+        """Build from this project's ``.pth``, a released ``.pkl`` state dict or a zoo name
+        (see :func:`model_from_checkpoint`). A zoo model runs at the size its config
+        evaluated at (:func:`config_eval_size`) unless ``size`` is given."""
+        path, zoo_model = resolve_checkpoint(path)
+        if zoo_model is not None:
+            kwargs.setdefault("size", config_eval_size(zoo_model.config))
+            if model_config is None:
+                model_config = zoo_model.config["model"]
         return cls(model_from_checkpoint(path, model_config), **kwargs)
 
     @torch.inference_mode()
