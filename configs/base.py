@@ -91,6 +91,12 @@ config = {
         "batch_size": 8,
         # Cap on iterations (None: epochs decide). For smoke runs.
         "max_iters": None,
+        # Seconds of wall time a run may train in this process, counted from its start (None:
+        # no limit; else finite > 0): it stops before the step that would pass it, saves
+        # latest.pth, skips the test, and `--resume auto` continues it exactly
+        # (docs/training.md, "Runs longer than an allocation"). Leave a few minutes of the
+        # job's limit for start-up, the last validation and the save.
+        "time_limit": None,
         "optimizer": "adam",  # adam | adamw
         "lr": 1e-4,
         "weight_decay": 0.0,

@@ -42,8 +42,10 @@ class SeedRuns:
         name: the config's run name.
         runs: ``(seed, result)`` of every run that finished.
         failed: ``(seed, message)`` of every run that stopped with a user error.
-        summary_path: the CSV written (None when no run finished).
+        summary_path: the CSV written (None when no run finished, or one stopped).
         table: the printed summary table.
+        stopped: the run that ``train.time_limit`` stopped; the later seeds did not start,
+            and the summary waits for a call that finishes them all.
     """
 
     name: str
@@ -51,6 +53,7 @@ class SeedRuns:
     failed: list[tuple[int, str]] = field(default_factory=list)
     summary_path: Path | None = None
     table: str = ""
+    stopped: RunResult | None = None
 
 
 def train_seeds(
@@ -84,8 +87,11 @@ def train_seeds(
             logger.error("%s seed %d: %s", outcome.name, seed, error)
             outcome.failed.append((seed, str(error)))
             continue
+        if not result.finished:
+            outcome.stopped = result
+            break
         outcome.runs.append((seed, result))
-    if outcome.runs and is_main_process():  # under torchrun, rank 0 writes
+    if outcome.runs and outcome.stopped is None and is_main_process():  # rank 0 writes
         folder = Path(configs[seeds[0]]["paths"]["checkpoints"], outcome.name)
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         outcome.summary_path = folder / f"seeds_summary_{stamp}.csv"

@@ -4,10 +4,11 @@ Read :func:`train` top to bottom to see everything a run does: data, model, opti
 iteration loop with its LR step, finiteness check and logging, validation and checkpointing
 where the config asks for them (:func:`~lrrnet.engine.selection.validate_and_save`), then
 the test of the selected and the last checkpoint
-(:func:`~lrrnet.engine.selection.test_best_and_last`). Each is a plain call in the loop,
-given the :class:`~lrrnet.engine.training_run.TrainingRun` that holds what they share; there
-is no hook or callback system on purpose. What a checkpoint holds is
-:mod:`lrrnet.engine.checkpoint`; the other files of the run folder are
+(:func:`~lrrnet.engine.selection.test_best_and_last`), which a stop by ``train.time_limit``
+skips after saving ``latest.pth`` (docs/training.md, "Runs longer than an allocation").
+Each is a plain call in the loop, given the :class:`~lrrnet.engine.training_run.TrainingRun`
+that holds what they share; there is no hook or callback system on purpose. What a
+checkpoint holds is :mod:`lrrnet.engine.checkpoint`; the other files of the run folder are
 :mod:`lrrnet.engine.run_files`.
 
 Exact resume: the data order is a pure function of (seed, epoch), augmentation of
@@ -44,15 +45,17 @@ from lrrnet.data import (
 from lrrnet.engine import distributed, run_files
 from lrrnet.engine.checkpoint import (
     TrainState,
+    gather_rng_states,
     load_for_resume,
     restore_training,
+    save_checkpoint,
     unwrap_model,
 )
 from lrrnet.engine.hardware import EMULATED_BF16, bf16_is_emulated
 from lrrnet.engine.predictor import Predictor, autocast_context, config_eval_size
 from lrrnet.engine.schedule import lr_at, make_optimizer, total_iterations
 from lrrnet.engine.selection import log_test_report, test_best_and_last, validate_and_save
-from lrrnet.engine.training_run import TrainingRun
+from lrrnet.engine.training_run import TrainingRun, training_checkpoint
 from lrrnet.engine.weight_average import WeightAverage
 from lrrnet.errors import ConfigError, UserError
 from lrrnet.losses import LRRNetLoss
@@ -60,6 +63,9 @@ from lrrnet.models import build_model
 from lrrnet.progress import Progress
 
 logger = logging.getLogger(__name__)
+
+# The clock of train.time_limit, a name of its own so that a test can replace it alone.
+clock = time.monotonic
 
 
 class NonFiniteLossError(UserError):
@@ -74,6 +80,11 @@ class RunResult:
     run_dir: Path
     test: dict[str, dict[str, Any]] = field(default_factory=dict)
     report: dict[str, Any] = field(default_factory=dict)  # what test_metrics.json holds
+    # False when train.time_limit stopped the run before its end: latest.pth holds
+    # `iteration` of `total_iterations`, there is no test, and --resume auto continues it.
+    finished: bool = True
+    iteration: int = 0
+    total_iterations: int = 0
 
 
 def train(cfg: Mapping[str, Any], resume: str | None = None) -> RunResult:
@@ -95,6 +106,7 @@ def _train(
     cfg: Mapping[str, Any], process: distributed.DistInfo, resume_path: Path | None
 ) -> RunResult:
     train_cfg, data_cfg, device = cfg["train"], cfg["data"], process.device
+    run_started, time_limit = clock(), train_cfg["time_limit"]
     seed_everything(cfg["seed"], train_cfg["deterministic"])
     use_cuda = device.type == "cuda"
     if use_cuda:
@@ -247,6 +259,7 @@ def _train(
         stop = state.iteration >= total_iters
         last_eval_iteration = state.iteration if resume_path else -1
         started, start_iteration = time.perf_counter(), state.iteration
+        step_started, timed_out = clock(), False
         val_seconds, num_evaluations = 0.0, 0
         loss_sum, loss_count = 0.0, 0  # training losses since the last evaluation
         while not stop and state.epoch < train_cfg["epochs"]:
@@ -286,6 +299,7 @@ def _train(
                 scaler.step(optimizer)
                 scaler.update()
                 state.iteration += 1
+                step_seconds = clock() - step_started  # its data, forward, backward and update
                 if weight_average is not None:
                     weight_average.update(state.iteration)
                 loss_sum, loss_count = loss_sum + total_value, loss_count + 1
@@ -318,10 +332,18 @@ def _train(
                     if patience is not None and state.evals_since_best >= patience:
                         logger.info("early stop: %d evaluations without improvement", patience)
                         stop = True
+                step_started = clock()  # the next step's data loading starts here
+                if time_limit is not None and not stop:
+                    # Stop while the next step still fits, not when the job's end kills it.
+                    over = step_started - run_started + step_seconds > time_limit
+                    stop = timed_out = distributed.any_true(process, over)
                 if stop:
                     break
         progress.close()
-        if last_eval_iteration != state.iteration:  # e.g. a new run of train.max_iters=0
+        if timed_out and last_eval_iteration != state.iteration:
+            # Not validated here: the evaluations stay at the iterations of an unbroken run.
+            save_latest(run)
+        elif last_eval_iteration != state.iteration:  # e.g. a new run of train.max_iters=0
             val_seconds += validate_and_save(run, splits.val, loss_sum / max(1, loss_count))
             num_evaluations += 1
         elapsed = time.perf_counter() - started
@@ -331,6 +353,21 @@ def _train(
             elapsed,
             elapsed / max(1, state.iteration - start_iteration),
         )
+        if timed_out:
+            logger.info(
+                "time limit reached at iteration %d of %d after %.0f s: latest.pth saved; "
+                "continue with --resume auto",
+                state.iteration,
+                total_iters,
+                clock() - run_started,
+            )
+            return RunResult(
+                cfg["name"],
+                run_dir,
+                finished=False,
+                iteration=state.iteration,
+                total_iterations=total_iters,
+            )
 
         # ---- final test of the selected and the last checkpoint ----
         test_started = time.perf_counter()
@@ -352,7 +389,23 @@ def _train(
         if process.is_main:
             run_files.write_test_report(run_dir, report)
             log_test_report(report)
-        return RunResult(cfg["name"], run_dir, {"best": best["test"], "last": last["test"]}, report)
+        return RunResult(
+            cfg["name"],
+            run_dir,
+            {"best": best["test"], "last": last["test"]},
+            report,
+            iteration=state.iteration,
+            total_iterations=total_iters,
+        )
+
+
+def save_latest(run: TrainingRun) -> None:
+    """Write the run's ``latest.pth`` at its iteration without validating (every rank sends
+    its RNG states; rank 0 writes): a :func:`validate_and_save` without the score, the
+    best or the ``metrics.csv`` row, for a stop at an iteration where none is due."""
+    rng_states = gather_rng_states(run.process)
+    if run.process.is_main:
+        save_checkpoint(training_checkpoint(run, {}, rng_states), run.run_dir / "latest.pth")
 
 
 def training_layout(train_cfg: Mapping[str, Any]) -> bool:
