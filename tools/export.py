@@ -2,6 +2,7 @@
 
     python tools/export.py --checkpoint best.pth --out lrrnet.onnx
     python tools/export.py --checkpoint LRRNet_IRSTD1k.pkl --out lrrnet.onnx --opset 18
+    python tools/export.py --checkpoint sirst_cpu_bf16 --out lrrnet.onnx   # a zoo name
 
 The file takes ``image`` (B×1×H×W float32 in [0, 1]; batch, height and width dynamic, H and
 W multiples of 8) and returns ``reconstruction`` (D) and ``target_logits`` (T; probability =
@@ -29,7 +30,9 @@ from lrrnet.engine.predictor import model_from_checkpoint
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = cli.parser(__doc__, config=None)
-    parser.add_argument("--checkpoint", required=True, help=".pth checkpoint or released .pkl")
+    parser.add_argument(
+        "--checkpoint", required=True, help=".pth checkpoint, released .pkl or a zoo name"
+    )
     parser.add_argument("--out", required=True, type=Path, help="the .onnx file to write")
     parser.add_argument(
         "--opset", type=int, default=OPSET, help=f"ONNX opset (≥ 18, default {OPSET})"

@@ -1,6 +1,6 @@
 """The low-rank evidence: spectra and effective ranks of x, D and B over frames.
 
-    python tools/lowrank.py --checkpoint W --images DIR [--out DIR] [--size native|N]
+    python tools/lowrank.py --checkpoint W|NAME --images DIR [--out DIR] [--size native|N]
                             [--limit N] [--energy 0.99] [--center] [--device cpu|cuda|auto]
 
 For every frame in DIR (or DIR/images) the model runs once; the singular values of the
@@ -27,10 +27,14 @@ from lrrnet.lowrank import format_report, measure, write_report
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = cli.parser(__doc__, config=None)
-    parser.add_argument("--checkpoint", required=True, help=".pth checkpoint or released .pkl")
+    parser.add_argument(
+        "--checkpoint", required=True, help=".pth checkpoint, released .pkl or a zoo name"
+    )
     parser.add_argument("--images", required=True, help="folder of frames (or DIR/images)")
     parser.add_argument("--out", default="results/lowrank", help="folder for the report")
-    parser.add_argument("--size", default="native", help="native (default) or N (resize N×N)")
+    parser.add_argument(
+        "--size", help="native (the default; a zoo name: its entry's size) or N (resize N×N)"
+    )
     parser.add_argument("--limit", type=cli.positive_int, help="the first N frames by name")
     parser.add_argument("--energy", type=float, default=0.99, help="energy fraction, (0, 1]")
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda or auto")
@@ -50,8 +54,10 @@ def run(args: argparse.Namespace) -> int:
     if not 0 < args.energy <= 1:
         raise UserError(f"--energy {args.energy}: must be in (0, 1]")
     samples = folder_samples(args.images)[: args.limit]
+    # No --size: native, or for a zoo name the size its entry's config evaluates at.
+    size = {} if args.size is None else {"size": parse_size(args.size)}
     predictor = Predictor.from_checkpoint(
-        args.checkpoint, device=args.device, size=parse_size(args.size), channels_last=False
+        args.checkpoint, device=args.device, channels_last=False, **size
     )
     frames = ((sample.name, read_image(sample.image)) for sample in samples)
     report = measure(

@@ -31,7 +31,9 @@ from lrrnet.visualize import roc_plot
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = cli.parser(__doc__)
-    parser.add_argument("--checkpoint", help=".pth checkpoint or released .pkl (CONFIG mode)")
+    parser.add_argument(
+        "--checkpoint", help=".pth checkpoint, released .pkl or a zoo name (CONFIG mode)"
+    )
     parser.add_argument("--pred", help="saved predictions: results folder or folder of maps")
     parser.add_argument("--images", help="input frames of the predictions (with --pred)")
     parser.add_argument("--masks", help="ground-truth masks (with --pred)")

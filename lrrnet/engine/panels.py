@@ -25,6 +25,7 @@ from lrrnet.engine.inference import iterate_predictions
 from lrrnet.engine.predictor import Predictor, config_eval_size
 from lrrnet.engine.run_files import newest_run_checkpoint
 from lrrnet.engine.scoring import pair_predictions, prediction_files
+from lrrnet.engine.zoo import resolve_checkpoint
 from lrrnet.errors import DataError, UserError, summarize
 from lrrnet.metrics import check_threshold
 from lrrnet.progress import Progress
@@ -119,7 +120,8 @@ def predict_test_split(
 
     Args:
         cfg: a resolved config (:func:`lrrnet.config.load_config`).
-        checkpoint: ``.pth`` or released ``.pkl``; default ``best.pth`` of the newest run.
+        checkpoint: ``.pth``, released ``.pkl`` or a zoo name (built and sized as its
+            entry's config says); default ``best.pth`` of the newest run.
         limit: only the first ``limit`` test images.
         report: unreadable images are recorded in its ``failures`` (and skipped).
 
@@ -128,13 +130,16 @@ def predict_test_split(
     """
     splits = splits_from_config(cfg)
     samples = splits.test[:limit] if limit is not None else splits.test
-    checkpoint = Path(checkpoint) if checkpoint else newest_run_checkpoint(cfg)
+    checkpoint, zoo_model = (
+        resolve_checkpoint(checkpoint) if checkpoint else (newest_run_checkpoint(cfg), None)
+    )
+    trained = zoo_model.config if zoo_model is not None else cfg
     logger.info("checkpoint %s", checkpoint)
     predictor = Predictor.from_checkpoint(
         checkpoint,
-        model_config=cfg["model"],
+        model_config=trained["model"],
         device=cfg["train"]["device"],
-        size=config_eval_size(cfg),
+        size=config_eval_size(trained),
     )
     on_error = None if report is None else _failure_recorder(report)
 
