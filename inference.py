@@ -1,10 +1,12 @@
 """Write target probability maps as OUT/img/<name>.png and OUT/mat/<name>.mat.
 
     python inference.py CONFIG [--set KEY=VALUE ...] [--checkpoint PATH] [--out DIR]
-    python inference.py --checkpoint PATH --images DIR --out DIR
+    python inference.py --checkpoint PATH --images DIR|FRAME|VIDEO --out DIR [--detections]
 
 Without --checkpoint, CONFIG mode uses best.pth of the newest run of that config. The
-checkpoint may be this project's .pth or a released .pkl state dict.
+checkpoint may be this project's .pth, a released .pkl state dict, or a name of the model
+zoo (checkpoints/zoo.json), which also brings its architecture and size (docs/inference.md,
+"The model zoo").
 """
 
 import argparse
@@ -16,25 +18,36 @@ import torch
 
 from lrrnet import cli
 from lrrnet.config import load_config
-from lrrnet.data import folder_samples, splits_from_config
+from lrrnet.data import splits_from_config
+from lrrnet.data.frames import frame_source
 from lrrnet.engine.backends import BACKENDS, predictor_for_backend
+from lrrnet.engine.detections import DETECTIONS_FILE
 from lrrnet.engine.inference import checkpoint_default_size, predict_to_folder
 from lrrnet.engine.predictor import config_eval_size, parse_size
 from lrrnet.engine.run_files import newest_run_checkpoint
+from lrrnet.engine.zoo import resolve_checkpoint
 from lrrnet.errors import UserError
+from lrrnet.metrics import THRESHOLD
 
 logger = logging.getLogger("lrrnet.inference")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = cli.parser(__doc__)
-    parser.add_argument("--checkpoint", help=".pth checkpoint or released .pkl state dict")
-    parser.add_argument("--images", help="folder of frames to run instead of a config's test split")
+    parser.add_argument(
+        "--checkpoint", help=".pth checkpoint, released .pkl state dict, or a zoo name"
+    )
+    parser.add_argument(
+        "--images",
+        help="a folder of frames, one frame file or a video (frames named 000000, 000001, …) "
+        "to run instead of a config's test split",
+    )
     parser.add_argument("--out", help="output folder (default: results/<config name>)")
     parser.add_argument(
         "--size",
         help="'native' (pad to the model's multiple) or N (resize to N×N); default: the "
-        "config's (with --images: the checkpoint's stored config, else 512, the recipe's)",
+        "config's (with --images: the checkpoint's stored config, else 512, the recipe's; "
+        "for a zoo name always its entry's config)",
     )
     parser.add_argument(
         "--save-at",
@@ -75,6 +88,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=0.0,
         help="Gaussian input noise, grey levels",
     )
+    parser.add_argument(
+        "--detections",
+        action="store_true",
+        help="also write OUT/detections.csv: each frame's 8-connected components of "
+        "p > --threshold (centroid, area, peak and mean probability)",
+    )
+    parser.add_argument(
+        "--threshold",
+        type=cli.in_domain(THRESHOLD),
+        help="positive when p > threshold, for --detections (default: the config's "
+        "eval.threshold; 0.5 with --images)",
+    )
     parser.add_argument("--noise-seed", type=cli.non_negative_int, default=0)
     return parser.parse_args(argv)
 
@@ -89,23 +114,31 @@ def run(args: argparse.Namespace) -> int:
     if args.images:
         if not (args.checkpoint and args.out):
             raise UserError("--images needs --checkpoint and --out")
-        samples = folder_samples(args.images)
+        samples = frame_source(args.images)
         checkpoint, model_config, out_dir = Path(args.checkpoint), None, Path(args.out)
         size = args.size
         if size is None:
             size, why = checkpoint_default_size(checkpoint)
             logger.info("size %s: %s", size, why)
         device, batch_size = args.device or "auto", args.batch_size or 8
+        threshold = 0.5 if args.threshold is None else args.threshold
     elif args.config:
         cfg = load_config(args.config, args.overrides)
         splits = splits_from_config(cfg)
         samples = splits.test
-        checkpoint = Path(args.checkpoint) if args.checkpoint else newest_run_checkpoint(cfg)
-        model_config = cfg["model"]
+        checkpoint, zoo_model = (
+            resolve_checkpoint(args.checkpoint)
+            if args.checkpoint
+            else (newest_run_checkpoint(cfg), None)
+        )
+        # A zoo model is built and sized as its own config says; the config gives the data.
+        trained = zoo_model.config if zoo_model is not None else cfg
+        model_config = trained["model"]
         out_dir = Path(args.out) if args.out else Path(cfg["paths"]["results"], cfg["name"])
-        size = args.size or config_eval_size(cfg)
+        size = args.size or config_eval_size(trained)
         device = args.device or cfg["train"]["device"]
         batch_size = args.batch_size or cfg["eval"]["batch_size"]
+        threshold = cfg["eval"]["threshold"] if args.threshold is None else args.threshold
     else:
         raise UserError("give a CONFIG, or --checkpoint PATH --images DIR --out DIR")
 
@@ -133,6 +166,7 @@ def run(args: argparse.Namespace) -> int:
         noise_sigma=args.noise_sigma,
         noise_seed=args.noise_seed,
         progress=True,
+        detections_threshold=threshold if args.detections else None,
     )
     logger.info(
         "wrote %d of %d predictions to %s in %.1f s (%.2f images/s, %s, size %s)",
@@ -144,6 +178,13 @@ def run(args: argparse.Namespace) -> int:
         predictor.device,
         predictor.size,
     )
+    if args.detections:
+        logger.info(
+            "wrote %d detections (p > %g) to %s",
+            report.detections,
+            threshold,
+            out_dir / DETECTIONS_FILE,
+        )
     if report.failures:
         names = ", ".join(name for name, _ in report.failures)
         print(f"error: {len(report.failures)} image(s) could not be read: {names}", file=sys.stderr)
