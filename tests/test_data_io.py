@@ -1,5 +1,7 @@
 """Readers refuse values they cannot interpret instead of scoring or training on them."""
 
+import re
+
 import cv2
 import numpy as np
 import pytest
@@ -11,6 +13,8 @@ from lrrnet.data.io import (
     clear_predictions,
     list_images,
     read_image,
+    read_mask,
+    read_mask_levels,
     read_prediction,
     write_prediction,
 )
@@ -128,3 +132,62 @@ def test_an_output_folder_holding_an_input_is_refused(tmp_path):
         assert "\n" not in str(error.value)
     check_apart_from_inputs(tmp_path / "U" / "out", [frame])  # beside the frames: fine
     check_apart_from_inputs(tmp_path / "Uimg", [frame])  # a name prefix is not a parent
+
+
+@pytest.mark.parametrize(
+    ("variables", "pattern"),
+    [
+        ({"T": np.full((4, 4), 0.5 + 0.5j)}, "variable 'T' is complex, expected a real H×W"),
+        ({"T": np.array([np.zeros(2), np.zeros(3)], dtype=object)}, "'T' is a cell array"),
+        ({"T": {"field": 1}}, "variable 'T' is a"),
+        ({"T": "probabilities"}, "variable 'T' is text"),
+        ({"T": np.zeros((0, 0))}, r"'T' has shape \(0, 0\), expected H×W"),
+        ({"T": np.zeros((4, 0))}, r"'T' has shape \(4, 0\), expected H×W"),
+        ({"T": np.zeros((2, 3, 4))}, r"'T' has shape \(2, 3, 4\), expected H×W"),
+        ({"P": np.zeros((4, 4))}, "no variable 'T'"),
+    ],
+)
+def test_a_mat_whose_t_is_not_a_real_2d_array_is_refused_by_name(tmp_path, variables, pattern):
+    path = tmp_path / "frame.mat"
+    scipy.io.savemat(str(path), variables)
+    with pytest.raises(DataError, match=rf"^{re.escape(str(path))}: .*{pattern}"):
+        read_prediction(path)
+
+
+def test_a_mat_that_is_not_a_mat_is_refused_by_name(tmp_path):
+    for name, content in (("text.mat", b"MATLAB? no"), ("empty.mat", b""), ("png.mat", _png())):
+        (tmp_path / name).write_bytes(content)
+        with pytest.raises(DataError, match=rf"{name}: cannot read .mat file"):
+            read_prediction(tmp_path / name)
+
+
+def _png() -> bytes:
+    return cv2.imencode(".png", np.zeros((4, 4), np.uint8))[1].tobytes()
+
+
+@pytest.mark.parametrize("reader", [read_image, read_mask, read_mask_levels, read_prediction])
+def test_a_file_that_decodes_to_something_else_is_refused_by_name(tmp_path, reader):
+    hostile = {
+        "notes.png": b"not an image",  # text with an image suffix
+        "empty.png": b"",
+        "half.png": _png()[:40],  # a truncated download
+    }
+    for name, content in hostile.items():
+        (tmp_path / name).write_bytes(content)
+    paths = [tmp_path / name for name in hostile]
+    tifffile = pytest.importorskip("tifffile")
+    bands = tmp_path / "bands.tif"  # one page of 6 channels: no frame or mask has six
+    tifffile.imwrite(bands, np.zeros((8, 8, 6), np.uint8), planarconfig="contig")
+    for path in [*paths, bands]:
+        with pytest.raises(DataError, match=rf"^{re.escape(str(path))}: (decodes to|cannot)"):
+            reader(path)
+
+
+def test_a_decoded_array_of_more_than_four_channels_is_refused(tmp_path, monkeypatch):
+    # What a decoder that keeps every band would return: refused by shape, not reduced.
+    path = tmp_path / "bands.png"
+    path.write_bytes(_png())
+    monkeypatch.setattr(cv2, "imread", lambda *_: np.zeros((8, 8, 6), np.uint8))
+    for reader in (read_image, read_mask, read_mask_levels):
+        with pytest.raises(DataError, match=r"decodes to shape \(8, 8, 6\), expected H×W grey"):
+            reader(path)

@@ -46,6 +46,13 @@ def _decode(path: str | Path) -> np.ndarray:
     array = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if array is None or array.size == 0:
         raise DataError(f"{path}: cannot decode image (corrupt or unsupported format)")
+    # A frame or mask is one plane of grey levels, or a colour image of up to 4 channels
+    # (BGR(A)); anything else (a multi-page stack, a many-band TIFF) is not what it claims.
+    if not (array.ndim == 2 or (array.ndim == 3 and 1 <= array.shape[2] <= 4)):
+        raise DataError(
+            f"{path}: decodes to shape {array.shape}, expected H×W grey or H×W×C colour "
+            "with at most 4 channels"
+        )
     return array
 
 
@@ -137,12 +144,23 @@ def read_mask_levels(path: str | Path) -> np.ndarray:
     return levels / peak if peak > 0 else np.zeros_like(levels)
 
 
+# What a .mat variable that is not a real array holds, by NumPy's dtype kind.
+MAT_KINDS = {
+    "c": "complex",
+    "O": "a cell array or struct",
+    "V": "a struct",
+    "U": "text",
+    "S": "text",
+}
+
+
 def read_prediction(path: str | Path) -> np.ndarray:
     """Read a saved probability map: ``.mat`` (variable ``T``) or ``.png`` (value / 255).
 
     A ``.mat`` or float image map with values outside [0, 1] (a 0–255 map, or logits from
     another framework) is refused with a DataError naming the file: scoring it would be
-    garbage. 8-bit maps are divided by 255, 16-bit by 65535.
+    garbage. So is a ``.mat`` whose ``T`` is not a real, non-empty H×W array (complex, a
+    cell or struct, text, 3-D, empty). 8-bit maps are divided by 255, 16-bit by 65535.
 
     Returns:
         ``H×W`` float32 array in [0, 1].
@@ -157,10 +175,15 @@ def read_prediction(path: str | Path) -> np.ndarray:
             raise DataError(f"{path}: cannot read .mat file ({error})") from None
         if "T" not in content:
             raise DataError(f"{path}: no variable 'T' in .mat file")
-        prob = np.asarray(content["T"], dtype=np.float32)
-        if prob.ndim != 2:
-            raise DataError(f"{path}: variable 'T' has shape {prob.shape}, expected H×W")
-        return _check_unit_range(prob, path, "variable 'T'")
+        stored = content["T"]
+        # Real numbers only: a cast would drop a complex map's imaginary part silently and
+        # fail with a traceback on a cell, a struct or text.
+        if not isinstance(stored, np.ndarray) or stored.dtype.kind not in "biuf":
+            kind = MAT_KINDS.get(getattr(stored, "dtype", np.dtype(object)).kind, "not numeric")
+            raise DataError(f"{path}: variable 'T' is {kind}, expected a real H×W array")
+        if stored.ndim != 2 or stored.size == 0:
+            raise DataError(f"{path}: variable 'T' has shape {stored.shape}, expected H×W")
+        return _check_unit_range(stored.astype(np.float32), path, "variable 'T'")
     array = _to_gray(_decode(path), path)
     if array.dtype == np.uint16:
         return array.astype(np.float32) / 65535.0
