@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -21,7 +22,13 @@ from lrrnet.engine.benchmarking import (
     time_forwards,
 )
 from lrrnet.engine.cpu_memory import default_malloc_state
-from lrrnet.engine.metrics_reference import compare_metrics
+from lrrnet.engine.metrics_reference import (
+    compare_metrics,
+    reference_metrics,
+    reference_score_folder,
+    synthetic_pair,
+    write_synthetic_folder,
+)
 from lrrnet.models import LRRNet
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -156,6 +163,14 @@ def test_the_metric_reference_agrees_with_the_accumulator():
     assert result["worst"] <= 1e-12
     assert result["num"] == 3 and result["reference_num"] == 1
     assert set(result["reference"]) == {"miou", "niou", "pd", "fa", "auc"}
+
+
+def test_the_end_to_end_reference_scores_the_files_written_for_it(tmp_path: Path) -> None:
+    pred_dir, mask_dir = write_synthetic_folder(tmp_path, num=2, size=32, seed=1)
+    assert sorted(p.name for p in (pred_dir / "mat").iterdir()) == ["000000.mat", "000001.mat"]
+    rng = np.random.default_rng(1)
+    in_memory = reference_metrics([synthetic_pair(rng, 32) for _ in range(2)])
+    assert reference_score_folder(pred_dir, mask_dir) == in_memory
 
 
 def test_benchmark_tool_writes_json(tmp_path: Path) -> None:

@@ -1,6 +1,8 @@
 """Time lrrnet.metrics against a straightforward per-threshold implementation.
 
     python tools/benchmark_metrics.py [--num 200] [--reference-num 10] [--size 512] [--seed 0]
+    python tools/benchmark_metrics.py --end-to-end [--num 100] [--repeats 3]
+                                      [--cal-from-mask OTHER_CHECKOUT/cal_from_mask.py]
 
 Scores ``--num`` synthetic prediction/mask pairs (random blobs, seeded) with
 :class:`lrrnet.metrics.MetricAccumulator`, and the first ``--reference-num`` of them with a
@@ -9,27 +11,48 @@ regionprops, one thresholded pass per ROC threshold per image), whose time per f
 extrapolated. Checks that both give the same IoU, nIoU, Pd, Fa and AUC on that subset.
 The plain implementation is :mod:`lrrnet.engine.metrics_reference`: the yardstick, not a
 code path.
+
+``--end-to-end`` writes ``--num`` such pairs as files (``.mat`` maps, ``.png`` masks) to a
+temporary folder and times, each in a fresh interpreter, ``cal_from_mask.py`` (with its
+Pd–Fa curve and report files) and the reference reading the same files; ``--cal-from-mask``
+times another checkout's script instead (with that checkout's ``lrrnet``), e.g. an older
+commit's, and ``--repeats`` runs each that often, interleaved, keeping the fastest.
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 
 from lrrnet.cli import non_negative_int, parser, positive_int
-from lrrnet.engine.metrics_reference import compare_metrics
+from lrrnet.engine.metrics_reference import compare_metrics, time_end_to_end
 
 
 def main(argv: list[str] | None = None) -> int:
     arguments = parser(__doc__, config=None)
     arguments.add_argument(
-        "--num", type=positive_int, default=200, help="pairs scored by the accumulator"
+        "--num",
+        type=positive_int,
+        help="pairs scored by the accumulator (200), or by both with --end-to-end (100)",
     )
     arguments.add_argument(
         "--reference-num", type=positive_int, default=10, help="pairs for the reference"
     )
     arguments.add_argument("--size", type=positive_int, default=512)
     arguments.add_argument("--seed", type=non_negative_int, default=0)
+    arguments.add_argument(
+        "--end-to-end", action="store_true", help="time cal_from_mask.py on files instead"
+    )
+    arguments.add_argument(
+        "--cal-from-mask", default="cal_from_mask.py", help="the script --end-to-end times"
+    )
+    arguments.add_argument(
+        "--repeats", type=positive_int, default=1, help="--end-to-end runs of each"
+    )
     args = arguments.parse_args(argv)
+    if args.end_to_end:
+        return end_to_end(args)
+    args.num = args.num or 200
 
     result = compare_metrics(args.num, args.reference_num, args.size, args.seed)
     fast, plain = result["fast"], result["reference"]
@@ -45,6 +68,22 @@ def main(argv: list[str] | None = None) -> int:
     if result["worst"] > 1e-12:
         print("MISMATCH between accumulator and reference", file=sys.stderr)
         return 1
+    return 0
+
+
+def end_to_end(args: argparse.Namespace) -> int:
+    num = args.num or 100
+    result = time_end_to_end(num, args.size, args.seed, args.cal_from_mask, args.repeats)
+    script_s, reference_s = result["script_s"], result["reference_s"]
+    print(f"{num} pairs of {args.size}×{args.size} as files, the fastest of {args.repeats} run(s)")
+    for name, seconds, runs in (
+        (args.cal_from_mask, script_s, result["script_runs"]),
+        ("reference", reference_s, result["reference_runs"]),
+    ):
+        print(f"{name}: {seconds:.2f} s (runs: {' '.join(f'{t:.2f}' for t in runs)})")
+    script_cpu, reference_cpu = result["script_cpu_s"], result["reference_cpu_s"]
+    print(f"CPU seconds: {script_cpu:.2f} against {reference_cpu:.2f}")
+    print(f"speed-up: {reference_s / script_s:.1f}× (CPU time {reference_cpu / script_cpu:.1f}×)")
     return 0
 
 

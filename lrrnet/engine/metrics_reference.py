@@ -3,16 +3,24 @@ way the field's evaluation code is, timed against :class:`lrrnet.metrics.MetricA
 
 The plain implementation uses scikit-image labels and regionprops and makes one thresholded
 pass per ROC threshold per image; it is a reference to check against and to time, never a
-code path. What ``tools/benchmark_metrics.py`` runs.
+code path. :func:`time_end_to_end` times ``cal_from_mask.py`` against it on saved files, each
+in a fresh interpreter. What ``tools/benchmark_metrics.py`` runs.
 """
 
 from __future__ import annotations
 
+import os
+import resource
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
+import scipy.io
 from skimage import measure
 
 from lrrnet.metrics import MetricAccumulator
@@ -136,4 +144,109 @@ def compare_metrics(
         "worst": max(abs(on_subset[key] - plain[key]) for key in plain),
         "num": len(pairs),
         "reference_num": len(subset),
+    }
+
+
+def write_synthetic_folder(
+    folder: str | Path, num: int = 100, size: int = 512, seed: int = 0
+) -> tuple[Path, Path]:
+    """Write ``num`` seeded :func:`synthetic_pair` pairs as ``cal_from_mask.py`` reads them:
+    ``folder/pred/mat/<name>.mat`` (float32 ``T``, as ``inference.py`` writes) and
+    ``folder/masks/<name>.png``.
+
+    Returns:
+        The prediction folder and the mask folder.
+    """
+    pred_dir, mask_dir = Path(folder) / "pred", Path(folder) / "masks"
+    (pred_dir / "mat").mkdir(parents=True, exist_ok=True)
+    mask_dir.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for index in range(num):
+        prob, mask = synthetic_pair(rng, size)
+        scipy.io.savemat(str(pred_dir / "mat" / f"{index:06d}.mat"), {"T": prob})
+        cv2.imwrite(str(mask_dir / f"{index:06d}.png"), mask.astype(np.uint8) * 255)
+    return pred_dir, mask_dir
+
+
+def reference_score_folder(pred_dir: str | Path, mask_dir: str | Path) -> dict:
+    """The original evaluation end to end: read every ``pred_dir/mat/<name>.mat`` and its
+    mask ``mask_dir/<name>.png``, then :func:`reference_metrics` on all of them."""
+    pairs = []
+    for path in sorted((Path(pred_dir) / "mat").glob("*.mat")):
+        prob = scipy.io.loadmat(str(path))["T"]
+        mask = cv2.imread(str(Path(mask_dir) / f"{path.stem}.png"), cv2.IMREAD_GRAYSCALE) > 0
+        pairs.append((prob, mask))
+    return reference_metrics(pairs)
+
+
+def time_end_to_end(
+    num: int = 100,
+    size: int = 512,
+    seed: int = 0,
+    cal_from_mask: str | Path = "cal_from_mask.py",
+    repeats: int = 1,
+) -> dict[str, Any]:
+    """Wall-clock seconds of ``cal_from_mask.py`` and of :func:`reference_score_folder`, each
+    a fresh interpreter (imports, reading, scoring and, for the script, its report files), on
+    ``num`` pairs written to a temporary folder.
+
+    Args:
+        cal_from_mask: the script to time; another checkout's runs with that checkout's
+            ``lrrnet`` (its folder goes first on ``PYTHONPATH``).
+        repeats: runs of each, interleaved; the fastest counts.
+
+    Returns:
+        ``script_s``, ``reference_s`` (the fastest runs' wall-clock seconds),
+        ``script_cpu_s``, ``reference_cpu_s`` (the least CPU seconds, user + system, which
+        other jobs on the machine inflate less), ``script_runs``, ``reference_runs`` (every
+        run's wall-clock seconds), ``num`` and ``size``.
+    """
+    script = Path(cal_from_mask).resolve()
+    environment = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(script.parent), os.environ.get("PYTHONPATH", "")]),
+    }
+    with tempfile.TemporaryDirectory() as folder:
+        pred_dir, mask_dir = write_synthetic_folder(folder, num, size, seed)
+        commands = {
+            "script": [
+                sys.executable,
+                str(script),
+                "--pred",
+                str(pred_dir),
+                "--masks",
+                str(mask_dir),
+                "--json",
+                str(Path(folder) / "report" / "metrics.json"),
+            ],
+            "reference": [
+                sys.executable,
+                "-c",
+                "import sys; from lrrnet.engine.metrics_reference import reference_score_folder;"
+                " print(reference_score_folder(sys.argv[1], sys.argv[2]))",
+                str(pred_dir),
+                str(mask_dir),
+            ],
+        }
+        runs: dict[str, list[float]] = {name: [] for name in commands}
+        cpu: dict[str, list[float]] = {name: [] for name in commands}
+        for _ in range(repeats):
+            for name, command in commands.items():
+                before = resource.getrusage(resource.RUSAGE_CHILDREN)
+                start = time.perf_counter()
+                subprocess.run(command, check=True, capture_output=True, env=environment)
+                runs[name].append(time.perf_counter() - start)
+                after = resource.getrusage(resource.RUSAGE_CHILDREN)
+                cpu[name].append(
+                    after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+                )
+    return {
+        "script_s": min(runs["script"]),
+        "reference_s": min(runs["reference"]),
+        "script_cpu_s": min(cpu["script"]),
+        "reference_cpu_s": min(cpu["reference"]),
+        "script_runs": runs["script"],
+        "reference_runs": runs["reference"],
+        "num": num,
+        "size": size,
     }
