@@ -114,12 +114,18 @@ def test_inference_by_name_writes_the_maps_of_the_file_at_the_entrys_size_and_it
     # frames and whose eval size is the entry's) gives it.
     by_path = [str(run_dir / "config.yaml"), "--checkpoint", str(weights), "--device", "cpu"]
     assert inference.main([*by_path, "--out", str(tmp_path / "path")]) == 0
+    # CONFIG mode with a name: the config (here the default network, which the tiny weights
+    # do not fit) gives only the frames; the entry gives the network and its size.
+    in_config = ["synthetic", "--set", f"data.root={str(data)!r}", "--set", "data.generate=False"]
+    by_config = [*in_config, "--checkpoint", "tiny", "--device", "cpu"]
+    assert inference.main([*by_config, "--out", str(tmp_path / "config")]) == 0
     names = sorted(path.name for path in (tmp_path / "name" / "mat").iterdir())
     assert len(names) == 3
     for name in names:
         by_name = scipy.io.loadmat(tmp_path / "name" / "mat" / name)["T"]
         assert by_name.shape == (32, 32)
-        assert (by_name == scipy.io.loadmat(tmp_path / "path" / "mat" / name)["T"]).all()
+        for other in ("path", "config"):
+            assert (by_name == scipy.io.loadmat(tmp_path / other / "mat" / name)["T"]).all()
 
     at_network = ["--checkpoint", "tiny", "--save-at", "network", "--out", str(tmp_path / "net")]
     assert inference.main([*at_network, *common]) == 0
