@@ -62,6 +62,7 @@ NULLABLE_TYPES: dict[str, tuple[type, ...]] = {
     "data.dataset_name": (str,),
     "model.target_prior": (float,),
     "train.max_iters": (int,),
+    "train.time_limit": (float, int),
     "train.grad_clip": (float, int),
     "train.eval_every": (int,),
     "train.early_stop_patience": (int,),
@@ -73,6 +74,8 @@ NULLABLE_TYPES: dict[str, tuple[type, ...]] = {
 LOOP_DOMAINS = (
     Domain("train.epochs", low=0, low_open=True, integer=True),
     Domain("train.max_iters", low=0, low_open=True, integer=True, nullable=True),
+    # Seconds of wall time; the loop compares the elapsed time and its step time with it.
+    Domain("train.time_limit", low=0.0, low_open=True, nullable=True, note="None: no limit"),
     Domain("train.batch_size", low=0, low_open=True, integer=True),
     # The largest gradient norm; 0 would zero every step.
     Domain("train.grad_clip", low=0.0, low_open=True, nullable=True, note="None: off"),
@@ -192,6 +195,7 @@ def validate(config: Mapping[str, Any]) -> None:
     with the same functions.
     """
     _check_against(config, base_config(), "")
+    check_run_name(config["name"])
     for dotted, choices in CHOICES.items():
         value = get(config, dotted)
         if value not in choices:
@@ -206,6 +210,19 @@ def validate(config: Mapping[str, Any]) -> None:
     for domain in (dataset.BASE_SIZE, dataset.CROP_SIZE):
         dataset.check_size(domain, get(config, domain.key), multiple)
     schedule.check_min_lr(get(config, "train.lr"), get(config, "train.min_lr"))
+
+
+def check_run_name(name: str) -> str:
+    """Returns ``name`` when it is one folder name: it becomes ``checkpoints/<name>/`` and
+    ``results/<name>/``, so a separator, ``..``, an absolute path or an empty name would put
+    those files outside their roots (or on top of them)."""
+    # Both separators on every system: a config written on one runs on the other.
+    if not name.strip() or ".." in name or "\0" in name or "/" in name or "\\" in name:
+        raise ConfigError(
+            f"config key 'name' = {name!r} must be one folder name (not empty, no path "
+            "separator, no '..'): it names checkpoints/<name>/ and results/<name>/"
+        )
+    return name
 
 
 def size_multiple(config: Mapping[str, Any]) -> int:

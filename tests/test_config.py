@@ -315,3 +315,17 @@ def test_the_bounds_themselves_pass():
         ],
     )
     assert cfg["train"]["grad_clip"] == 1 and cfg["train"]["min_lr"] == cfg["train"]["lr"]
+
+
+@pytest.mark.parametrize(
+    "name", ["", "   ", "../x", "..", "a/b", "/tmp/run", "a\\b", "C:\\runs\\x", "x..y", "a\0b"]
+)
+def test_a_run_name_that_is_not_one_folder_name_is_refused(name):
+    # The name becomes checkpoints/<name>/ and results/<name>/: none may leave those roots.
+    with pytest.raises(ConfigError, match=r"config key 'name' = .* must be one folder name"):
+        load_config("demo", [f"name={name!r}"])
+
+
+def test_ordinary_run_names_pass():
+    for name in ("irstd1k", "sirst_cpu-bf16.v2", "run 3"):
+        assert load_config("demo", [f"name={name!r}"])["name"] == name
