@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pickle
 import random
+import re
 from pathlib import Path
 
 import numpy as np
@@ -257,3 +258,81 @@ def test_a_weight_average_is_saved_as_the_model_and_restored_beside_the_live_wei
     assert "train_model" not in plain
     restore_training(plain, fresh, optimizer, scaler, rank=0, averaged_model=fresh_average)
     assert torch.equal(fresh_average[0].weight, live[0].weight)
+
+
+TINY_NET = {"base_channels": 8, "num_groups": 4, "channel_mults": (1, 2), "num_res_blocks": 1}
+
+
+def _tiny_training_checkpoint(tmp_path: Path, overrides: list[str]) -> tuple[Path, dict]:
+    """A latest.pth of an LRRNet trained under ``synthetic`` with ``overrides``."""
+    from lrrnet.models import LRRNet
+
+    cfg = load_config("synthetic", overrides)
+    model = LRRNet(**cfg["model"])
+    optimizer = torch.optim.Adam(model.parameters())
+    scaler = torch.amp.GradScaler("cuda", enabled=False)
+    rng = gather_rng_states(init_distributed("cpu"))
+    checkpoint = training_checkpoint(training_run(cfg, model, optimizer, scaler), {}, rng)
+    save_checkpoint(checkpoint, tmp_path / "latest.pth")
+    return tmp_path / "latest.pth", checkpoint
+
+
+def _tiny_sets(**changes) -> list[str]:
+    model = {**TINY_NET, **changes}
+    return [f"model.{key}={value!r}" for key, value in model.items()]
+
+
+def test_resume_with_another_architecture_is_one_line_naming_the_model_keys(tmp_path):
+    path, _ = _tiny_training_checkpoint(tmp_path, _tiny_sets())
+    wider = load_config("synthetic", _tiny_sets(base_channels=16))
+    with pytest.raises(UserError) as refused:
+        load_for_resume(path, wider, 1, torch.device("cpu"))
+    message = str(refused.value)
+    assert "\n" not in message and "model.base_channels: 8 -> 16" in message
+    # A model.* change that changes no weight still resumes.
+    dropout = load_config("synthetic", _tiny_sets(dropout=0.5))
+    loaded = load_for_resume(path, dropout, 1, torch.device("cpu"))
+    assert loaded["config_changes"] == ["model.dropout: 0.2 -> 0.5"]
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_weights_are_refused_by_the_tensors_key(tmp_path, bad):
+    from lrrnet.engine.predictor import model_from_checkpoint
+
+    path, checkpoint = _tiny_training_checkpoint(tmp_path, _tiny_sets())
+    key = sorted(checkpoint["model"])[3]
+    checkpoint["model"][key].view(-1)[0] = bad
+    save_checkpoint(checkpoint, path)
+    for load in (
+        lambda: model_from_checkpoint(path),
+        lambda: load_for_resume(path, load_config("synthetic", _tiny_sets()), 1, "cpu"),
+    ):
+        with pytest.raises(CheckpointError, match=rf"tensor '{re.escape(key)}' holds 1 non-finite"):
+            load()
+    # A bare state dict (the released .pkl form) too.
+    save_checkpoint(checkpoint["model"], tmp_path / "bare.pkl")
+    with pytest.raises(CheckpointError, match=re.escape(key)):
+        model_from_checkpoint(tmp_path / "bare.pkl", TINY_NET)
+
+
+@pytest.mark.parametrize(
+    ("stored", "pattern"),
+    [
+        ({"train": {"grad_clip": -1.0}}, "'train.grad_clip' must be positive"),
+        ({"data": {"noise_sigma": float("inf")}}, "'data.noise_sigma' = inf must be finite"),
+        ({"model": {"dropout": 3.0}}, "'model.dropout' = 3.0 must be in"),
+        ({"model": {"base_channels": "8; rm -rf"}}, "'model.base_channels' expects int"),
+        ({"model": {"bogus": 1}}, "unknown config key 'model.bogus'"),
+        ({"name": "../../elsewhere"}, "config key 'name' = '../../elsewhere'"),
+        ({"data": {"base_size": -512}}, "'data.base_size' must be positive"),
+        (["not", "a", "mapping"], "stored config is a list"),
+    ],
+)
+def test_a_checkpoints_stored_config_gets_a_users_configs_checks(tmp_path, stored, pattern):
+    from lrrnet.engine.predictor import model_from_checkpoint
+    from lrrnet.models import LRRNet
+
+    path = tmp_path / "hostile.pth"
+    save_checkpoint({"model": LRRNet(**TINY_NET).state_dict(), "config": stored}, path)
+    with pytest.raises(CheckpointError, match=rf"checkpoint {re.escape(str(path))}: .*{pattern}"):
+        model_from_checkpoint(path)

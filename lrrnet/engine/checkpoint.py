@@ -78,7 +78,49 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
             f"checkpoint {path} holds a {type(checkpoint).__name__}, expected a dict "
             "(a state dict, or a checkpoint with a 'model' entry)"
         )
+    if "config" in checkpoint:
+        check_stored_config(checkpoint["config"], f"checkpoint {path}")
     return checkpoint
+
+
+def check_stored_config(stored: Any, source: str) -> None:
+    """Refuses a checkpoint's stored config that a user's config file could not hold.
+
+    Inference builds the network and chooses its size from it, and a resume compares
+    against it, so it gets the same checks (:func:`lrrnet.config.validate`) as a config
+    the user gives: the stored keys over ``configs/base.py``'s defaults, as a run folder's
+    ``config.yaml`` is read.
+
+    Raises:
+        CheckpointError: naming ``source`` and the key.
+    """
+    # lrrnet.config imports the modules that own the domains, some of which import this one.
+    from lrrnet import config
+
+    if not isinstance(stored, Mapping):
+        raise CheckpointError(
+            f"{source}: its stored config is a {type(stored).__name__}, expected a mapping"
+        )
+    try:
+        config.validate(config.override(config.base_config(), to_dict(stored)))
+    except UserError as error:
+        raise CheckpointError(f"{source}: its stored config is refused: {error}") from None
+
+
+def check_finite_weights(state: Mapping[str, torch.Tensor], source: str = "checkpoint") -> None:
+    """Raises CheckpointError naming the first tensor that holds NaN or ±inf.
+
+    Such weights turn every map into NaN, which thresholds to "no target" everywhere and is
+    written as an all-zero map, so they are refused when loaded rather than discovered in
+    the scores.
+    """
+    for key, value in state.items():
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            count = int((~torch.isfinite(value)).sum())
+            raise CheckpointError(
+                f"{source}: tensor {key!r} holds {count} non-finite value(s) (NaN or inf) "
+                f"of {value.numel()}; the weights are broken"
+            )
 
 
 def _unpickling_reason(exc: Exception) -> str:
@@ -166,6 +208,7 @@ def load_model_weights(
     state = extract_model_state(checkpoint, source=label)
     target = unwrap_model(model)
     check_state_fits(target, state, source=label)
+    check_finite_weights(state, source=label)
     target.load_state_dict(state, strict=True)
     logger.info("loaded %d tensors from %s", len(state), label)
     return checkpoint
@@ -271,10 +314,13 @@ def load_for_resume(
 ) -> dict[str, Any]:
     """The checkpoint to resume from, refused when the run cannot continue exactly.
 
-    The position inside an epoch is counted in batches of ``train.batch_size`` per process,
-    so another batch size or process count would start at the wrong sample (or past the end
-    of the epoch): refused with both values. Other config changes are allowed, logged, and
-    listed in the returned dict's ``config_changes``.
+    A run folder belongs to one config: a config that differs in a key of
+    :data:`RUN_IDENTITY` (another name, architecture or dataset) is refused in one line
+    naming the keys. The position inside an epoch is counted in batches of
+    ``train.batch_size`` per process, so another batch size or process count would start at
+    the wrong sample (or past the end of the epoch): refused with both values. Other config
+    changes (the learning rate, the length, ...) are allowed, logged, and listed in the
+    returned dict's ``config_changes``.
     """
     checkpoint = load_checkpoint(path, map_location=device)
     for key in ("model", "optimizer", "iteration", "epoch", "rng"):
@@ -283,6 +329,12 @@ def load_for_resume(
                 f"{path}: not a training checkpoint (no '{key}' entry); cannot resume"
             )
     stored = checkpoint.get("config") or {}
+    other = identity_changes(to_dict(stored), to_dict(cfg)) if stored else []
+    if other:
+        raise UserError(
+            f"{path}: its run folder belongs to another config ({'; '.join(other)}); resume it "
+            "with its own config (config.yaml beside it), or start a new run without --resume"
+        )
     old_batch = stored.get("train", {}).get("batch_size", cfg["train"]["batch_size"])
     old_world = checkpoint.get("world_size", len(checkpoint["rng"]))
     new_batch = cfg["train"]["batch_size"]
@@ -293,10 +345,78 @@ def load_for_resume(
             "(the iteration counts batches of that size)"
         )
     changes = config_changes(to_dict(stored), to_dict(cfg)) if stored else []
+    check_resumable_weights(checkpoint, path)
     if changes:
         logger.warning("resuming %s with a changed config: %s", path, "; ".join(changes))
     checkpoint["config_changes"] = changes
     return checkpoint
+
+
+def check_resumable_weights(checkpoint: Mapping[str, Any], path: Path) -> None:
+    """Refuses a resume whose weights are not state dicts or not finite, in one line naming
+    the entry and the tensor's key, before the dataset is read. (Another architecture is
+    refused before this by :data:`RUN_IDENTITY`, naming the differing ``model.*`` keys.)"""
+    for key in ("model", "train_model"):
+        if key not in checkpoint:
+            continue
+        if not isinstance(checkpoint[key], Mapping) or not all(
+            isinstance(value, torch.Tensor) for value in checkpoint[key].values()
+        ):
+            raise CheckpointError(f"{path}: its '{key}' entry is not a state dict; cannot resume")
+        check_finite_weights(checkpoint[key], source=f"{path} ('{key}')")
+
+
+# The keys that make a config another one, whose run folder a resume may not continue
+# (docs/training.md, "Resuming"): the run's name, the network's shape (what the weights
+# fit; model.dropout, model.target_prior and model.attention_impl change no weight), and the
+# dataset.
+RUN_IDENTITY = (
+    "name",
+    "model.in_channels",
+    "model.base_channels",
+    "model.channel_mults",
+    "model.num_res_blocks",
+    "model.num_groups",
+    "model.head_input",
+    "model.mid_attention",
+    "data.root",
+    "data.layout",
+    "data.dataset_name",
+)
+
+
+def identity_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    """``key: old -> new`` for each key of :data:`RUN_IDENTITY` that differs.
+
+    ``data.root`` counts by its folder's name, so that a dataset moved elsewhere (or named by
+    another relative path) still resumes, while another dataset does not. A key that the
+    stored config lacks (saved before the key existed) is not compared.
+    """
+    changes = []
+    for key in RUN_IDENTITY:
+        before, after = _dotted(old, key), _dotted(new, key)
+        if before is _ABSENT or after is _ABSENT:
+            continue
+        if isinstance(before, list | tuple) and isinstance(after, list | tuple):
+            before, after = list(before), list(after)  # YAML and Python spell a tuple apart
+        if key == "data.root" and isinstance(before, str) and isinstance(after, str):
+            same = Path(os.path.abspath(before)).name == Path(os.path.abspath(after)).name
+        else:
+            same = before == after
+        if not same:
+            changes.append(f"{key}: {before!r} -> {after!r}")
+    return changes
+
+
+_ABSENT = object()
+
+
+def _dotted(tree: Mapping[str, Any], key: str) -> Any:
+    for part in key.split("."):
+        if not isinstance(tree, Mapping) or part not in tree:
+            return _ABSENT
+        tree = tree[part]
+    return tree
 
 
 def config_changes(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = "") -> list[str]:
