@@ -274,7 +274,27 @@ def roc_plot(
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=(5.5, 4.5), dpi=120)
-    axes = figure.subplots()
+    _draw_roc(figure.subplots(), curves, log_fpr)
+    return save_figure(figure, path)
+
+
+def roc_and_pd_fa_plot(
+    roc_curves: Sequence[RocCurve | tuple[str, np.ndarray, np.ndarray, float]],
+    pd_fa_curves: Sequence[tuple[str, Sequence[Mapping[str, float]]]],
+    path: str | Path,
+) -> Path:
+    """The ROC curves (:func:`roc_plot`) and the Pd–Fa curves (:func:`pd_fa_plot`) of
+    several results side by side in one figure, saved to ``path``."""
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(11.0, 4.5), dpi=120)
+    roc_axes, pd_fa_axes = figure.subplots(1, 2)
+    _draw_roc(roc_axes, roc_curves, log_fpr=False)
+    _draw_pd_fa(pd_fa_axes, pd_fa_curves)
+    return save_figure(figure, path)
+
+
+def _draw_roc(axes, curves, log_fpr: bool) -> None:
     for label, fpr, tpr, auc in curves:
         fpr, tpr = np.asarray(fpr, dtype=np.float64), np.asarray(tpr, dtype=np.float64)
         order = np.lexsort((tpr, fpr))  # the walk of decreasing threshold, as the AUC takes it
@@ -290,7 +310,6 @@ def roc_plot(
     axes.set_ylim(-0.02, 1.02)
     axes.grid(alpha=0.3, which="both")
     axes.legend(loc="lower right", fontsize=8)
-    return save_figure(figure, path)
 
 
 def save_figure(figure, path: str | Path) -> Path:
@@ -319,7 +338,11 @@ def pd_fa_plot(
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=(5.5, 4.5), dpi=120)
-    axes = figure.subplots()
+    _draw_pd_fa(figure.subplots(), curves)
+    return save_figure(figure, path)
+
+
+def _draw_pd_fa(axes, curves) -> None:
     for label, rows in curves:
         shown = [row for row in rows if row["fa"] > 0 and not math.isnan(row["pd"])]
         axes.plot(
@@ -343,7 +366,6 @@ def pd_fa_plot(
     axes.set_ylabel("Pd (%)")
     axes.grid(alpha=0.3, which="both")
     axes.legend(loc="lower right", fontsize=8)
-    return save_figure(figure, path)
 
 
 def save_png(path: str | Path, rgb: np.ndarray) -> Path:
