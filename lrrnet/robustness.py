@@ -12,8 +12,8 @@ The noise of a frame is drawn from :func:`lrrnet.engine.inference.frame_rng` (th
 the frame's name), the same stream at every level: a sweep is reproducible whatever the
 order or batch, ``gaussian`` at σ is ``inference.py --noise-sigma σ --noise-seed SEED``, and
 the levels of one kind differ only by their scale, which keeps a curve free of the jitter
-of fresh draws. What ``tools/robustness.py`` runs; usage in docs/inference.md,
-"Robustness sweeps".
+of fresh draws. What ``tools/robustness.py`` runs; usage in docs/robustness.md,
+"Running a sweep".
 """
 
 from __future__ import annotations
