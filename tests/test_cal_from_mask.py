@@ -119,3 +119,98 @@ def test_config_mode_scores_results_against_test_masks(tmp_path):
     assert done.returncode == 0, done.stderr
     saved = json.loads((results / "metrics.json").read_text())
     assert (saved["n_images"], saved["pd"]) == (2, 0.5)
+
+
+def _three_folders(tmp_path):
+    """Masks a, b, c and three results folders that find 3, 2 and 1 of the targets."""
+    masks = tmp_path / "masks"
+    folders = [tmp_path / name for name in ("good", "seed1", "seed2")]
+    for folder, found in zip(folders, ((1, 1, 1), (1, 1, 0), (1, 0, 0)), strict=True):
+        for name, target, hit in zip("abc", ((2, 2), (4, 4), (1, 3)), found, strict=True):
+            write_pair(masks, folder, name, target, found=bool(hit))
+    return masks, folders
+
+
+def test_many_folders_one_table_each_row_as_scored_alone(tmp_path, capsys, script_logging):
+    import csv
+
+    import cal_from_mask
+
+    masks, (good, seed1, seed2) = _three_folders(tmp_path)
+    alone = {}
+    for folder in (good, seed1, seed2):
+        json_path = tmp_path / "alone" / folder.name / "metrics.json"
+        assert (
+            cal_from_mask.main(
+                ["--pred", str(folder), "--masks", str(masks), "--json", str(json_path)]
+            )
+            == 0
+        )
+        alone[folder.name] = json.loads(json_path.read_text())
+    preds = ["--pred", f"best_net={good}", "--pred", f"seeds={seed1}", "--pred", f"seeds={seed2}"]
+    table = tmp_path / "table.csv"
+    curves = tmp_path / "curves.png"
+    args = [*preds, "--masks", str(masks), "--table", str(table), "--curves", str(curves)]
+    assert cal_from_mask.main(args) == 0
+    printed = capsys.readouterr().out
+    assert "best_net" in printed and "±" in printed
+    assert curves.stat().st_size > 0
+    with table.open() as handle:
+        rows = {row["name"]: row for row in csv.DictReader(handle)}
+    assert list(rows) == ["best_net", "seeds"]
+    for key in ("miou", "niou", "precision", "recall", "f1", "pd", "fa", "auc"):
+        assert float(rows["best_net"][key]) == alone["good"][key]
+        assert rows["best_net"][f"{key}_std"] == ""
+        pair = np.array([alone["seed1"][key], alone["seed2"][key]])
+        assert float(rows["seeds"][key]) == pytest.approx(pair.mean(), abs=1e-15)
+        assert float(rows["seeds"][f"{key}_std"]) == pytest.approx(pair.std(ddof=1), abs=1e-15)
+    assert rows["seeds"]["folders"] == f"{seed1} {seed2}" and rows["seeds"]["n_images"] == "3"
+    # Pd: 2/3 and 1/3 of the targets: a mean of 1/2, a sample std of √2/6.
+    assert float(rows["seeds"]["pd"]) == pytest.approx(0.5)
+    assert float(rows["seeds"]["pd_std"]) == pytest.approx(np.sqrt(2) / 6)
+
+
+def test_markdown_and_latex_tables_and_unnamed_folders(tmp_path, capsys, script_logging):
+    import cal_from_mask
+
+    masks, (good, seed1, seed2) = _three_folders(tmp_path)
+    markdown, latex = tmp_path / "t.md", tmp_path / "t.tex"
+    grouped = ["--pred", f"my_seeds={seed1}", "--pred", f"my_seeds={seed2}"]
+    assert cal_from_mask.main([*grouped, "--masks", str(masks), "--table", str(markdown)]) == 0
+    lines = markdown.read_text().splitlines()
+    assert lines[0].startswith("| run | IoU | nIoU |") and lines[1].startswith("| --- | ---: |")
+    assert lines[2].startswith("| my_seeds |") and "50.00 ± 23.57" in lines[2]  # Pd in %
+    assert cal_from_mask.main([*grouped, "--masks", str(masks), "--table", str(latex)]) == 0
+    text = latex.read_text()
+    assert r"\begin{tabular}" in text and r"my\_seeds" in text and r"50.00 $\pm$ 23.57" in text
+    # Plain folders name themselves: two folders are two rows, never a group.
+    plain = tmp_path / "plain.csv"
+    assert (
+        cal_from_mask.main(
+            [
+                "--pred",
+                str(seed1),
+                "--pred",
+                str(seed2),
+                "--masks",
+                str(masks),
+                "--table",
+                str(plain),
+            ]
+        )
+        == 0
+    )
+    assert plain.read_text().count("\n") == 3
+
+
+def test_json_with_several_folders_is_a_usage_error(tmp_path, capsys, script_logging):
+    import cal_from_mask
+
+    masks, (good, seed1, _) = _three_folders(tmp_path)
+    two = ["--pred", str(good), "--pred", str(seed1), "--masks", str(masks)]
+    with pytest.raises(SystemExit) as usage:
+        cal_from_mask.main([*two, "--json", str(tmp_path / "m.json")])
+    assert usage.value.code == 2 and "give one --pred" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as usage:
+        cal_from_mask.main([*two, "--table", str(tmp_path / "t.xlsx")])
+    assert usage.value.code == 2 and "t.xlsx: a table is .md, .csv, .tex" in capsys.readouterr().err

@@ -12,9 +12,10 @@ import csv
 import json
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import scipy.io
@@ -26,18 +27,25 @@ from lrrnet.data.validation import warn_size_mismatch
 from lrrnet.errors import DataError, summarize
 from lrrnet.files import atomic_path, jsonable, write_json_atomic, write_text_atomic
 from lrrnet.metrics import (
+    _TABLE_COLUMNS,
     CURVE_THRESHOLDS,
+    METRIC_KEYS,
     MetricAccumulator,
+    _format_cell,
     format_area_table,
     format_table,
+    mean_and_std,
 )
 from lrrnet.progress import Progress
-from lrrnet.visualize import RocCurve, pd_fa_plot, roc_plot
+from lrrnet.visualize import RocCurve, pd_fa_plot, roc_and_pd_fa_plot, roc_plot
 
 logger = logging.getLogger(__name__)
 
-# Written next to the predictions by write_report, so never read back as predictions.
+# What write_report writes. Never into a folder that is read as maps (report_json_path), so
+# a frame of any name is scored and no report replaces a map.
 REPORT_FILES = ("metrics.json", "metrics.txt", "roc.mat", "roc.png", "pd_fa.csv", "pd_fa.png")
+# The subfolders of a results folder of inference.py that hold maps, in order of preference.
+MAP_FOLDERS = ("mat", "img")
 
 
 @dataclass(frozen=True)
@@ -62,28 +70,87 @@ class PairingProblem:
     message: str
 
 
+def is_results_folder(pred_dir: str | Path) -> bool:
+    """Whether ``pred_dir`` is a results folder (``mat/`` or ``img/`` in it): its maps are
+    read from those subfolders only, never from its top level, where the report goes."""
+    return any((Path(pred_dir) / folder).is_dir() for folder in MAP_FOLDERS)
+
+
 def prediction_files(pred_dir: str | Path) -> list[Path]:
     """The prediction maps in ``pred_dir``, sorted by name.
 
-    ``pred_dir`` may be a results folder (``mat/`` preferred over ``img/``), a folder of
-    ``.mat`` files, or a folder of image maps; ``.mat`` files win over images in one folder.
-    The report files of :func:`write_report` are not predictions and are left out.
+    ``pred_dir`` may be a results folder (``mat/`` preferred over ``img/``; its top level is
+    never read as maps), a folder of ``.mat`` files, or a folder of image maps; ``.mat``
+    files win over images in one folder. Every file of a map's suffix is a map, whatever its
+    name: the report never lies among them (:func:`report_json_path`).
     """
     pred_dir = Path(pred_dir)
     if not pred_dir.is_dir():
         raise DataError(f"{pred_dir}: prediction folder not found")
-    for folder in (pred_dir / "mat", pred_dir / "img", pred_dir):
+    results = is_results_folder(pred_dir)
+    folders = [pred_dir / folder for folder in MAP_FOLDERS] if results else [pred_dir]
+    for folder in folders:
         if not folder.is_dir():
             continue
-        mats = sorted(
-            p
-            for p in folder.iterdir()
-            if p.suffix.lower() == ".mat" and p.is_file() and p.name not in REPORT_FILES
-        )
-        images = [p for p in image_files(folder) if p.name not in REPORT_FILES]
+        mats = sorted(p for p in folder.iterdir() if p.suffix.lower() == ".mat" and p.is_file())
+        images = image_files(folder)
         if mats or images:
             return mats or images
-    raise DataError(f"{pred_dir}: no prediction maps (.mat or {'/'.join(IMAGE_SUFFIXES)})")
+    where = f"{pred_dir}/{{{','.join(MAP_FOLDERS)}}}" if results else str(pred_dir)
+    raise DataError(f"{where}: no prediction maps (.mat or {'/'.join(IMAGE_SUFFIXES)})")
+
+
+def default_report_dir(pred_dir: str | Path) -> Path:
+    """Where :func:`score_folder` writes the report when told nothing: a results folder's top
+    level (its maps live in subfolders), or ``<PRED>-report/`` beside a flat folder of maps."""
+    pred_dir = Path(pred_dir)
+    if is_results_folder(pred_dir):
+        return pred_dir
+    named = pred_dir if pred_dir.name not in ("", ".", "..") else pred_dir.resolve()
+    if not named.name:
+        raise DataError(f"{pred_dir}: give --report DIR for the report of this folder")
+    return named.with_name(f"{named.name}-report")
+
+
+def report_json_path(
+    pred_dir: str | Path,
+    out_dir: str | Path | None = None,
+    json_path: str | Path | None = None,
+    mask_dir: str | Path | None = None,
+) -> Path:
+    """The ``metrics.json`` path of a report (the other files go beside it), refused when
+    that folder is one whose files are read as maps or masks.
+
+    Args:
+        pred_dir: the predictions scored.
+        out_dir: the report folder; default :func:`default_report_dir`.
+        json_path: the JSON's path; overrides ``out_dir``.
+        mask_dir: the mask folder, when the masks come from one.
+
+    Raises:
+        DataError: the report would go into (or under) a flat folder of maps, a results
+            folder's map subfolders, or the mask folder; one line naming both.
+    """
+    pred_dir = Path(pred_dir)
+    if json_path is not None:
+        json_path = Path(json_path)
+    else:
+        json_path = Path(out_dir if out_dir is not None else default_report_dir(pred_dir))
+        json_path = json_path / "metrics.json"
+    if is_results_folder(pred_dir):
+        read = {pred_dir / folder: "maps" for folder in (*MAP_FOLDERS, "background")}
+    else:
+        read = {pred_dir: "maps"}
+    if mask_dir is not None:
+        read[Path(mask_dir)] = "masks"
+    folder = json_path.parent.resolve()
+    for kept, what in read.items():
+        if folder == kept.resolve() or folder.is_relative_to(kept.resolve()):
+            raise DataError(
+                f"{json_path}: the report would go among the {what} of {kept}, where a frame "
+                "could be named like a report file; give --report DIR (or --json FILE) outside it"
+            )
+    return json_path
 
 
 def _masks_by_name(masks: str | Path | Mapping[str, str | Path]) -> tuple[dict[str, Path], str]:
@@ -147,9 +214,16 @@ def pair_predictions(
             mask_source,
         )
     if problems and not allow_missing:
+        stale = [path.name for name, path in predictions.items() if path.name in REPORT_FILES]
+        hint = (
+            f"; {', '.join(stale)}: a report written among the maps by an earlier version? "
+            f"Move it out, reports now go to {default_report_dir(pred_dir)}"
+            if stale and not is_results_folder(pred_dir)
+            else ""
+        )
         raise DataError(
             f"{len(problems)} unpaired file(s): {_one_line(problems)} "
-            "(--allow-missing scores the pairs that exist)"
+            f"(--allow-missing scores the pairs that exist){hint}"
         )
     for problem in problems:
         logger.warning("skipped: %s", problem.message)
@@ -289,7 +363,8 @@ def read_roc(folder: str | Path, label: str | None = None) -> RocCurve:
     ``metrics.json`` the AUC stored in ``roc.mat`` is used.
 
     Args:
-        folder: a scored results folder.
+        folder: a scored results folder, a report folder, or a flat folder of maps scored
+            with the default report folder beside it.
         label: the legend entry; default the folder as given.
 
     Raises:
@@ -298,6 +373,9 @@ def read_roc(folder: str | Path, label: str | None = None) -> RocCurve:
     folder = Path(folder)
     if not folder.is_dir():
         raise DataError(f"{folder}: results folder not found")
+    if (default_report_dir(folder) / "roc.mat").is_file():
+        # A flat folder of maps, scored beside it; its own roc.mat would be a frame.
+        folder = default_report_dir(folder)
     roc_path = folder / "roc.mat"
     if not roc_path.is_file():
         raise DataError(
@@ -351,8 +429,10 @@ def score_folder(
         threshold: a pixel is positive when ``p > threshold``.
         protocol: ``"standard"`` or ``"lrrnet"`` (see :mod:`lrrnet.metrics`).
         allow_missing: skip and count unpaired files and size mismatches instead of failing.
-        out_dir: folder for the report; default ``pred_dir``.
+        out_dir: folder for the report; default :func:`default_report_dir` (``pred_dir``
+            for a results folder, ``<pred_dir>-report`` beside a flat folder of maps).
         json_path: the JSON's path (the other files go beside it); overrides ``out_dir``.
+            Neither may be a folder read as maps or masks (:func:`report_json_path`).
         progress: show progress (a bar on a terminal, log lines elsewhere).
         strict_sizes: a prediction of another size than its mask is an error (see
             :func:`metrics_of_pairs`).
@@ -362,6 +442,9 @@ def score_folder(
         ``n_size_mismatch``, ``protocol``, ``threshold``, ``predictions`` and ``report``
         (the written paths).
     """
+    mask_dir = None if isinstance(masks, Mapping) else masks
+    # Checked before the scoring work, so a refused place costs nothing.
+    json_path = report_json_path(pred_dir, out_dir, json_path, mask_dir)
     pairs, problems = pair_predictions(pred_dir, masks, allow_missing=allow_missing)
     if not pairs:
         raise DataError(f"{pred_dir}: no prediction has a mask")
@@ -376,6 +459,181 @@ def score_folder(
     for kind in ("missing_mask", "missing_prediction"):
         results[f"n_{kind}"] = sum(problem.kind == kind for problem in problems)
     results.update(protocol=protocol, threshold=threshold, predictions=str(pred_dir))
-    paths = write_report(results, out_dir if out_dir is not None else pred_dir, json_path)
+    paths = write_report(results, json_path.parent, json_path)
     results["report"] = {kind: str(path) for kind, path in paths.items()}
     return results
+
+
+# Many folders in one table: cal_from_mask.py --pred A --pred B … --table OUT.md|.csv|.tex.
+TABLE_SUFFIXES = (".md", ".csv", ".tex")
+
+
+@dataclass(frozen=True)
+class TableRow:
+    """One row of a table of many folders.
+
+    Attributes:
+        name: the row's name (``--pred NAME=DIR``; a plain ``DIR`` names itself).
+        folders: the folders scored into it, more than one for a group (e.g. seeds).
+        metrics: a folder's metrics (:func:`score_folder`), or for a group ``{key: (mean,
+            std)}`` of :data:`METRIC_KEYS` (:func:`lrrnet.metrics.mean_and_std`) with
+            ``n_images`` and ``n_targets`` when the folders agree on them.
+    """
+
+    name: str
+    folders: tuple[str, ...]
+    metrics: dict
+
+
+def named_folder(text: str) -> tuple[str, str]:
+    """``NAME=DIR`` as ``(NAME, DIR)``; a plain ``DIR`` (an existing folder whose name holds
+    ``=`` too) is named by itself."""
+    name, sep, folder = text.partition("=")
+    if sep and name and folder and not Path(text).is_dir():
+        return name, folder
+    return text, text
+
+
+def table_rows(scored: Sequence[tuple[str, str, dict]]) -> list[TableRow]:
+    """One row per name, in the order names first appear.
+
+    Args:
+        scored: ``(name, folder, metrics)`` per folder; folders of one name form a group.
+    """
+    groups: dict[str, list[tuple[str, dict]]] = {}
+    for name, folder, metrics in scored:
+        groups.setdefault(name, []).append((folder, metrics))
+    rows = []
+    for name, members in groups.items():
+        folders = tuple(folder for folder, _ in members)
+        if len(members) == 1:
+            rows.append(TableRow(name, folders, members[0][1]))
+            continue
+        summary: dict[str, Any] = dict(mean_and_std([metrics for _, metrics in members]))
+        for key in ("n_images", "n_targets"):
+            values = {metrics[key] for _, metrics in members}
+            if len(values) == 1:
+                summary[key] = values.pop()
+            else:
+                logger.warning("%s: its folders scored different %s: %s", name, key, values)
+        rows.append(TableRow(name, folders, summary))
+    return rows
+
+
+def write_table(rows: Sequence[TableRow], path: str | Path) -> Path:
+    """Write the rows as Markdown (``.md``), CSV (``.csv``) or LaTeX (``.tex``).
+
+    Markdown and LaTeX show the cells of :func:`lrrnet.metrics.format_table` (IoU … F1 and
+    Pd in %, Fa ×10⁻⁶, a group as ``mean ± std``). The CSV holds fractions at full precision:
+    ``name``, ``folders`` (space-separated), :data:`METRIC_KEYS`, ``n_images``, ``n_targets``,
+    then ``<key>_std`` for each metric (a group's sample std; empty for one folder).
+
+    Raises:
+        DataError: another suffix.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in TABLE_SUFFIXES:
+        raise DataError(f"{path}: a table is {', '.join(TABLE_SUFFIXES)}")
+    if suffix == ".csv":
+        _write_table_csv(rows, path)
+        return path
+    header = ["run", *(column[0] for column in _TABLE_COLUMNS)]
+    body = [
+        [
+            row.name,
+            *(
+                _format_cell(row.metrics.get(key), scale, fmt)
+                for _, key, scale, fmt in _TABLE_COLUMNS
+            ),
+        ]
+        for row in rows
+    ]
+    if suffix == ".md":
+        lines = [_markdown_line(header), _markdown_line(["---", *["---:"] * (len(header) - 1)])]
+        lines += [_markdown_line(cells) for cells in body]
+    else:
+        lines = [
+            r"\begin{tabular}{l" + "r" * (len(header) - 1) + "}",
+            r"\hline",
+            " & ".join(_latex(cell) for cell in header) + r" \\",
+            r"\hline",
+            *(" & ".join(_latex(cell) for cell in cells) + r" \\" for cells in body),
+            r"\hline",
+            r"\end{tabular}",
+        ]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(path, "\n".join(lines) + "\n")
+    return path
+
+
+def _markdown_line(cells: Sequence[str]) -> str:
+    return "| " + " | ".join(cell.replace("|", r"\|") for cell in cells) + " |"
+
+
+_LATEX_SPECIAL = {c: "\\" + c for c in "&%$#_{}"} | {"\\": r"\textbackslash{}", "~": r"\~{}"}
+
+
+def _latex(cell: str) -> str:
+    escaped = "".join(_LATEX_SPECIAL.get(c, c) for c in cell)
+    return escaped.replace(" ± ", r" $\pm$ ").replace("^", r"\^{}")
+
+
+def _write_table_csv(rows: Sequence[TableRow], path: Path) -> None:
+    fields = ["name", "folders", *METRIC_KEYS, "n_images", "n_targets"]
+    fields += [f"{key}_std" for key in METRIC_KEYS]
+    lines = []
+    for row in rows:
+        line: dict[str, Any] = {"name": row.name, "folders": " ".join(row.folders)}
+        for key in (*METRIC_KEYS, "n_images", "n_targets"):
+            value = row.metrics.get(key)
+            if isinstance(value, tuple):  # a group's (mean, std)
+                line[key], line[f"{key}_std"] = value
+            else:
+                line[key] = value
+        lines.append({key: line.get(key) for key in fields})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _write_rows(lines, path)
+
+
+def curves_plot(scored: Sequence[tuple[str, str, dict]], path: str | Path) -> Path:
+    """The ROC and the Pd–Fa curves of every folder in one figure (one line each; the
+    folders of a group are numbered in the order given)."""
+    counts: dict[str, int] = {}
+    for name, _, _ in scored:
+        counts[name] = counts.get(name, 0) + 1
+    seen: dict[str, int] = {}
+    labels = []
+    for name, _, _ in scored:
+        seen[name] = seen.get(name, 0) + 1
+        labels.append(f"{name} #{seen[name]}" if counts[name] > 1 else name)
+    roc = [
+        (label, m["roc_fpr"], m["roc_tpr"], m["auc"])
+        for label, (_, _, m) in zip(labels, scored, strict=True)
+    ]
+    pd_fa = [
+        (label, m.get("pd_fa_curve") or []) for label, (_, _, m) in zip(labels, scored, strict=True)
+    ]
+    return roc_and_pd_fa_plot(roc, pd_fa, path)
+
+
+def score_folders(
+    preds: Sequence[str], masks: str | Path | Mapping[str, str | Path], **options: Any
+) -> list[tuple[str, str, dict]]:
+    """Score each ``[NAME=]DIR`` of ``preds`` alone, as :func:`score_folder` does (each
+    report where scoring it alone writes it), for :func:`table_rows` and :func:`curves_plot`.
+
+    Args:
+        preds: ``NAME=DIR`` or ``DIR`` items (:func:`named_folder`).
+        masks: a mask folder, or masks by image name, for every folder.
+        options: keyword arguments of :func:`score_folder`; ``out_dir`` and ``json_path``
+            only with one folder (else each report goes where scoring it alone puts it).
+
+    Returns:
+        ``(name, folder, metrics)`` per item, in order.
+    """
+    scored = []
+    for text in preds:
+        name, folder = named_folder(text)
+        scored.append((name, folder, score_folder(folder, masks, **options)))
+    return scored
