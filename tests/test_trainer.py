@@ -4,6 +4,7 @@ import csv
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -710,3 +711,193 @@ def test_weight_average_is_validated_saved_tested_and_resumed_exactly(
     for key in ("model", "train_model"):
         for name, tensor in latest[key].items():
             assert torch.equal(final[key][name], tensor), (key, name)
+
+
+def _fake_clock(monkeypatch):
+    """The time limit's clock, one second per reading: the loop reads it twice per step, so
+    with train.time_limit=9 a chunk stops after 4 steps (2·4 + 1 elapsed + 1 step > 9)."""
+    readings = iter(range(10**6))
+    monkeypatch.setattr(trainer, "clock", lambda: float(next(readings)))
+
+
+def _script_args(overrides, *more):
+    args = ["synthetic"]
+    for item in overrides:
+        args += ["--set", item]
+    return [*args, *more]
+
+
+def test_time_limited_chunks_moved_as_pieces_end_with_identical_weights(
+    tiny_dataset, tmp_path, monkeypatch, capsys, script_logging
+):
+    """Stopped by train.time_limit twice (mid-epoch), its state carried as pieces to other
+    folders, joined and resumed: the weights equal an unbroken run's to the bit."""
+    import run_configs
+    from lrrnet.engine.state_pieces import split
+
+    reference = train(load_config("synthetic", tiny_overrides(tiny_dataset, tmp_path / "a")))
+    limited = {"train.time_limit": 9}
+
+    _fake_clock(monkeypatch)
+    first = train(load_config("synthetic", tiny_overrides(tiny_dataset, tmp_path / "b", **limited)))
+    assert (first.finished, first.iteration, first.total_iterations) == (False, 4, 12)
+    assert first.test == {} and first.report == {}
+    assert not (first.run_dir / "test_metrics.json").exists()
+    assert not (first.run_dir / "best.pth").exists()  # no validation was due yet
+    assert re.search(
+        r"time limit reached at iteration 4 of 12 after \d+ s: latest.pth saved; "
+        r"continue with --resume auto",
+        (first.run_dir / "log.txt").read_text(),
+    )
+    assert load_checkpoint(first.run_dir / "latest.pth")["iteration"] == 4
+
+    def move_state(run_dir, machine):
+        """Split the run's checkpoints into small pieces, move them into a run folder of
+        another checkpoints root, and return the manifest of latest.pth there."""
+        pieces = tmp_path / "transfer"
+        manifest = split(run_dir / "latest.pth", pieces, max_mib=0.1)
+        assert len(json.loads(manifest.read_text())["pieces"]) > 1
+        if (run_dir / "best.pth").exists():
+            split(run_dir / "best.pth", pieces, max_mib=0.1)
+        target = tmp_path / machine / "tiny" / "20260101-000000"
+        target.parent.mkdir(parents=True)
+        shutil.move(pieces, target)
+        return target / "latest.pth.manifest.json"
+
+    # Second chunk elsewhere, from the pieces, through the command line: 4 → 8, past the
+    # epoch end at 6 (validated there, so best.pth exists now).
+    manifest = move_state(first.run_dir, "c")
+    overrides = tiny_overrides(tiny_dataset, tmp_path / "c", **limited)
+    _fake_clock(monkeypatch)
+    assert run_configs.main(_script_args(overrides, "--resume", str(manifest))) == 0
+    out = capsys.readouterr().out
+    assert "tiny: stopped by train.time_limit at iteration 8 of 12" in out
+    assert "tiny best" not in out  # no test table
+    second = manifest.parent
+    assert load_checkpoint(second / "latest.pth")["iteration"] == 8
+    assert [r["iteration"] for r in read_csv(second / "metrics.csv")] == ["6"]
+
+    # Third chunk on a third machine: 8 → 12, the end, then the test.
+    manifest = move_state(second, "d")
+    overrides = tiny_overrides(tiny_dataset, tmp_path / "d", **limited)
+    _fake_clock(monkeypatch)
+    assert run_configs.main(_script_args(overrides, "--resume", str(manifest))) == 0
+    assert "tiny best" in capsys.readouterr().out
+    third = manifest.parent
+    assert (third / "test_metrics.json").exists()
+
+    expected, actual = _final_weights(reference.run_dir), _final_weights(third)
+    assert expected.keys() == actual.keys()
+    for key in expected:
+        assert torch.equal(expected[key], actual[key]), key
+    # The evaluations happened at the unbroken run's iterations, with its scores.
+    rows = read_csv(reference.run_dir / "metrics.csv")
+    chunked = read_csv(second / "metrics.csv") + read_csv(third / "metrics.csv")
+    assert [r["iteration"] for r in rows] == [r["iteration"] for r in chunked] == ["6", "12"]
+    for row, other in zip(rows, chunked, strict=True):
+        assert {k: row[k] for k in METRIC_KEYS} == {k: other[k] for k in METRIC_KEYS}
+    best = load_checkpoint(third / "best.pth")["iteration"]
+    assert best == load_checkpoint(reference.run_dir / "best.pth")["iteration"]
+
+
+def test_a_validation_due_at_the_time_limit_runs_before_the_stop(
+    tiny_dataset, tmp_path, monkeypatch
+):
+    _fake_clock(monkeypatch)
+    extra = {"train.time_limit": 9.5, "train.eval_every": 2}
+    result = train(load_config("synthetic", tiny_overrides(tiny_dataset, tmp_path, **extra)))
+    assert not result.finished and result.iteration == 4
+    assert [r["iteration"] for r in read_csv(result.run_dir / "metrics.csv")] == ["2", "4"]
+    latest = load_checkpoint(result.run_dir / "latest.pth")
+    assert latest["iteration"] == 4 and latest["metrics"]  # saved by that validation
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ("0", "must be positive or None"),
+        ("-5", "must be positive or None"),
+        (".inf", "= inf must be finite"),
+        (".nan", "= nan must be finite"),
+        ("True", "expects float or int or None, got bool"),
+        ("'1h'", "expects float or int or None, got str"),
+    ],
+)
+def test_the_time_limit_is_none_or_finite_and_positive(value, message, tiny_dataset, tmp_path):
+    overrides = tiny_overrides(tiny_dataset, tmp_path)
+    with pytest.raises(ConfigError, match=f"'train.time_limit'.*{message}"):
+        load_config("synthetic", [*overrides, f"train.time_limit={value}"])
+    for accepted in ("None", "600", "0.5"):
+        load_config("synthetic", [*overrides, f"train.time_limit={accepted}"])
+
+
+def test_resume_under_another_config_is_refused_naming_the_keys(tiny_dataset, tmp_path):
+    def config(**extra):
+        values = {"train.max_iters": 2, "train.eval_every": 2, **extra}
+        return load_config("synthetic", tiny_overrides(tiny_dataset, tmp_path / "c", **values))
+
+    run_dir = train(config()).run_dir
+    latest = run_dir / "latest.pth"
+    before = {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()}
+    other_data = tmp_path / "NUDT-SIRST"  # another dataset: its own folder name
+    other_data.symlink_to(tiny_dataset, target_is_directory=True)
+    for extra, key in (
+        ({"name": "someone_else"}, "name: 'tiny' -> 'someone_else'"),
+        ({"model.base_channels": 16}, "model.base_channels: 8 -> 16"),
+        ({"model.channel_mults": (1, 2, 2)}, "model.channel_mults: [1, 2] -> [1, 2, 2]"),
+        ({"data.root": str(other_data)}, "data.root"),
+    ):
+        with pytest.raises(UserError, match="belongs to another config") as error:
+            train(config(**extra), resume=str(latest))
+        assert key in str(error.value) and "\n" not in str(error.value)
+    assert {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()} == before
+    # The same dataset by another path, and a changed learning rate, still resume.
+    moved = {
+        "data.root": str(tiny_dataset.parent / ".." / tiny_dataset.parent.name / "SIRST-Synth")
+    }
+    resumed = train(config(**moved, **{"train.lr": 1e-3, "train.max_iters": 3}), resume=str(latest))
+    assert resumed.run_dir == run_dir and load_checkpoint(latest)["iteration"] == 3
+
+
+def test_a_live_run_folder_is_refused_to_a_second_process_and_freed_by_kill_9(
+    tiny_dataset, tmp_path
+):
+    overrides = tiny_overrides(
+        tiny_dataset, tmp_path / "k", **{"train.eval_every": 2, "train.epochs": 1000}
+    )
+    command = [sys.executable, str(ROOT / "run_configs.py"), "synthetic"]
+    for item in overrides:
+        command += ["--set", item]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    first = subprocess.Popen(
+        command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and not list((tmp_path / "k").glob("tiny/*/latest.pth")):
+            time.sleep(0.05)
+        assert first.poll() is None, "the first run ended before the test could race it"
+        # A second training of the live folder: refused at once, naming the live process.
+        second = subprocess.run(
+            command + ["--resume", "auto"], cwd=tmp_path, env=env, capture_output=True, text=True
+        )
+        assert first.poll() is None, "the first run ended before the second one was refused"
+    finally:
+        first.kill()  # SIGKILL: the kernel drops the lock with the process
+        first.wait()
+    assert second.returncode != 0
+    assert f"in use by another training (process {first.pid} holds train.lock)" in second.stderr
+    assert "Traceback" not in second.stderr
+    (run_dir,) = (tmp_path / "k" / "tiny").iterdir()
+    reached = load_checkpoint(run_dir / "latest.pth")["iteration"]
+    finished = subprocess.run(
+        command + ["--resume", "auto", "--set", f"train.max_iters={reached + 2}"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    assert load_checkpoint(run_dir / "latest.pth")["iteration"] == reached + 2
+    rows = [int(row["iteration"]) for row in read_csv(run_dir / "metrics.csv")]
+    assert rows == sorted(set(rows))  # no duplicate rows
