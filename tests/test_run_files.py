@@ -5,6 +5,7 @@ import csv
 import json
 import logging
 import math
+import os
 
 import pytest
 import torch
@@ -142,3 +143,22 @@ def test_test_report_is_strict_json(tmp_path):
     run_files.write_test_report(tmp_path, report)
     loaded = json.loads((tmp_path / "test_metrics.json").read_text())
     assert loaded == {"best": {"test": {"pd": None}}, "last": {"test": {"pd": 0.5}}}
+
+
+def test_run_lock_refuses_a_second_holder_and_is_released_at_the_end(tmp_path):
+    from lrrnet.engine.distributed import init_distributed
+    from lrrnet.errors import UserError
+
+    process = init_distributed("cpu")
+    run_dir = tmp_path / "run"
+    # Another open of the lock file while it is held, as a second process would: refused,
+    # naming the holder.
+    holder = rf"in use by another training \(process {os.getpid()} holds train.lock\)"
+    with (
+        run_files.run_lock(run_dir, process),
+        pytest.raises(UserError, match=holder),
+        run_files.run_lock(run_dir, process),
+    ):
+        pass
+    with run_files.run_lock(run_dir, process):  # released when the block ended
+        pass

@@ -8,6 +8,8 @@ checkpoint inference uses by default and :func:`resolve_resume` the one ``--resu
 Beside ``latest.pth`` and ``best.pth`` (what they hold and how they are read and written is
 :mod:`lrrnet.engine.checkpoint`'s), rank 0 writes:
 
+- ``train.lock``: held by the one live process that trains in the folder, with its
+  process id (:func:`run_lock`);
 - ``log.txt``: the run's log lines at INFO and above (:func:`log_file`);
 - ``config.yaml``: the resolved config; a resume with a changed config keeps the one it
   replaces as ``config.until-iter<N>.yaml`` (:func:`write_config`);
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import os
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -38,16 +41,23 @@ from lrrnet.config_tree import dump_yaml
 from lrrnet.data import Sample
 from lrrnet.data.io import read_image, read_mask
 from lrrnet.data.transforms import resize_mask
+from lrrnet.engine import distributed
 from lrrnet.engine.checkpoint import TrainState
 from lrrnet.engine.predictor import Predictor
-from lrrnet.errors import CheckpointError
+from lrrnet.errors import CheckpointError, UserError
 from lrrnet.files import atomic_path, write_json_atomic
 from lrrnet.metrics import METRIC_KEYS
 from lrrnet.visualize import detection_panel
 
+try:
+    import fcntl
+except ImportError:  # not on Windows: runs there go unlocked
+    fcntl = None
+
 logger = logging.getLogger(__name__)
 
 METRICS_CSV = "metrics.csv"
+LOCK_FILE = "train.lock"
 
 
 def new_run_dir(cfg: Mapping[str, Any]) -> Path:
@@ -103,6 +113,49 @@ def resolve_resume(cfg: Mapping[str, Any], resume: str | None) -> Path | None:
         logger.info("--resume auto: no earlier run of '%s', starting a new one", cfg["name"])
         return None
     return runs[-1]
+
+
+@contextmanager
+def run_lock(run_dir: Path, process: distributed.DistInfo) -> Iterator[None]:
+    """Hold ``run_dir``'s lock while the block runs; refuse a folder another process holds.
+
+    An OS file lock (``flock`` on ``train.lock``), taken by rank 0 for the whole job: the
+    kernel releases it when the process ends in any way, ``kill -9`` included, so a killed
+    run never leaves it stuck and ``--resume auto`` continues it. The file stays, holding the
+    id of the last process that trained there.
+
+    Raises:
+        UserError: on every rank, when a live process holds the lock: one line naming the
+            folder and that process.
+    """
+    handle, refused = None, None
+    if process.is_main and fcntl is not None:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        handle = (run_dir / LOCK_FILE).open("a+")  # not "w": the holder's id stays readable
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            handle.close()
+            handle = None
+            refused = (
+                f"{run_dir}: in use by another training (process {holder} holds "
+                f"{LOCK_FILE}); wait for it to end, or start a new run without --resume"
+            )
+        else:
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"{os.getpid()}\n")
+            handle.flush()
+    refused = distributed.broadcast_object(process, refused)
+    if refused:
+        raise UserError(refused)
+    try:
+        yield
+    finally:
+        if handle is not None:
+            handle.close()  # closing the file releases the lock
 
 
 @contextmanager

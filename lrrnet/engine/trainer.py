@@ -115,13 +115,20 @@ def _train(
     precision = "fp32" if train_cfg["amp"] == "off" else train_cfg["amp"]
     if not use_cuda and precision == "fp16":
         raise ConfigError("train.amp=fp16 needs a CUDA device; use bf16 or off on the CPU")
-    # A resume is checked against the checkpoint before anything is written or validated.
-    resumed = load_for_resume(resume_path, cfg, process.world_size, device) if resume_path else None
-
-    # ---- run folder (rank 0 writes every file) and its log.txt ----
+    # ---- run folder (rank 0 writes every file), its lock and its log.txt ----
     run_dir = resume_path.parent if resume_path else run_files.new_run_dir(cfg)
     run_dir = Path(distributed.broadcast_object(process, str(run_dir)))
-    with run_files.log_file(run_dir if process.is_main else None), ExitStack() as cleanup:
+    # One live training per run folder, held to the end: taken before the checkpoint is
+    # read, so a second process on the folder stops before it reads or writes anything.
+    with (
+        run_files.run_lock(run_dir, process),
+        run_files.log_file(run_dir if process.is_main else None),
+        ExitStack() as cleanup,
+    ):
+        # A resume is checked against the checkpoint before anything is written or validated.
+        resumed = (
+            load_for_resume(resume_path, cfg, process.world_size, device) if resume_path else None
+        )
         logger.info("run folder %s (world size %d, device %s)", run_dir, process.world_size, device)
         if not use_cuda and precision == "bf16" and bf16_is_emulated():
             logger.warning("train.amp=bf16: %s", EMULATED_BF16)
