@@ -12,6 +12,7 @@ import scipy.io
 
 from lrrnet.data.io import write_prediction
 from lrrnet.engine.scoring import (
+    REPORT_FILES,
     pair_predictions,
     prediction_files,
     read_roc,
@@ -274,3 +275,87 @@ def test_lrrnet_protocol_scores_512_maps_against_256_masks(tmp_path):
     scored = score_folder(results, masks, protocol="lrrnet", progress=False)
     assert scored["miou"] == 1.0 and scored["pd"] == 1.0 and scored["fa"] == 0.0
     assert scored["n_size_mismatch"] == 0
+
+
+def _bytes_under(folder):
+    return {p: p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("suffix", [".png", ".mat"])
+def test_frames_named_like_report_files_are_scored_and_never_overwritten(tmp_path, suffix):
+    # A flat folder of maps whose frames are named like the report files (roc, pd_fa,
+    # metrics): every one is scored, and the report goes beside the folder, not into it.
+    masks, preds = tmp_path / "masks", tmp_path / "preds"
+    preds.mkdir()
+    names = ["roc", "pd_fa", "metrics", "a"]
+    for name in names:
+        write_mask(masks, f"{name}.png", [(2, 2)])
+        prob = prob_map([(2, 2)])
+        if suffix == ".png":
+            cv2.imwrite(str(preds / f"{name}.png"), np.round(prob * 255).astype(np.uint8))
+        else:
+            scipy.io.savemat(str(preds / f"{name}.mat"), {"T": prob})
+    before = _bytes_under(preds)
+    for _ in range(2):  # scoring again reads no report back
+        outcome = score_folder(preds, masks, progress=False)
+        assert outcome["n_images"] == 4 and outcome["pd"] == 1.0
+    assert _bytes_under(preds) == before
+    report = tmp_path / "preds-report"
+    assert outcome["report"]["json"] == str(report / "metrics.json")
+    assert {p.name for p in report.iterdir()} == set(REPORT_FILES)
+    assert read_roc(preds).auc == outcome["auc"]  # found beside the flat folder
+
+    # In a results folder the maps live in mat/ and img/: the same names score there too,
+    # and the report at its top level never meets them.
+    results = tmp_path / "results"
+    for name in names:
+        write_prediction(results, name, prob_map([(2, 2)]))
+    maps = _bytes_under(results / "img") | _bytes_under(results / "mat")
+    assert score_folder(results, masks, progress=False)["n_images"] == 4
+    assert score_folder(results, masks, progress=False)["n_images"] == 4
+    assert (_bytes_under(results / "img") | _bytes_under(results / "mat")) == maps
+    assert (results / "metrics.json").is_file()
+
+
+def test_a_report_among_maps_or_masks_is_refused_before_scoring(dataset, tmp_path):
+    masks, results = dataset
+    flat = results / "mat"
+    before = _bytes_under(results) | _bytes_under(masks)
+    refused = [
+        {"pred_dir": flat, "out_dir": flat},
+        {"pred_dir": flat, "out_dir": flat / "sub"},
+        {"pred_dir": flat, "json_path": flat / "scores.json"},
+        {"pred_dir": flat, "out_dir": results / "mat" / ".." / "mat"},
+        {"pred_dir": results, "out_dir": results / "img"},
+        {"pred_dir": results, "json_path": results / "mat" / "metrics.json"},
+        {"pred_dir": results, "out_dir": masks},
+    ]
+    for kwargs in refused:
+        with pytest.raises(DataError, match="the report would go among the") as error:
+            score_folder(masks=masks, progress=False, **kwargs)
+        assert "\n" not in str(error.value)
+    assert (_bytes_under(results) | _bytes_under(masks)) == before
+    # Beside them is fine, and --json keeps its meaning.
+    score_folder(flat, masks, progress=False, out_dir=tmp_path / "elsewhere")
+    score_folder(results, masks, progress=False, json_path=tmp_path / "j" / "x.json")
+    assert (tmp_path / "elsewhere" / "roc.mat").is_file() and (tmp_path / "j" / "roc.png").is_file()
+
+
+def test_a_results_folder_is_never_read_at_its_top_level(dataset):
+    masks, results = dataset
+    for folder in ("mat", "img"):
+        for path in (results / folder).iterdir():
+            path.unlink()
+    cv2.imwrite(str(results / "a.png"), np.zeros(SHAPE, np.uint8))  # not a map: top level
+    with pytest.raises(DataError, match=r"no prediction maps"):
+        prediction_files(results)
+
+
+def test_an_old_report_among_flat_maps_is_named_with_a_hint(tmp_path):
+    masks, preds = tmp_path / "masks", tmp_path / "preds"
+    write_mask(masks, "a.png", [(2, 2)])
+    preds.mkdir()
+    cv2.imwrite(str(preds / "a.png"), np.zeros(SHAPE, np.uint8))
+    cv2.imwrite(str(preds / "roc.png"), np.zeros(SHAPE, np.uint8))  # an earlier version's
+    with pytest.raises(DataError, match=r"roc\.png: a report written among the maps"):
+        score_folder(preds, masks, progress=False)
