@@ -191,3 +191,15 @@ def test_a_decoded_array_of_more_than_four_channels_is_refused(tmp_path, monkeyp
     for reader in (read_image, read_mask, read_mask_levels):
         with pytest.raises(DataError, match=r"decodes to shape \(8, 8, 6\), expected H×W grey"):
             reader(path)
+
+
+def test_image_files_leave_out_a_hidden_temporary_write(tmp_path):
+    import cv2
+    import numpy as np
+
+    from lrrnet.data.io import image_files
+
+    frame = np.zeros((8, 8), np.uint8)
+    cv2.imwrite(str(tmp_path / "000001.png"), frame)
+    cv2.imwrite(str(tmp_path / ".000002.abc.tmp.png"), frame)  # what a killed write leaves
+    assert [p.name for p in image_files(tmp_path)] == ["000001.png"]

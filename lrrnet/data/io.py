@@ -338,11 +338,19 @@ def check_apart_from_inputs(out_dir: str | Path, inputs: Iterable[str | Path]) -
 
 
 def image_files(folder: str | Path) -> list[Path]:
-    """The image files (:data:`IMAGE_SUFFIXES`) directly inside ``folder``, sorted by name."""
+    """The image files (:data:`IMAGE_SUFFIXES`) directly inside ``folder``, sorted by name.
+
+    Hidden files are left out: an atomic write in progress (or one a kill interrupted) is a
+    ``.NAME.*.tmp.png`` beside the maps, never a frame or a map of its own.
+    """
     folder = Path(folder)
     if not folder.is_dir():
         raise DataError(f"{folder}: folder not found")
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    return sorted(
+        p
+        for p in folder.iterdir()
+        if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and p.is_file()
+    )
 
 
 def list_images(folder: str | Path) -> list[Path]:
