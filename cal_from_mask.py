@@ -29,8 +29,6 @@ import sys
 from pathlib import Path
 
 from lrrnet import cli
-from lrrnet.config import load_config
-from lrrnet.data import splits_from_config
 from lrrnet.engine.scoring import (
     TABLE_SUFFIXES,
     curves_plot,
@@ -103,6 +101,11 @@ def run(args: argparse.Namespace) -> int:
     threshold, protocol = args.threshold, args.protocol
     strict_sizes = args.strict_sizes
     if args.config is not None:
+        # Here, not at the top: the config schema imports PyTorch (1–2 s), and scoring a
+        # folder of maps against a folder of masks needs neither.
+        from lrrnet.config import load_config
+        from lrrnet.data import splits_from_config
+
         cfg = load_config(args.config, args.overrides)
         preds = preds or [str(Path(cfg["paths"]["results"]) / cfg["name"])]
         if masks is None:

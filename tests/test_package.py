@@ -1,4 +1,4 @@
-"""The top-level package: what it exports, and what importing it costs."""
+"""The packages' lazy exports (``lrrnet``, ``lrrnet.data``), and what importing them costs."""
 
 import ast
 import importlib
@@ -9,20 +9,27 @@ from pathlib import Path
 import pytest
 
 import lrrnet
+import lrrnet.data
+
+ROOT = Path(__file__).resolve().parents[1]
+LAZY_PACKAGES = (lrrnet, lrrnet.data)
 
 # Optional or slow to import; a plain ``import lrrnet`` must load none of them.
 HEAVY = ("onnx", "onnxruntime", "openvino", "matplotlib", "tensorboard", "torch.utils.tensorboard")
 
 
-@pytest.mark.parametrize("name", lrrnet.__all__)
-def test_every_exported_name_is_its_module_object(name):
-    module = importlib.import_module(lrrnet._MODULE_OF[name])
-    assert getattr(lrrnet, name) is getattr(module, name)
+@pytest.mark.parametrize(
+    ("package", "name"), [(package, name) for package in LAZY_PACKAGES for name in package.__all__]
+)
+def test_every_exported_name_is_its_module_object(package, name):
+    module = importlib.import_module(package._MODULE_OF[name])
+    assert getattr(package, name) is getattr(module, name)
 
 
-def test_all_names_the_lazy_table_and_the_type_checking_imports_alike():
-    assert sorted(lrrnet.__all__) == sorted(lrrnet._MODULE_OF)
-    tree = ast.parse(Path(lrrnet.__file__).read_text())
+@pytest.mark.parametrize("package", LAZY_PACKAGES, ids=lambda package: package.__name__)
+def test_all_names_the_lazy_table_and_the_type_checking_imports_alike(package):
+    assert sorted(package.__all__) == sorted(package._MODULE_OF)
+    tree = ast.parse(Path(package.__file__).read_text())
     guarded = next(node for node in tree.body if isinstance(node, ast.If))
     imported = {
         alias.name: node.module
@@ -30,7 +37,7 @@ def test_all_names_the_lazy_table_and_the_type_checking_imports_alike():
         if isinstance(node, ast.ImportFrom)
         for alias in node.names
     }
-    assert imported == lrrnet._MODULE_OF
+    assert imported == package._MODULE_OF
 
 
 def test_an_unknown_name_is_an_attribute_error_and_submodules_still_import():
@@ -51,6 +58,18 @@ def _loaded_after(code: str) -> list[str]:
 def test_importing_the_package_loads_no_optional_or_slow_package():
     assert _loaded_after("import lrrnet") == []
     assert _loaded_after("import lrrnet; assert 'torch' not in sys.modules") == []
+
+
+def test_reading_maps_and_scoring_a_folder_load_no_pytorch():
+    # cal_from_mask.py without a CONFIG: PyTorch's import would be a third of its time.
+    probe = (
+        f"sys.path.insert(0, {str(ROOT)!r}); import cal_from_mask, lrrnet.data.io, "
+        "lrrnet.engine.scoring; assert 'torch' not in sys.modules, 'torch was imported'"
+    )
+    assert "matplotlib" not in _loaded_after(probe)
+    from lrrnet.data import dataset  # the package still reaches its submodules
+
+    assert dataset.__name__ == "lrrnet.data.dataset"
 
 
 def test_using_every_export_loads_no_optional_or_slow_package():
