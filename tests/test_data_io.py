@@ -120,6 +120,38 @@ def test_a_map_that_would_overwrite_a_foreign_file_is_refused_before_any_removal
         clear_predictions(out, ["old"], with_background=True)
 
 
+def test_a_manifest_that_is_a_link_is_never_followed(tmp_path):
+    out, elsewhere = tmp_path / "out", tmp_path / "elsewhere"
+    (out / "img").mkdir(parents=True)
+    elsewhere.mkdir()
+    # The link's target reads as a manifest naming a map of OUT: followed, clearing would
+    # remove that map, and writing would append to the target.
+    target = elsewhere / "notes.txt"
+    target.write_text("img/frame.png\n")
+    (out / "img" / "frame.png").write_bytes(b"the user's")
+    (out / WRITTEN_MAPS).symlink_to(target)
+    for call in (
+        lambda: write_prediction(out, "new", np.zeros((4, 4), np.float32)),
+        lambda: clear_predictions(out),
+    ):
+        with pytest.raises(DataError, match=f"{WRITTEN_MAPS} is a symbolic link; remove it"):
+            call()
+    assert target.read_text() == "img/frame.png\n"
+    assert (out / "img" / "frame.png").read_bytes() == b"the user's"
+    assert sorted(p.name for p in (out / "img").iterdir()) == ["frame.png"]  # no map written
+    assert (out / WRITTEN_MAPS).is_symlink()
+    # Not a regular file either: a folder in its place is refused by name, in one line.
+    (out / WRITTEN_MAPS).unlink()
+    (out / WRITTEN_MAPS).mkdir()
+    for call in (
+        lambda: write_prediction(out, "new", np.zeros((4, 4), np.float32)),
+        lambda: clear_predictions(out),
+    ):
+        with pytest.raises(DataError, match=WRITTEN_MAPS) as error:
+            call()
+        assert "\n" not in str(error.value)
+
+
 def test_an_output_folder_holding_an_input_is_refused(tmp_path):
     frames = tmp_path / "U" / "img"
     frames.mkdir(parents=True)

@@ -7,8 +7,11 @@ naming the file when it cannot: the callers collect or report these, never skip 
 from __future__ import annotations
 
 import logging
+import os
+import stat
 from collections.abc import Iterable
 from pathlib import Path
+from typing import IO
 
 import cv2
 import numpy as np
@@ -206,6 +209,10 @@ def write_prediction(
         prob: ``H×W`` target probabilities in [0, 1].
         background: optional ``H×W`` reconstructed image ``D``, written to
             ``OUT/background/<name>.png`` and into the ``.mat`` file as ``D``.
+
+    Raises:
+        DataError: ``name`` is not a plain file name, or ``OUT/``:data:`WRITTEN_MAPS` is a
+            symbolic link or not a regular file (nothing is written then).
     """
     out_dir = Path(out_dir)
     prob = np.asarray(prob, dtype=np.float32)
@@ -239,11 +246,46 @@ PREDICTION_FILES = {"img": ".png", "mat": ".mat", "background": ".png"}
 WRITTEN_MAPS = "written_maps.txt"
 
 
+# Opened without following a link, and without waiting on a FIFO planted in its place.
+_MANIFEST_FLAGS = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+
+
+def _open_manifest(path: Path, flags: int, mode: str) -> IO[str]:
+    """``path`` (an ``OUT/written_maps.txt``) opened with ``os.open`` ``flags``, refused
+    unless it is a regular file: through a symbolic link (planted, or left by copying) the
+    run would append to, or clear by, a file outside ``OUT``.
+
+    Raises:
+        DataError: one line naming the manifest.
+    """
+    if path.is_symlink():
+        raise DataError(f"{path} is a symbolic link; remove it")
+    try:
+        descriptor = os.open(path, flags | _MANIFEST_FLAGS, 0o644)
+    except OSError as error:
+        if path.is_symlink():  # made between the check and the open
+            raise DataError(f"{path} is a symbolic link; remove it") from None
+        raise DataError(f"{path}: cannot open ({error.strerror})") from None
+    if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+        os.close(descriptor)
+        raise DataError(f"{path} is not a regular file; remove it")
+    return os.fdopen(descriptor, mode)
+
+
 def _record_written(out_dir: Path, entries: list[str]) -> None:
-    path = out_dir / WRITTEN_MAPS
     out_dir.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as handle:
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
+    with _open_manifest(out_dir / WRITTEN_MAPS, flags, "a") as handle:
         handle.write("".join(f"{entry}\n" for entry in entries))
+
+
+def _written_entries(out_dir: Path) -> list[str]:
+    """The lines of ``out_dir``'s :data:`WRITTEN_MAPS`; none when it does not exist."""
+    manifest = out_dir / WRITTEN_MAPS
+    if not os.path.lexists(manifest):
+        return []
+    with _open_manifest(manifest, os.O_RDONLY, "r") as handle:
+        return handle.read().splitlines()
 
 
 def _written_map(out_dir: Path, entry: str) -> Path | None:
@@ -274,11 +316,12 @@ def clear_predictions(
         with_background: the run also writes ``background/<name>.png``.
 
     Raises:
-        DataError: a map to write would replace a file this framework did not write.
+        DataError: a map to write would replace a file this framework did not write, or
+            :data:`WRITTEN_MAPS` is a symbolic link or not a regular file.
     """
     out_dir = Path(out_dir)
     manifest = out_dir / WRITTEN_MAPS
-    entries = manifest.read_text().splitlines() if manifest.is_file() else []
+    entries = _written_entries(out_dir)
     ours = {path for entry in entries if (path := _written_map(out_dir, entry)) is not None}
     folders = ("img", "mat", "background") if with_background else ("img", "mat")
     clashes = [
