@@ -295,14 +295,20 @@ def _curve_sums(
 ) -> np.ndarray:
     """One image's Pd–Fa curve sums, equal to :func:`match_components` at every cut, in one pass.
 
-    The pixels above the lowest cut are sorted once by how many cuts lie below them, and the
-    cuts are visited from the highest down: each adds its new pixels to one binary map, whose
-    8-connected components (labelled by the same SAUF scan as :func:`label_components`, so
-    numbered alike) absorb the components of the cut above. A component's area and
-    coordinate sums are those of its new pixels plus those of the components it absorbed
-    (integer sums, exact in float64), so no pixel is gathered twice. The labelling covers
-    only the box around the pixels on so far, which keeps the raster order, and a cut
-    without new pixels reuses the one above.
+    Each pixel's level (how many cuts lie below it) is computed once, and the pixel counts
+    of every cut come from one histogram of the levels. The cuts are then visited from the
+    highest down, each one's positive pixels a superset of the one above's:
+
+    - while few pixels are on (at most a quarter of the image), each cut adds its new pixels
+      to one binary map, whose 8-connected components (labelled by the same SAUF scan as
+      :func:`label_components`, so numbered alike) absorb the components of the cut above.
+      A component's area and coordinate sums are those of its new pixels plus those of the
+      components it absorbed (integer sums, exact in float64), so no pixel is gathered
+      twice. The map is compacted to the rows and columns that the lowest such cut uses,
+      with one empty row (column) standing for each run of unused ones: connectivity and
+      raster order are those of the image, and the labelling costs the compacted size.
+    - below that, each cut is labelled on the whole image with OpenCV's statistics pass,
+      whose areas and centroids (integer sums divided once in double) are the same numbers.
 
     Args:
         prob: ``H×W`` the map as the protocol scores it.
@@ -314,69 +320,115 @@ def _curve_sums(
     Returns:
         ``(K, 6)`` float64 rows of :data:`_CURVE_SUMS`, one per cut.
     """
-    height, width = prob.shape
     steps = np.unique(cuts)  # ascending
     # level = how many steps lie below p, so that p > steps[i] exactly when level > i.
     level = np.zeros(prob.shape, np.uint8 if len(steps) < 256 else np.intp)
     for step in steps:
         level += prob > step
-    level = level.ravel()
-    pixels = np.flatnonzero(level)
-    pixel_levels = level[pixels]
-    per_level = np.bincount(pixel_levels, minlength=len(steps) + 1)
-    per_level_target = np.bincount(pixel_levels[mask.ravel()[pixels]], minlength=len(steps) + 1)
+    flat_level = level.ravel()
+    per_level = np.bincount(flat_level, minlength=len(steps) + 1)
+    per_level_target = np.bincount(flat_level[np.flatnonzero(mask)], minlength=len(steps) + 1)
     positives = np.cumsum(per_level[::-1])[::-1]  # positives[i + 1]: pixels above steps[i]
     tp_at = np.cumsum(per_level_target[::-1])[::-1]
     n_mask = int(np.count_nonzero(mask))
-    by_level = pixels[np.argsort(pixel_levels, kind="stable")]  # by level, then raster order
-    starts = np.concatenate(([0], np.cumsum(per_level)))
-
-    binary = np.zeros(prob.shape, np.uint8)
-    top, bottom, left, right = height, -1, width, -1
-    # The components of the cut above: one pixel of each, their areas and coordinate sums.
-    kept = np.zeros(0, np.intp)
-    areas = np.zeros(0, np.int64)
-    sums = np.zeros((0, 2))
+    # The steps from `sparse_from` up have at most a quarter of the pixels on.
+    sparse_from = int(np.searchsorted(-positives[1:], -(prob.size // 4), side="left"))
+    detections = _sparse_detections(
+        flat_level, prob.shape[1], len(steps), sparse_from, targets, area_rule
+    )
+    for step in range(sparse_from):
+        detections[step] = _dense_detections(level > step, targets, area_rule)
     step_sums = np.zeros((len(steps), len(_CURVE_SUMS)))
-    detected = fa_pixels = 0
-    for step in range(len(steps) - 1, -1, -1):
-        new = by_level[starts[step + 1] : starts[step + 2]]
-        if len(new):
-            binary.ravel()[new] = 1
-            rows, cols = np.divmod(new, width)
-            top, bottom = min(top, int(rows[0])), max(bottom, int(rows[-1]))
-            left, right = min(left, int(cols.min())), max(right, int(cols.max()))
-            count, labels = cv2.connectedComponentsWithAlgorithm(
-                binary[top : bottom + 1, left : right + 1], 8, cv2.CV_32S, cv2.CCL_SAUF
-            )
-            # Flat positions in the box: (row − top)·box width + column − left.
-            box_width = right - left + 1
-            labels = labels.ravel()
-            new_ids = labels[(rows - top) * box_width + cols - left]
-            kept_rows, kept_cols = np.divmod(kept, width)
-            old_ids = labels[(kept_rows - top) * box_width + kept_cols - left]
-            areas = _absorb(new_ids, None, old_ids, areas, count).astype(np.int64)
-            sums = np.stack(
-                [
-                    _absorb(new_ids, rows, old_ids, sums[:, 0], count),
-                    _absorb(new_ids, cols, old_ids, sums[:, 1], count),
-                ],
-                axis=1,
-            )
-            representative = np.empty(count, np.intp)
-            representative[new_ids] = new
-            representative[old_ids] = kept
-            kept = representative[1:]
-            partners = _match_centroids(targets.centroids, sums / areas[:, None])
-            false_alarms, _ = _unmatched(areas, partners, area_rule)
-            detected = int(np.count_nonzero(partners >= 0))
-            fa_pixels = int(areas[false_alarms].sum())
+    for step in range(len(steps)):
         tp = int(tp_at[step + 1])
         fp = int(positives[step + 1]) - tp
         fn = n_mask - tp
         union = tp + fp + fn
-        step_sums[step] = (tp, fp, fn, tp / union if union else 1.0, detected, fa_pixels)
+        step_sums[step] = (tp, fp, fn, tp / union if union else 1.0, *detections[step])
     return step_sums[np.searchsorted(steps, cuts)]
+
+
+def _sparse_detections(
+    flat_level: np.ndarray,
+    width: int,
+    n_steps: int,
+    lowest: int,
+    targets: Components,
+    area_rule: bool,
+) -> np.ndarray:
+    """``(n_steps, 2)`` matched targets and false-alarm pixels at the steps from ``lowest``
+    up (zeros below), by absorbing components on a compacted map (:func:`_curve_sums`)."""
+    detections = np.zeros((n_steps, 2), np.int64)
+    pixels = np.flatnonzero(flat_level > lowest)
+    if not len(pixels):
+        return detections
+    pixel_levels = flat_level[pixels]
+    pixels = pixels[np.argsort(pixel_levels, kind="stable")]  # by level, then raster order
+    starts = np.concatenate(([0], np.cumsum(np.bincount(pixel_levels, minlength=n_steps + 1))))
+    rows, cols = np.divmod(pixels, width)
+    row_at, compact_height = _compaction(rows, len(flat_level) // width)
+    col_at, compact_width = _compaction(cols, width)
+    compact = row_at[rows] * compact_width + col_at[cols]
+
+    binary = np.zeros((compact_height, compact_width), np.uint8)
+    # The components of the step above: one pixel of each (compacted), areas, coordinate sums.
+    kept = np.zeros(0, np.intp)
+    areas = np.zeros(0, np.int64)
+    sums = np.zeros((0, 2))
+    detected = fa_pixels = 0
+    for step in range(n_steps - 1, lowest - 1, -1):
+        new = slice(starts[step + 1], starts[step + 2])  # the pixels of level step + 1
+        if new.start < new.stop:
+            binary.ravel()[compact[new]] = 1
+            count, labels = cv2.connectedComponentsWithAlgorithm(
+                binary, 8, cv2.CV_32S, cv2.CCL_SAUF
+            )
+            labels = labels.ravel()
+            new_ids, old_ids = labels[compact[new]], labels[kept]
+            areas = _absorb(new_ids, None, old_ids, areas, count).astype(np.int64)
+            sums = np.stack(
+                [
+                    _absorb(new_ids, rows[new], old_ids, sums[:, 0], count),
+                    _absorb(new_ids, cols[new], old_ids, sums[:, 1], count),
+                ],
+                axis=1,
+            )
+            representative = np.empty(count, np.intp)
+            representative[new_ids] = compact[new]
+            representative[old_ids] = kept
+            kept = representative[1:]
+            detected, fa_pixels = _detections(sums / areas[:, None], areas, targets, area_rule)
+        detections[step] = (detected, fa_pixels)
+    return detections
+
+
+def _compaction(coordinates: np.ndarray, length: int) -> tuple[np.ndarray, int]:
+    """Where each row (or column) of ``length`` goes when only those in ``coordinates`` are
+    kept, each run of unused ones between them becoming one empty row; and the new length."""
+    used = np.zeros(length, bool)
+    used[coordinates] = True
+    keep = used.copy()
+    keep[1:] |= used[:-1] & ~used[1:]  # the first unused row after a used one separates
+    position = np.cumsum(keep) - 1
+    return position, int(position[-1]) + 1
+
+
+def _dense_detections(binary: np.ndarray, targets: Components, area_rule: bool) -> tuple[int, int]:
+    """(matched targets, false-alarm pixels) of one step labelled on the whole image."""
+    count, _, stats, centroids = cv2.connectedComponentsWithStatsWithAlgorithm(
+        binary.view(np.uint8), 8, cv2.CV_32S, cv2.CCL_SAUF
+    )
+    areas = stats[1:, cv2.CC_STAT_AREA].astype(np.int64)
+    return _detections(centroids[1:, ::-1], areas, targets, area_rule)
+
+
+def _detections(
+    centroids: np.ndarray, areas: np.ndarray, targets: Components, area_rule: bool
+) -> tuple[int, int]:
+    """(matched targets, false-alarm pixels) of components with these centroids and areas."""
+    partners = _match_centroids(targets.centroids, centroids)
+    false_alarms, _ = _unmatched(areas, partners, area_rule)
+    return int(np.count_nonzero(partners >= 0)), int(areas[false_alarms].sum())
 
 
 def _absorb(

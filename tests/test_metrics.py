@@ -762,3 +762,23 @@ def test_pd_fa_curve_follows_a_merge_between_thresholds():
     low, high = metrics.compute()["pd_fa_curve"]
     assert (low["pd"], low["fa"]) == (0.0, 9 / 165)
     assert (high["pd"], high["fa"]) == (1.0, 0.0)
+
+
+def test_pd_fa_curve_on_full_size_cluttered_maps_equals_scoring_at_each_threshold():
+    # 256×256 maps whose clutter puts every pixel above 0.05 and half of them above 0.1
+    # (labelled on the whole image), with blobs far apart above that (labelled on a map
+    # compacted to their rows and columns): every row equals that threshold scored alone.
+    from lrrnet.engine.metrics_reference import synthetic_pair
+
+    rng = np.random.default_rng(7)
+    pairs = [synthetic_pair(rng, 256) for _ in range(3)]
+    prob = np.stack([p for p, _ in pairs])
+    assert (prob > 0.05).mean() > 0.25 > (prob > 0.15).mean()  # both regimes are met
+    thresholds = (0.05, 0.1, 0.15, 0.3, 0.5, 0.95)
+    curve_scores = MetricAccumulator(curve_thresholds=thresholds)
+    for pair in pairs:
+        curve_scores.update(*pair)
+    for row in curve_scores.compute()["pd_fa_curve"]:
+        at = score(pairs, threshold=row["threshold"])
+        for key in ("pd", "fa", "miou", "niou"):
+            assert row[key] == at[key], (row["threshold"], key)
