@@ -275,7 +275,7 @@ def roc_plot(
 
     figure = Figure(figsize=(5.5, 4.5), dpi=120)
     _draw_roc(figure.subplots(), curves, log_fpr)
-    return save_figure(figure, path)
+    return save_figure(figure, path, margins=_ONE_PANEL_MARGINS)
 
 
 def roc_and_pd_fa_plot(
@@ -312,9 +312,25 @@ def _draw_roc(axes, curves, log_fpr: bool) -> None:
     axes.legend(loc="lower right", fontsize=8)
 
 
-def save_figure(figure, path: str | Path) -> Path:
-    """Lay out a matplotlib ``Figure`` and write it to ``path`` (folders created)."""
-    figure.tight_layout()
+# Where the axes of a 5.5×4.5 in single-panel plot go (fractions of the figure): room for
+# the tick labels and axis labels at their sizes here, so no layout pass is needed.
+_ONE_PANEL_MARGINS = {"left": 0.12, "right": 0.97, "bottom": 0.11, "top": 0.97}
+
+
+def save_figure(figure, path: str | Path, margins: dict[str, float] | None = None) -> Path:
+    """Lay out a matplotlib ``Figure`` and write it to ``path`` (folders created).
+
+    Args:
+        figure: the figure.
+        path: the file; its suffix picks the format.
+        margins: fixed ``subplots_adjust`` margins instead of measuring every text's extent
+            (``tight_layout``), which costs as much as drawing a simple plot; for figures of
+            a known layout, such as the two plots every scoring writes.
+    """
+    if margins is None:
+        figure.tight_layout()
+    else:
+        figure.subplots_adjust(**margins)
     path = Path(path)
     with atomic_path(path) as temp:
         figure.savefig(temp, format=path.suffix.lstrip(".") or None)
@@ -339,7 +355,7 @@ def pd_fa_plot(
 
     figure = Figure(figsize=(5.5, 4.5), dpi=120)
     _draw_pd_fa(figure.subplots(), curves)
-    return save_figure(figure, path)
+    return save_figure(figure, path, margins=_ONE_PANEL_MARGINS)
 
 
 def _draw_pd_fa(axes, curves) -> None:

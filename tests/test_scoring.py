@@ -359,3 +359,37 @@ def test_an_old_report_among_flat_maps_is_named_with_a_hint(tmp_path):
     cv2.imwrite(str(preds / "roc.png"), np.zeros(SHAPE, np.uint8))  # an earlier version's
     with pytest.raises(DataError, match=r"roc\.png: a report written among the maps"):
         score_folder(preds, masks, progress=False)
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_frames_scored_in_threads_sum_to_one_accumulator_bit_for_bit(
+    tmp_path, monkeypatch, threads
+):
+    from lrrnet.engine import scoring
+    from lrrnet.engine.metrics_reference import synthetic_pair, write_synthetic_folder
+
+    pred_dir, mask_dir = write_synthetic_folder(tmp_path / "files", num=9, size=96, seed=3)
+    monkeypatch.setattr(scoring, "SCORING_THREADS", threads)
+    pairs, _ = pair_predictions(pred_dir, mask_dir)
+    results = scoring.metrics_of_pairs(pairs, progress=False)
+    alone = MetricAccumulator(curve_thresholds=CURVE_THRESHOLDS)
+    rng = np.random.default_rng(3)  # the pairs write_synthetic_folder wrote, in name order
+    for _ in range(9):
+        alone.update(*synthetic_pair(rng, 96))
+    expected = alone.compute()
+    for key in (*METRIC_KEYS, "n_images", "n_targets", "pd_fa_curve", "pd_by_area"):
+        assert results[key] == expected[key], key
+    assert np.array_equal(results["roc_fpr"], expected["roc_fpr"])
+
+
+def test_an_unreadable_frame_among_threads_is_named(tmp_path, monkeypatch):
+    from lrrnet.engine import scoring
+    from lrrnet.engine.metrics_reference import write_synthetic_folder
+
+    pred_dir, mask_dir = write_synthetic_folder(tmp_path / "files", num=6, size=32, seed=0)
+    broken = sorted(pred_dir.rglob("*.mat"))[4]
+    broken.write_bytes(b"not a mat file")
+    monkeypatch.setattr(scoring, "SCORING_THREADS", 3)
+    pairs, _ = pair_predictions(pred_dir, mask_dir)
+    with pytest.raises(DataError, match=broken.name):
+        scoring.metrics_of_pairs(pairs, progress=False)
