@@ -475,8 +475,7 @@ def _threshold_histogram(values: np.ndarray, thresholds: np.ndarray | None = Non
     """
     values = values.ravel()
     if thresholds is None and values.dtype == np.float32:
-        scaled = values.astype(np.float64)
-        scaled *= ROC_BINS
+        scaled = np.multiply(values, ROC_BINS, dtype=np.float64)
         np.floor(scaled, out=scaled)
         np.clip(scaled, -1, ROC_BINS, out=scaled)
         scaled += 1
