@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 from lrrnet import cli
@@ -33,12 +34,14 @@ from lrrnet.engine.scoring import (
     TABLE_SUFFIXES,
     curves_plot,
     named_folder,
+    report_json_path,
     score_folder,
     score_folders,
     table_rows,
     write_table,
 )
 from lrrnet.errors import summarize
+from lrrnet.files import check_writable
 from lrrnet.metrics import PROTOCOLS, THRESHOLD, format_area_table, format_table
 
 
@@ -120,6 +123,7 @@ def run(args: argparse.Namespace) -> int:
         "allow_missing": args.allow_missing,
         "strict_sizes": strict_sizes,
     }
+    check_output_places(args, preds, masks)
     if len(preds) > 1 or args.table or args.curves:
         return run_many(args, preds, masks, options)
     results = score_folder(
@@ -134,6 +138,24 @@ def run(args: argparse.Namespace) -> int:
         "(+ metrics.txt, roc.mat, roc.png, pd_fa.csv, pd_fa.png beside it)"
     )
     return 0
+
+
+def check_output_places(args: argparse.Namespace, preds: list[str], masks) -> None:
+    """Refuse, before any frame is scored, a report folder (each --pred's), --json, --table
+    or --curves that cannot be written (:func:`lrrnet.files.check_writable`)."""
+    mask_dir = None if isinstance(masks, Mapping) else masks
+    for text in preds:
+        folder = named_folder(text)[1]
+        if not Path(folder).is_dir():
+            continue  # scoring names it as not found
+        json_path = report_json_path(folder, args.report, args.json, mask_dir)
+        if args.json:
+            check_writable(json_path, "--json", file=True)
+        else:
+            check_writable(json_path.parent, "--report" if args.report else "--pred's report")
+    for flag, path in (("--table", args.table), ("--curves", args.curves)):
+        if path:
+            check_writable(path, flag, file=True)
 
 
 def skipped_line(results: dict) -> str:

@@ -22,7 +22,11 @@ from lrrnet.data import splits_from_config
 from lrrnet.data.frames import frame_source
 from lrrnet.engine.backends import BACKENDS, predictor_for_backend
 from lrrnet.engine.detections import DETECTIONS_FILE
-from lrrnet.engine.inference import checkpoint_default_size, predict_to_folder
+from lrrnet.engine.inference import (
+    check_output_folder,
+    checkpoint_default_size,
+    predict_to_folder,
+)
 from lrrnet.engine.predictor import config_eval_size, parse_size
 from lrrnet.engine.run_files import newest_run_checkpoint
 from lrrnet.engine.zoo import resolve_checkpoint
@@ -114,8 +118,10 @@ def run(args: argparse.Namespace) -> int:
     if args.images:
         if not (args.checkpoint and args.out):
             raise UserError("--images needs --checkpoint and --out")
+        out_dir = Path(args.out)
+        check_output_folder(out_dir, args.save_background, args.detections)
         samples = frame_source(args.images)
-        checkpoint, model_config, out_dir = Path(args.checkpoint), None, Path(args.out)
+        checkpoint, model_config = Path(args.checkpoint), None
         size = args.size
         if size is None:
             size, why = checkpoint_default_size(checkpoint)
@@ -124,6 +130,9 @@ def run(args: argparse.Namespace) -> int:
         threshold = 0.5 if args.threshold is None else args.threshold
     elif args.config:
         cfg = load_config(args.config, args.overrides)
+        out_dir = Path(args.out) if args.out else Path(cfg["paths"]["results"], cfg["name"])
+        where = "--out" if args.out else "paths.results"  # the default's config key
+        check_output_folder(out_dir, args.save_background, args.detections, where)
         splits = splits_from_config(cfg)
         samples = splits.test
         checkpoint, zoo_model = (
@@ -134,7 +143,6 @@ def run(args: argparse.Namespace) -> int:
         # A zoo model is built and sized as its own config says; the config gives the data.
         trained = zoo_model.config if zoo_model is not None else cfg
         model_config = trained["model"]
-        out_dir = Path(args.out) if args.out else Path(cfg["paths"]["results"], cfg["name"])
         size = args.size or config_eval_size(trained)
         device = args.device or cfg["train"]["device"]
         batch_size = args.batch_size or cfg["eval"]["batch_size"]

@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from lrrnet.errors import DataError
+
 
 @contextmanager
 def atomic_path(path: str | os.PathLike, durable: bool = False) -> Iterator[Path]:
@@ -50,6 +52,53 @@ def atomic_path(path: str | os.PathLike, durable: bool = False) -> Iterator[Path
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
+
+
+def check_writable(path: str | os.PathLike, flag: str, file: bool = False) -> Path:
+    """``path`` as a Path when a folder there can receive files; else a DataError naming
+    ``flag`` and ``path``. Called before a script's work, so a place that cannot be written
+    is refused at once, not after every frame is computed.
+
+    A folder that does not exist yet passes when its nearest existing ancestor is a folder
+    this process can create entries in (:func:`atomic_path` creates the rest). Nothing is
+    left behind: the check is ``os.access`` and a temporary file made and removed there,
+    since ``os.access`` says yes to everything for root and knows nothing of some mounts.
+
+    Args:
+        path: the folder, or with ``file`` a file to be written (its folder is checked, and
+            an existing folder of that name is refused).
+        flag: the command-line flag that gave ``path``, for the message (``--out``).
+        file: ``path`` names a file, not a folder.
+
+    Raises:
+        DataError: one line, e.g. ``--out a.txt/x: a.txt is a file, not a folder``.
+    """
+    path = Path(path)
+    if file:
+        if path.is_dir():
+            raise DataError(f"{flag} {path}: is a folder, not a file")
+        folder = path.parent
+    else:
+        folder = path
+    # The nearest ancestor that exists (a dangling link counts: nothing can be made there).
+    existing = folder
+    while not os.path.lexists(existing) and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        kind = "a broken link" if existing.is_symlink() else "a file"
+        raise DataError(f"{flag} {path}: {existing} is {kind}, not a folder")
+    if os.access(existing, os.W_OK | os.X_OK):
+        try:
+            descriptor, probe = tempfile.mkstemp(dir=existing, prefix=".lrrnet-write-check.")
+        except OSError as error:
+            reason = error.strerror or str(error)
+        else:
+            os.close(descriptor)
+            os.unlink(probe)
+            return path
+    else:
+        reason = "permission denied"
+    raise DataError(f"{flag} {path}: cannot write into {existing} ({reason})")
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:

@@ -21,7 +21,7 @@ from lrrnet.baselines import (
     white_tophat,
 )
 from lrrnet.data.io import read_prediction, write_prediction
-from lrrnet.errors import ConfigError
+from lrrnet.errors import ConfigError, DataError
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "tools" / "baselines.py"
@@ -351,6 +351,38 @@ def test_script_config_mode_runs_on_the_test_split(tmp_path: Path) -> None:
     assert sorted(p.name for p in (out / "mat").iterdir()) == ["s1.mat", "s2.mat"]
     prob = read_prediction(out / "mat" / "s1.mat")
     assert np.unravel_index(np.argmax(prob), prob.shape) in {(8, 8), (8, 9), (9, 8), (9, 9)}
+
+
+def test_script_refuses_an_output_place_that_cannot_be_written_before_any_frame(
+    tmp_path: Path, capsys, script_logging, monkeypatch
+) -> None:
+    from conftest import load_tool
+
+    images = tmp_path / "images"
+    images.mkdir()
+    _write_frame(images / "a.png", (5, 6))
+    notes = tmp_path / "notes.txt"
+    notes.write_text("a user's")
+    tool = load_tool("baselines")
+    for name in ("run_baseline_on_folder", "run_baseline_on_config", "splits_from_config"):
+        monkeypatch.setattr(tool, name, lambda *a, _name=name, **k: pytest.fail(f"{_name} ran"))
+    out = notes / "x"
+    assert tool.main(["--images", str(images), "--method", "tophat", "--out", str(out)]) == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last == f"error: --out {out}: {notes} is a file, not a folder"
+    # Config mode, --tune too: refused before the validation split is read; the default
+    # folder is named by the config key that placed it.
+    config = ["synthetic", "--method", "tophat", "--tune", "--set", f"paths.results='{notes}'"]
+    assert tool.main(config) == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert (
+        last
+        == f"error: paths.results {notes / 'synthetic_tophat'}: {notes} is a file, not a folder"
+    )
+    # The library refuses it too, before a frame is read.
+    with pytest.raises(DataError, match="is a file, not a folder"):
+        run_baseline_on_files([("a", tmp_path / "missing.png")], "tophat", out)
+    assert notes.read_text() == "a user's"
 
 
 # --- threshold rules and tuning on validation -----------------------------------------------

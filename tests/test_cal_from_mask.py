@@ -214,3 +214,40 @@ def test_json_with_several_folders_is_a_usage_error(tmp_path, capsys, script_log
     with pytest.raises(SystemExit) as usage:
         cal_from_mask.main([*two, "--table", str(tmp_path / "t.xlsx")])
     assert usage.value.code == 2 and "t.xlsx: a table is .md, .csv, .tex" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--json", "{notes}/m.json"], "--json {notes}/m.json: {notes} is a file, not a folder"),
+        (["--report", "{notes}/r"], "--report {notes}/r: {notes} is a file, not a folder"),
+        (["--table", "{notes}/t.md"], "--table {notes}/t.md: {notes} is a file, not a folder"),
+        (["--curves", "{tmp}/c.png/x.png"], "--curves {tmp}/c.png/x.png: {tmp}/c.png is a file"),
+        # A flat folder's report goes to DIR-report/ beside it, here a file: with a results
+        # folder scored first, that folder's scoring is the work refused.
+        ([], "--pred's report {tmp}/flat-report: {tmp}/flat-report is a file, not a folder"),
+        (["--pred", "{results}"], "--pred's report {tmp}/flat-report: {tmp}/flat-report is"),
+    ],
+)
+def test_an_output_place_that_cannot_be_written_is_refused_before_scoring(
+    tmp_path, capsys, script_logging, monkeypatch, options, message
+):
+    import cal_from_mask
+
+    masks, results, flat = tmp_path / "masks", tmp_path / "results", tmp_path / "flat"
+    write_pair(masks, results, "a", (2, 2), found=True)
+    flat.mkdir()
+    (flat / "a.png").write_bytes((results / "img" / "a.png").read_bytes())
+    notes = tmp_path / "notes.txt"
+    for blocker in (notes, tmp_path / "c.png"):
+        blocker.write_text("a user's")
+    if "flat-report" in message:
+        (tmp_path / "flat-report").write_text("a user's")
+    for name in ("score_folder", "score_folders"):
+        monkeypatch.setattr(cal_from_mask, name, lambda *a, **k: pytest.fail("scored"))
+    names = {"notes": notes, "tmp": tmp_path, "results": results}
+    argv = [option.format(**names) for option in options]
+    assert cal_from_mask.main([*argv, "--pred", str(flat), "--masks", str(masks)]) == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith("error: " + message.format(**names)), last
+    assert notes.read_text() == "a user's"

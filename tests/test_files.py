@@ -2,13 +2,16 @@
 
 import json
 import math
+import os
+import tempfile
 
 import numpy as np
 import pytest
 import torch
 
 from lrrnet.engine.scoring import write_report
-from lrrnet.files import atomic_path, json_text, write_json_atomic
+from lrrnet.errors import DataError
+from lrrnet.files import atomic_path, check_writable, json_text, write_json_atomic
 from lrrnet.metrics import MetricAccumulator
 
 
@@ -58,3 +61,54 @@ def test_report_json_of_a_target_free_set_is_valid(tmp_path):
     paths = write_report(results, tmp_path)
     loaded = json.loads(paths["json"].read_text(), parse_constant=pytest.fail)
     assert loaded["pd"] is None and loaded["auc"] is None
+
+
+def test_a_folder_that_exists_or_can_be_made_is_writable_and_nothing_is_left(tmp_path):
+    (tmp_path / "there").mkdir()
+    for folder in (tmp_path / "there", tmp_path / "new" / "deeper"):
+        assert check_writable(folder, "--out") == folder
+    assert check_writable(tmp_path / "new" / "metrics.json", "--json", file=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["there"]  # nothing made
+    assert list((tmp_path / "there").iterdir()) == []
+
+
+def test_a_path_under_a_file_or_a_broken_link_is_refused_by_flag_and_path(tmp_path):
+    (tmp_path / "notes.txt").write_text("a user's")
+    (tmp_path / "gone").symlink_to(tmp_path / "missing")
+    for path, flag, file in (
+        (tmp_path / "notes.txt", "--out", False),
+        (tmp_path / "notes.txt" / "x" / "y", "--out", False),
+        (tmp_path / "notes.txt" / "m.json", "--json", True),
+        (tmp_path / "gone" / "x", "--report", False),
+    ):
+        with pytest.raises(DataError, match="not a folder") as error:
+            check_writable(path, flag, file=file)
+        assert str(error.value).startswith(f"{flag} {path}: ") and "\n" not in str(error.value)
+    with pytest.raises(DataError, match="--table .*is a folder, not a file"):
+        check_writable(tmp_path, "--table", file=True)
+    assert (tmp_path / "notes.txt").read_text() == "a user's"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into a read-only folder")
+def test_a_read_only_folder_is_refused(tmp_path):
+    folder = tmp_path / "locked"
+    folder.mkdir()
+    folder.chmod(0o555)
+    try:
+        for path in (folder, folder / "new"):
+            with pytest.raises(DataError, match=f"--out {path}: cannot write into {folder}"):
+                check_writable(path, "--out")
+    finally:
+        folder.chmod(0o755)
+
+
+def test_a_folder_where_no_file_can_be_made_is_refused_even_when_access_says_yes(
+    tmp_path, monkeypatch
+):
+    # As on a read-only mount, or for root where os.access says yes to everything.
+    def refuse(*args, **kwargs):
+        raise OSError(30, "Read-only file system")
+
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    with pytest.raises(DataError, match=r"--out .*/x: cannot write into .*Read-only file system"):
+        check_writable(tmp_path / "x", "--out")

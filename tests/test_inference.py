@@ -332,3 +332,53 @@ def test_an_output_folder_holding_the_frames_is_refused_and_they_stay(checkpoint
         assert "Traceback" not in result.stderr
     assert {p: p.read_bytes() for p in frames.iterdir()} == before
     assert sorted(p.name for p in (tmp_path / "U").iterdir()) == ["img"]
+
+
+def _no_work(monkeypatch, module, *names):
+    """Make each of ``module``'s ``names`` fail the test when called: the work that a
+    refused output place must never reach."""
+    for name in names:
+
+        def called(*args, _name=name, **kwargs):
+            pytest.fail(f"{_name} ran before the output place was refused")
+
+        monkeypatch.setattr(module, name, called)
+
+
+@pytest.mark.parametrize(
+    ("out", "options", "why"),
+    [
+        ("notes.txt/x", [], "notes.txt is a file, not a folder"),
+        ("notes.txt", [], "notes.txt is a file, not a folder"),
+        ("out", ["--save-background"], "out/background is a file, not a folder"),
+        ("out", ["--detections"], "out/detections.csv: is a folder, not a file"),
+    ],
+)
+def test_an_output_place_that_cannot_be_written_is_refused_before_any_work(
+    frames, checkpoints, tmp_path, capsys, script_logging, monkeypatch, out, options, why
+):
+    import inference
+
+    (tmp_path / "notes.txt").write_text("a user's")
+    (tmp_path / "out" / "detections.csv").mkdir(parents=True)
+    (tmp_path / "out" / "background").write_text("a user's")
+    _no_work(monkeypatch, inference, "frame_source", "predictor_for_backend", "predict_to_folder")
+    args = ["--checkpoint", str(checkpoints["tiny"][0]), "--images", str(frames)]
+    assert inference.main([*args, "--out", str(tmp_path / out), *options]) == 2
+    message = capsys.readouterr().err.strip().splitlines()[-1]
+    assert message.startswith(f"error: --out {tmp_path / out}") and why in message, message
+    assert (tmp_path / "notes.txt").read_text() == "a user's"
+
+
+def test_config_mode_refuses_an_unwritable_results_folder_before_any_work(
+    tmp_path, capsys, script_logging, monkeypatch, tiny_synthetic_run
+):
+    import inference
+
+    _, args = tiny_synthetic_run
+    blocker = tmp_path / "results.txt"
+    blocker.write_text("a user's")
+    _no_work(monkeypatch, inference, "splits_from_config", "predictor_for_backend")
+    assert inference.main(["synthetic", *args, "--set", f"paths.results='{blocker}'"]) == 2
+    message = capsys.readouterr().err.strip().splitlines()[-1]
+    assert message == f"error: paths.results {blocker / 'tiny'}: {blocker} is a file, not a folder"

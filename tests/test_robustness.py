@@ -208,3 +208,18 @@ def test_a_frame_without_a_mask_is_named(frames, tmp_path):
     (masks / first.name).write_bytes(first.read_bytes())
     with pytest.raises(DataError, match="3 frame\\(s\\) without a mask"):
         samples_with_masks(frames, masks)
+
+
+def test_an_output_folder_that_cannot_be_written_is_refused_before_the_sweep(
+    frames, checkpoint, tmp_path, capsys, script_logging, monkeypatch
+):
+    tool = load_tool("robustness")
+    for name in ("samples_with_masks", "sweep"):
+        monkeypatch.setattr(tool, name, lambda *a, _name=name, **k: pytest.fail(f"{_name} ran"))
+    notes = tmp_path / "notes.txt"
+    notes.write_text("a user's")
+    out = notes / "sweep"
+    assert tool.main([*_flags(checkpoint, frames, out), "--noise", "gaussian=0,20"]) == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last == f"error: --out {out}: {notes} is a file, not a folder"
+    assert notes.read_text() == "a user's"

@@ -38,6 +38,7 @@ from lrrnet.baselines import (
 from lrrnet.baselines.tune import tune_baseline
 from lrrnet.config import load_config
 from lrrnet.data import splits_from_config
+from lrrnet.data.io import check_prediction_folder
 from lrrnet.errors import ConfigError
 from lrrnet.metrics import format_table
 
@@ -51,7 +52,7 @@ def _size(text: str) -> int | None:
         raise argparse.ArgumentTypeError(f"expected native or an integer, got {text!r}") from None
 
 
-def _tune(cfg: dict, method: str, fixed: dict, out: str | None, workers: int) -> dict:
+def _tune(cfg: dict, method: str, fixed: dict, out_dir: Path, workers: int) -> dict:
     """Choose the parameters on the validation split; print and record the choice."""
     if cfg["data"]["val_split"] == "test":
         raise ConfigError("--tune chooses on validation, never on test: data.val_split='test'")
@@ -67,7 +68,6 @@ def _tune(cfg: dict, method: str, fixed: dict, out: str | None, workers: int) ->
             f"  best with {'a fixed gain' if rule == 'gain' else 'a per-frame k'}: {choice.params}, val IoU {100 * choice.iou:.2f}"
         )
     print(format_table([(f"{method} val", result.val_metrics)]))
-    out_dir = Path(out) if out else Path(cfg["paths"]["results"]) / f"{cfg['name']}_{method}"
     out_dir.mkdir(parents=True, exist_ok=True)
     record = {
         "method": method,
@@ -136,18 +136,20 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(args: argparse.Namespace) -> int:
     params = parse_params(args.params)
+    # The output folder is checked before any frame is read (tuning reads a whole split).
     if args.images is not None:
         out = args.out or Path("results") / f"{Path(args.images).resolve().name}_{args.method}"
+        check_prediction_folder(out, "--out")
         outcome = run_baseline_on_folder(
             args.images, args.method, out, params, args.size, args.workers
         )
     else:
         cfg = load_config(args.config, args.overrides)
+        out = Path(args.out or Path(cfg["paths"]["results"]) / f"{cfg['name']}_{args.method}")
+        check_prediction_folder(out, "--out" if args.out else "paths.results")
         if args.tune:
-            params = _tune(cfg, args.method, params, args.out, args.workers)
-        outcome = run_baseline_on_config(
-            cfg, args.method, args.out, params, args.size, args.workers
-        )
+            params = _tune(cfg, args.method, params, out, args.workers)
+        outcome = run_baseline_on_config(cfg, args.method, out, params, args.size, args.workers)
     for failure in outcome.failures:
         print(f"error: {failure}", file=sys.stderr)
     print(outcome.summary(args.method))

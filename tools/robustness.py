@@ -36,6 +36,7 @@ from lrrnet import cli
 from lrrnet.baselines import BASELINES, parse_params
 from lrrnet.engine.inference import checkpoint_default_size
 from lrrnet.engine.predictor import Predictor, parse_size
+from lrrnet.files import check_writable
 from lrrnet.metrics import PROTOCOLS, THRESHOLD, format_table
 from lrrnet.robustness import (
     CORRUPTIONS,
@@ -100,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    out = check_writable(args.out, "--out")  # before a frame is read, not after the sweep
     conditions = parse_noise(args.noise)
     samples = samples_with_masks(args.images, args.masks)
     if args.method is not None:
@@ -123,7 +125,6 @@ def run(args: argparse.Namespace) -> int:
         threshold=args.threshold,
         protocol=args.protocol,
     )
-    out = Path(args.out)
     csv_path = write_csv(rows, out / "robustness.csv")
     plot(rows, out / "robustness.png", title=f"{name}, {len(samples)} frames")
     print(format_table([(condition.label, metrics) for condition, metrics in rows]))

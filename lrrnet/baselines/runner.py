@@ -27,6 +27,7 @@ from lrrnet.config import parse_override
 from lrrnet.data import folder_samples, splits_from_config
 from lrrnet.data.io import (
     check_apart_from_inputs,
+    check_prediction_folder,
     clear_predictions,
     read_image,
     write_prediction,
@@ -155,6 +156,8 @@ def run_baseline_on_files(
     Raises:
         ConfigError: an unknown method or parameter, or ``workers`` < 1, before any image
             is read.
+        DataError: an ``out_dir`` that cannot be written or holds an input, before any
+            image is read.
     """
     params = dict(params or {})
     _check_params(method, params)
@@ -163,6 +166,7 @@ def run_baseline_on_files(
         raise ConfigError(f"size must be a positive integer or native, got {size}")
     run = BaselineRun(out_dir=Path(out_dir), workers=workers)
     # As inference does: every map in OUT belongs to this run, a failed frame has none.
+    check_prediction_folder(run.out_dir)
     check_apart_from_inputs(run.out_dir, [path for _, path in images])
     removed = clear_predictions(run.out_dir, [name for name, _ in images])
     if removed:

@@ -18,7 +18,7 @@ import numpy as np
 import scipy.io
 
 from lrrnet.errors import DataError
-from lrrnet.files import atomic_path
+from lrrnet.files import atomic_path, check_writable
 
 logger = logging.getLogger(__name__)
 
@@ -173,7 +173,8 @@ def read_prediction(path: str | Path) -> np.ndarray:
         if not path.is_file():
             raise DataError(f"{path}: file not found")
         try:
-            content = scipy.io.loadmat(str(path))
+            # Only T: a map written with its background (D) would read it for nothing.
+            content = scipy.io.loadmat(str(path), variable_names=("T",))
         except Exception as error:  # scipy raises several types for a damaged file
             raise DataError(f"{path}: cannot read .mat file ({error})") from None
         if "T" not in content:
@@ -186,7 +187,7 @@ def read_prediction(path: str | Path) -> np.ndarray:
             raise DataError(f"{path}: variable 'T' is {kind}, expected a real H×W array")
         if stored.ndim != 2 or stored.size == 0:
             raise DataError(f"{path}: variable 'T' has shape {stored.shape}, expected H×W")
-        return _check_unit_range(stored.astype(np.float32), path, "variable 'T'")
+        return _check_unit_range(stored.astype(np.float32, copy=False), path, "variable 'T'")
     array = _to_gray(_decode(path), path)
     if array.dtype == np.uint16:
         return array.astype(np.float32) / 65535.0
@@ -286,6 +287,23 @@ def _written_entries(out_dir: Path) -> list[str]:
         return []
     with _open_manifest(manifest, os.O_RDONLY, "r") as handle:
         return handle.read().splitlines()
+
+
+def check_prediction_folder(
+    out_dir: str | Path, flag: str = "--out", with_background: bool = False
+) -> None:
+    """Refuse, before any work, an ``out_dir`` that cannot receive what
+    :func:`write_prediction` writes there (:data:`WRITTEN_MAPS`, ``img/``, ``mat/`` and with
+    ``with_background`` ``background/``; see :func:`lrrnet.files.check_writable`).
+
+    Raises:
+        DataError: one line naming ``flag`` and the folder that cannot be written.
+    """
+    out_dir = Path(out_dir)
+    check_writable(out_dir, flag)
+    for folder in PREDICTION_FILES:
+        if folder != "background" or with_background:
+            check_writable(out_dir / folder, flag)
 
 
 def _written_map(out_dir: Path, entry: str) -> Path | None:

@@ -25,6 +25,7 @@ from lrrnet.data import Sample, read_sample
 from lrrnet.data.frames import VideoFrames
 from lrrnet.data.io import (
     check_apart_from_inputs,
+    check_prediction_folder,
     clear_predictions,
     read_image_gray,
     write_prediction,
@@ -36,6 +37,7 @@ from lrrnet.engine.forward_memory import check_forward_memory
 from lrrnet.engine.predictor import Predictor, config_eval_size
 from lrrnet.engine.zoo import resolve_checkpoint
 from lrrnet.errors import DataError
+from lrrnet.files import check_writable
 from lrrnet.progress import Progress
 
 logger = logging.getLogger(__name__)
@@ -254,6 +256,24 @@ def _check_first_frame_memory(
     check_forward_memory(predictor, batch, height, width, str(samples[0].image))
 
 
+def check_output_folder(
+    out_dir: str | Path,
+    save_background: bool = False,
+    detections: bool = False,
+    flag: str = "--out",
+) -> None:
+    """Refuse an ``out_dir`` that cannot receive the files :func:`predict_to_folder` writes
+    there (:func:`~lrrnet.files.check_writable`), before the model is loaded or a frame read:
+    otherwise every frame is computed and only its write fails.
+
+    Raises:
+        DataError: one line naming ``flag`` and the folder (or file) that cannot be written.
+    """
+    check_prediction_folder(out_dir, flag, with_background=save_background)
+    if detections:
+        check_writable(Path(out_dir) / DETECTIONS_FILE, flag, file=True)
+
+
 def predict_to_folder(
     predictor: Predictor,
     samples: Sequence[Sample],
@@ -271,8 +291,9 @@ def predict_to_folder(
     written. The maps an earlier run wrote in ``out_dir`` are removed first, so every map
     there belongs to this run and a failed frame has none (scoring then reports it missing).
     Files this framework did not write are never removed or overwritten, and an ``out_dir``
-    that holds an input frame is refused (:func:`~lrrnet.data.io.clear_predictions`,
-    :func:`~lrrnet.data.io.check_apart_from_inputs`).
+    that holds an input frame, or that cannot be written, is refused before any frame is read
+    (:func:`~lrrnet.data.io.clear_predictions`, :func:`~lrrnet.data.io.check_apart_from_inputs`,
+    :func:`check_output_folder`).
 
     ``samples`` may be a video's :class:`~lrrnet.data.frames.VideoFrames`, streamed. A
     forward that would not fit in memory is refused before it runs, and before anything is
@@ -281,6 +302,7 @@ def predict_to_folder(
     ``p > threshold`` at the frame's own size (:mod:`lrrnet.engine.detections`).
     """
     report = InferenceReport()
+    check_output_folder(out_dir, save_background, detections_threshold is not None)
     _check_first_frame_memory(predictor, samples, batch_size)
     check_apart_from_inputs(out_dir, [sample.image for sample in samples])
     removed = clear_predictions(
