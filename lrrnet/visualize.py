@@ -27,7 +27,6 @@ from typing import NamedTuple
 
 import cv2
 import numpy as np
-import scipy.ndimage
 
 from lrrnet.errors import DataError
 from lrrnet.files import atomic_path
@@ -465,6 +464,8 @@ def _overlay(gray: np.ndarray, match: ImageMatch, size: tuple[int, int]) -> np.n
     boxes += [(match.targets.labels, target_id, RED) for target_id in match.missed_targets]
     if len(match.false_alarms) <= MAX_FALSE_ALARM_BOXES:
         boxes += [(match.predicted.labels, pred_id, YELLOW) for pred_id in match.false_alarms]
+    import scipy.ndimage  # here: the report plots, which scoring imports this module for, need none
+
     objects = {
         id(match.targets.labels): scipy.ndimage.find_objects(match.targets.labels),
         id(match.predicted.labels): scipy.ndimage.find_objects(match.predicted.labels),

@@ -251,3 +251,41 @@ def test_an_output_place_that_cannot_be_written_is_refused_before_scoring(
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert last.startswith("error: " + message.format(**names)), last
     assert notes.read_text() == "a user's"
+
+
+def test_no_plots_writes_the_numbers_without_the_figures_or_matplotlib(tmp_path):
+    masks, results = tmp_path / "masks", tmp_path / "results"
+    write_pair(masks, results, "a", (2, 2), found=True)
+    report = tmp_path / "report"
+    # Run in one interpreter that reports whether scoring imported Matplotlib.
+    probe = (
+        "import runpy, sys; sys.argv = sys.argv[1:]\n"
+        "try:\n    runpy.run_path(sys.argv[0], run_name='__main__')\n"
+        "except SystemExit as done:\n    code = done.code\n"
+        "print('matplotlib' in sys.modules, code)"
+    )
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            probe,
+            str(SCRIPT),
+            "--pred",
+            str(results),
+            "--masks",
+            str(masks),
+            "--report",
+            str(report),
+            "--no-plots",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.stdout.strip().splitlines()[-1] == "False 0", done.stderr
+    written = sorted(path.name for path in report.iterdir())
+    assert written == ["metrics.json", "metrics.txt", "pd_fa.csv", "roc.mat"]
+    assert "(+ metrics.txt, roc.mat, pd_fa.csv beside it)" in done.stdout
+    plotted = run("--pred", results, "--masks", masks, "--report", tmp_path / "plotted")
+    assert {"roc.png", "pd_fa.png"} <= {path.name for path in (tmp_path / "plotted").iterdir()}
+    assert "roc.png, pd_fa.csv, pd_fa.png beside it" in plotted.stdout

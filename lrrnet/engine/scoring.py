@@ -317,7 +317,10 @@ def metrics_of_pairs(
 
 
 def write_report(
-    results: dict, out_dir: str | Path, json_path: str | Path | None = None
+    results: dict,
+    out_dir: str | Path,
+    json_path: str | Path | None = None,
+    plots: bool = True,
 ) -> dict[str, Path]:
     """Write ``metrics.json``, ``metrics.txt``, ``roc.mat``, ``roc.png`` and, when the
     results hold a ``pd_fa_curve``, ``pd_fa.csv`` and ``pd_fa.png``.
@@ -328,10 +331,12 @@ def write_report(
             the curve goes to its own files).
         out_dir: folder for the files.
         json_path: write the JSON here instead, and the other files beside it.
+        plots: also draw ``roc.png`` and ``pd_fa.png``. Without them the report holds the
+            same numbers (``roc.mat``, ``pd_fa.csv``) and costs no Matplotlib import.
 
     Returns:
-        The written paths by kind: ``json``, ``txt``, ``roc_mat``, ``roc_png`` and perhaps
-        ``pd_fa_csv``, ``pd_fa_png``.
+        The written paths by kind: ``json``, ``txt``, ``roc_mat``, perhaps ``roc_png``, and
+        with a curve ``pd_fa_csv`` and perhaps ``pd_fa_png``.
     """
     json_path = Path(json_path) if json_path else Path(out_dir) / "metrics.json"
     folder = json_path.parent
@@ -340,7 +345,6 @@ def write_report(
         "json": json_path,
         "txt": folder / "metrics.txt",
         "roc_mat": folder / "roc.mat",
-        "roc_png": folder / "roc.png",
     }
     scalars = {
         key: value
@@ -364,12 +368,16 @@ def write_report(
         )
     # One ROC plotter for the project: the same figure as `tools/visualize.py --roc`.
     label = Path(results.get("predictions", "predictions")).name or "predictions"
-    roc_plot([(label, results["roc_fpr"], results["roc_tpr"], results["auc"])], paths["roc_png"])
+    if plots:
+        paths["roc_png"] = folder / "roc.png"
+        roc = (label, results["roc_fpr"], results["roc_tpr"], results["auc"])
+        roc_plot([roc], paths["roc_png"])
     if results.get("pd_fa_curve"):
         paths["pd_fa_csv"] = folder / "pd_fa.csv"
-        paths["pd_fa_png"] = folder / "pd_fa.png"
         _write_rows(results["pd_fa_curve"], paths["pd_fa_csv"])
-        pd_fa_plot([(label, results["pd_fa_curve"])], paths["pd_fa_png"])
+        if plots:
+            paths["pd_fa_png"] = folder / "pd_fa.png"
+            pd_fa_plot([(label, results["pd_fa_curve"])], paths["pd_fa_png"])
     return paths
 
 
@@ -437,6 +445,7 @@ def score_folder(
     json_path: str | Path | None = None,
     progress: bool = True,
     strict_sizes: bool = False,
+    plots: bool = True,
 ) -> dict:
     """Pair, score and write the report: everything ``cal_from_mask.py`` does.
 
@@ -453,6 +462,7 @@ def score_folder(
         progress: show progress (a bar on a terminal, log lines elsewhere).
         strict_sizes: a prediction of another size than its mask is an error (see
             :func:`metrics_of_pairs`).
+        plots: draw the report's two figures (see :func:`write_report`).
 
     Returns:
         The metrics, the ROC arrays, ``n_missing_mask``, ``n_missing_prediction``,
@@ -476,7 +486,7 @@ def score_folder(
     for kind in ("missing_mask", "missing_prediction"):
         results[f"n_{kind}"] = sum(problem.kind == kind for problem in problems)
     results.update(protocol=protocol, threshold=threshold, predictions=str(pred_dir))
-    paths = write_report(results, json_path.parent, json_path)
+    paths = write_report(results, json_path.parent, json_path, plots=plots)
     results["report"] = {kind: str(path) for kind, path in paths.items()}
     return results
 
