@@ -173,6 +173,19 @@ def test_the_end_to_end_reference_scores_the_files_written_for_it(tmp_path: Path
     assert reference_score_folder(pred_dir, mask_dir) == in_memory
 
 
+def test_end_to_end_times_both_on_a_given_results_folder(tmp_path: Path) -> None:
+    from lrrnet.engine.metrics_reference import time_end_to_end
+
+    pred_dir, mask_dir = write_synthetic_folder(tmp_path / "maps", num=3, size=32, seed=2)
+    script = Path(__file__).resolve().parents[1] / "cal_from_mask.py"
+    result = time_end_to_end(
+        cal_from_mask=script, folders=(pred_dir, mask_dir), script_options=["--no-plots"]
+    )
+    assert (result["num"], result["size"]) == (3, None)  # counted from the folder
+    assert result["script_s"] > 0 and result["reference_s"] > 0
+    assert not list(pred_dir.rglob("*.png"))  # nothing written among the maps
+
+
 def test_benchmark_tool_writes_json(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     argv = ["--size", "32", "--device", "cpu", "--warmup", "1", "--iters", "1"]

@@ -3,6 +3,7 @@
     python tools/benchmark_metrics.py [--num 200] [--reference-num 10] [--size 512] [--seed 0]
     python tools/benchmark_metrics.py --end-to-end [--num 100] [--repeats 3]
                                       [--cal-from-mask OTHER_CHECKOUT/cal_from_mask.py]
+                                      [--pred RESULTS_DIR --masks MASK_DIR] [--no-plots]
 
 Scores ``--num`` synthetic prediction/mask pairs (random blobs, seeded) with
 :class:`lrrnet.metrics.MetricAccumulator`, and the first ``--reference-num`` of them with a
@@ -17,6 +18,9 @@ temporary folder and times, each in a fresh interpreter, ``cal_from_mask.py`` (w
 Pd–Fa curve and report files) and the reference reading the same files; ``--cal-from-mask``
 times another checkout's script instead (with that checkout's ``lrrnet``), e.g. an older
 commit's, and ``--repeats`` runs each that often, interleaved, keeping the fastest.
+``--pred`` and ``--masks`` time both on real maps instead: a results folder of
+``inference.py`` (``mat/``) and its ``<name>.png`` masks. ``--no-plots`` times the script
+without its two figures.
 """
 
 from __future__ import annotations
@@ -49,7 +53,14 @@ def main(argv: list[str] | None = None) -> int:
     arguments.add_argument(
         "--repeats", type=positive_int, default=1, help="--end-to-end runs of each"
     )
+    arguments.add_argument("--pred", help="--end-to-end on this results folder (mat/ maps)")
+    arguments.add_argument("--masks", help="the masks of --pred (<name>.png)")
+    arguments.add_argument(
+        "--no-plots", action="store_true", help="--end-to-end: the script without its figures"
+    )
     args = arguments.parse_args(argv)
+    if (args.pred is None) != (args.masks is None) or (args.pred and not args.end_to_end):
+        arguments.error("--pred and --masks go together, with --end-to-end")
     if args.end_to_end:
         return end_to_end(args)
     args.num = args.num or 200
@@ -72,10 +83,19 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def end_to_end(args: argparse.Namespace) -> int:
-    num = args.num or 100
-    result = time_end_to_end(num, args.size, args.seed, args.cal_from_mask, args.repeats)
+    folders = (args.pred, args.masks) if args.pred else None
+    result = time_end_to_end(
+        args.num or 100,
+        args.size,
+        args.seed,
+        args.cal_from_mask,
+        args.repeats,
+        folders=folders,
+        script_options=["--no-plots"] if args.no_plots else [],
+    )
     script_s, reference_s = result["script_s"], result["reference_s"]
-    print(f"{num} pairs of {args.size}×{args.size} as files, the fastest of {args.repeats} run(s)")
+    what = f"of {args.size}×{args.size} as files" if folders is None else f"in {args.pred}"
+    print(f"{result['num']} pairs {what}, the fastest of {args.repeats} run(s)")
     for name, seconds, runs in (
         (args.cal_from_mask, script_s, result["script_runs"]),
         ("reference", reference_s, result["reference_runs"]),

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -185,15 +186,20 @@ def time_end_to_end(
     seed: int = 0,
     cal_from_mask: str | Path = "cal_from_mask.py",
     repeats: int = 1,
+    folders: tuple[str | Path, str | Path] | None = None,
+    script_options: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Wall-clock seconds of ``cal_from_mask.py`` and of :func:`reference_score_folder`, each
     a fresh interpreter (imports, reading, scoring and, for the script, its report files), on
-    ``num`` pairs written to a temporary folder.
+    ``num`` pairs written to a temporary folder, or on existing ``folders``.
 
     Args:
         cal_from_mask: the script to time; another checkout's runs with that checkout's
             ``lrrnet`` (its folder goes first on ``PYTHONPATH``).
         repeats: runs of each, interleaved; the fastest counts.
+        folders: ``(results folder, mask folder)`` to score instead of synthetic pairs: a
+            results folder of ``inference.py`` (maps in ``mat/``) and ``<name>.png`` masks.
+        script_options: more arguments for the script (e.g. ``--no-plots``).
 
     Returns:
         ``script_s``, ``reference_s`` (the fastest runs' wall-clock seconds),
@@ -207,7 +213,11 @@ def time_end_to_end(
         "PYTHONPATH": os.pathsep.join([str(script.parent), os.environ.get("PYTHONPATH", "")]),
     }
     with tempfile.TemporaryDirectory() as folder:
-        pred_dir, mask_dir = write_synthetic_folder(folder, num, size, seed)
+        if folders is None:
+            pred_dir, mask_dir = write_synthetic_folder(folder, num, size, seed)
+        else:
+            pred_dir, mask_dir = (Path(f) for f in folders)
+            num = len(list((pred_dir / "mat").glob("*.mat")))
         commands = {
             "script": [
                 sys.executable,
@@ -218,6 +228,7 @@ def time_end_to_end(
                 str(mask_dir),
                 "--json",
                 str(Path(folder) / "report" / "metrics.json"),
+                *script_options,
             ],
             "reference": [
                 sys.executable,
@@ -248,5 +259,5 @@ def time_end_to_end(
         "script_runs": runs["script"],
         "reference_runs": runs["reference"],
         "num": num,
-        "size": size,
+        "size": size if folders is None else None,
     }
