@@ -35,6 +35,7 @@ from torch import nn
 
 from lrrnet.config_tree import to_dict
 from lrrnet.engine.distributed import DistInfo, all_gather_object
+from lrrnet.engine.distributed import unwrap_model as unwrap_model
 from lrrnet.errors import CheckpointError, UserError, summarize
 from lrrnet.files import atomic_path
 
@@ -252,17 +253,6 @@ def save_checkpoint(obj: dict[str, Any], path: str | os.PathLike) -> None:
     """
     with atomic_path(path, durable=True) as temp:
         torch.save(obj, temp)
-
-
-def unwrap_model(model: nn.Module) -> nn.Module:
-    """The plain module under DistributedDataParallel / DataParallel / torch.compile."""
-    while True:
-        if isinstance(model, nn.parallel.DistributedDataParallel | nn.DataParallel):
-            model = model.module
-        elif hasattr(model, "_orig_mod") and isinstance(model._orig_mod, nn.Module):
-            model = model._orig_mod
-        else:
-            return model
 
 
 @dataclass

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
+from torch import nn
 
 from lrrnet.errors import ConfigError
 
@@ -133,3 +134,14 @@ def cleanup(process: DistInfo) -> None:
 
 def _comm_device(process: DistInfo) -> torch.device:
     return process.device if process.device.type == "cuda" else torch.device("cpu")
+
+
+def unwrap_model(model: nn.Module) -> nn.Module:
+    """The plain module under DistributedDataParallel / DataParallel / torch.compile."""
+    while True:
+        if isinstance(model, nn.parallel.DistributedDataParallel | nn.DataParallel):
+            model = model.module
+        elif hasattr(model, "_orig_mod") and isinstance(model._orig_mod, nn.Module):
+            model = model._orig_mod
+        else:
+            return model

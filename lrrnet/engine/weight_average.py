@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from lrrnet.domains import Domain
-from lrrnet.engine.checkpoint import unwrap_model
+from lrrnet.engine.distributed import unwrap_model
 from lrrnet.errors import ConfigError
 
 # The largest averaging factor; at 1 the average would stop following the live weights.
