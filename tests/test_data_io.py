@@ -235,3 +235,12 @@ def test_image_files_leave_out_a_hidden_temporary_write(tmp_path):
     cv2.imwrite(str(tmp_path / "000001.png"), frame)
     cv2.imwrite(str(tmp_path / ".000002.abc.tmp.png"), frame)  # what a killed write leaves
     assert [p.name for p in image_files(tmp_path)] == ["000001.png"]
+
+
+def test_a_mat_map_is_read_in_row_order(tmp_path):
+    # loadmat returns MATLAB's column order; scoring's raster scans want rows.
+    prob = np.linspace(0, 1, 12, dtype=np.float32).reshape(3, 4)
+    scipy.io.savemat(str(tmp_path / "a.mat"), {"T": prob, "D": np.zeros((3, 4))})
+    read = read_prediction(tmp_path / "a.mat")
+    assert read.flags["C_CONTIGUOUS"] and read.dtype == np.float32
+    np.testing.assert_array_equal(read, prob)

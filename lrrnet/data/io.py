@@ -187,7 +187,10 @@ def read_prediction(path: str | Path) -> np.ndarray:
             raise DataError(f"{path}: variable 'T' is {kind}, expected a real H×W array")
         if stored.ndim != 2 or stored.size == 0:
             raise DataError(f"{path}: variable 'T' has shape {stored.shape}, expected H×W")
-        return _check_unit_range(stored.astype(np.float32, copy=False), path, "variable 'T'")
+        # MATLAB stores arrays by column and loadmat keeps that order; every later step
+        # (OpenCV's labelling, raster-order scans) wants rows, so convert once here.
+        map_rows = np.ascontiguousarray(stored, dtype=np.float32)
+        return _check_unit_range(map_rows, path, "variable 'T'")
     array = _to_gray(_decode(path), path)
     if array.dtype == np.uint16:
         return array.astype(np.float32) / 65535.0
