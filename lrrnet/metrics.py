@@ -295,8 +295,8 @@ def _curve_sums(
 ) -> np.ndarray:
     """One image's Pd–Fa curve sums, equal to :func:`match_components` at every cut, in one pass.
 
-    Each pixel's level (how many cuts lie below it) is computed once, and the pixel counts
-    of every cut come from one histogram of the levels. The cuts are then visited from the
+    The level of each pixel above the lowest cut (how many cuts lie below it) is computed
+    once, and the pixel counts of every cut come from one histogram of the levels. The cuts are then visited from the
     highest down, each one's positive pixels a superset of the one above's:
 
     - while few pixels are on (at most a quarter of the image), each cut adds its new pixels
@@ -321,23 +321,26 @@ def _curve_sums(
         ``(K, 6)`` float64 rows of :data:`_CURVE_SUMS`, one per cut.
     """
     steps = np.unique(cuts)  # ascending
-    # level = how many steps lie below p, so that p > steps[i] exactly when level > i.
-    level = np.zeros(prob.shape, np.uint8 if len(steps) < 256 else np.intp)
-    for step in steps:
-        level += prob > step
-    flat_level = level.ravel()
-    per_level = np.bincount(flat_level, minlength=len(steps) + 1)
-    per_level_target = np.bincount(flat_level[np.flatnonzero(mask)], minlength=len(steps) + 1)
+    # The pixels above the lowest step, and each one's level: how many steps lie below it,
+    # so that p > steps[i] exactly when level > i (a pixel not listed has level 0).
+    flat = prob.ravel()
+    above = np.flatnonzero(flat > steps[0])
+    values = flat[above]
+    levels = np.ones(len(above), np.uint8 if len(steps) < 256 else np.intp)
+    for step in steps[1:]:
+        levels += values > step
+    per_level = np.bincount(levels, minlength=len(steps) + 1)
+    per_level_target = np.bincount(levels[mask.ravel()[above]], minlength=len(steps) + 1)
     positives = np.cumsum(per_level[::-1])[::-1]  # positives[i + 1]: pixels above steps[i]
     tp_at = np.cumsum(per_level_target[::-1])[::-1]
     n_mask = int(np.count_nonzero(mask))
     # The steps from `sparse_from` up have at most a quarter of the pixels on.
     sparse_from = int(np.searchsorted(-positives[1:], -(prob.size // 4), side="left"))
     detections = _sparse_detections(
-        flat_level, prob.shape[1], len(steps), sparse_from, targets, area_rule
+        above, levels, prob.shape, len(steps), sparse_from, targets, area_rule
     )
     for step in range(sparse_from):
-        detections[step] = _dense_detections(level > step, targets, area_rule)
+        detections[step] = _dense_detections(prob > steps[step], targets, area_rule)
     step_sums = np.zeros((len(steps), len(_CURVE_SUMS)))
     for step in range(len(steps)):
         tp = int(tp_at[step + 1])
@@ -349,24 +352,28 @@ def _curve_sums(
 
 
 def _sparse_detections(
-    flat_level: np.ndarray,
-    width: int,
+    above: np.ndarray,
+    levels: np.ndarray,
+    shape: tuple[int, int],
     n_steps: int,
     lowest: int,
     targets: Components,
     area_rule: bool,
 ) -> np.ndarray:
     """``(n_steps, 2)`` matched targets and false-alarm pixels at the steps from ``lowest``
-    up (zeros below), by absorbing components on a compacted map (:func:`_curve_sums`)."""
+    up (zeros below), by absorbing components on a compacted map (:func:`_curve_sums`).
+    ``above`` are flat pixel indices in raster order, ``levels`` their levels."""
+    height, width = shape
     detections = np.zeros((n_steps, 2), np.int64)
-    pixels = np.flatnonzero(flat_level > lowest)
-    if not len(pixels):
+    chosen = levels > lowest
+    if not chosen.any():
         return detections
-    pixel_levels = flat_level[pixels]
-    pixels = pixels[np.argsort(pixel_levels, kind="stable")]  # by level, then raster order
+    pixels, pixel_levels = above[chosen], levels[chosen]
+    order = np.argsort(pixel_levels, kind="stable")  # by level, then raster order
+    pixels = pixels[order]
     starts = np.concatenate(([0], np.cumsum(np.bincount(pixel_levels, minlength=n_steps + 1))))
     rows, cols = np.divmod(pixels, width)
-    row_at, compact_height = _compaction(rows, len(flat_level) // width)
+    row_at, compact_height = _compaction(rows, height)
     col_at, compact_width = _compaction(cols, width)
     compact = row_at[rows] * compact_width + col_at[cols]
 
@@ -450,6 +457,12 @@ def _float32_at_most(value: float) -> np.float32:
     return np.nextafter(rounded, np.float32(-np.inf)) if float(rounded) > value else rounded
 
 
+# The smallest float32 at or above the ROC threshold 1/200: v ≥ it exactly when
+# float64(v) ≥ 1/200, for float32 v.
+_FIRST_ROC_STEP = np.float32(1 / ROC_BINS)
+if float(_FIRST_ROC_STEP) < 1 / ROC_BINS:
+    _FIRST_ROC_STEP = np.nextafter(_FIRST_ROC_STEP, np.float32(np.inf))
+
 # None: the exact float64 thresholds i/200. An array: thresholds as the original code
 # compares them with its float32 map (i/200 rounded to float32 by NumPy's casting).
 _LRRNET_ROC_THRESHOLDS = ROC_THRESHOLDS.astype(np.float32)
@@ -475,6 +488,15 @@ def _threshold_histogram(values: np.ndarray, thresholds: np.ndarray | None = Non
     """
     values = values.ravel()
     if thresholds is None and values.dtype == np.float32:
+        # Most pixels of a map lie below the first threshold above 0 (bins 0 and 1): count
+        # those with two comparisons, and compute the bins of the others only.
+        low = values < _FIRST_ROC_STEP
+        n_low = int(np.count_nonzero(low))
+        if n_low > values.size // 2:
+            n_negative = int(np.count_nonzero(values < 0))
+            histogram = _threshold_histogram(values[~low])
+            histogram[:2] += (n_negative, n_low - n_negative)
+            return histogram
         scaled = np.multiply(values, ROC_BINS, dtype=np.float64)
         np.floor(scaled, out=scaled)
         np.clip(scaled, -1, ROC_BINS, out=scaled)

@@ -434,11 +434,14 @@ def test_format_table_scales_and_rows():
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_roc_counts_at_every_threshold_boundary(dtype):
+@pytest.mark.parametrize("zeros", [0, 2000], ids=["boundaries", "mostly-zero"])
+def test_roc_counts_at_every_threshold_boundary(dtype, zeros):
     # Background pixels at every threshold i/200 (as this dtype rounds it) and at both
     # neighbouring floats; FPR(t) must equal the brute-force count of p ≥ t in float64.
+    # With many zeros (a map's usual background) and a few negative values beside them.
     t = (np.arange(201) / 200).astype(dtype)
     values = np.concatenate([t, np.nextafter(t, dtype(-1)), np.nextafter(t, dtype(2))])
+    values = np.concatenate([values, np.zeros(zeros, dtype), -t[1 : 1 + zeros // 200]])
     prob = np.concatenate([values, [dtype(1)]]).reshape(1, -1)
     mask = np.zeros(prob.shape, bool)
     mask[0, -1] = True  # one target so that the ROC is defined
