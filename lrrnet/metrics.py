@@ -296,8 +296,9 @@ def _curve_sums(
     """One image's Pd–Fa curve sums, equal to :func:`match_components` at every cut, in one pass.
 
     The level of each pixel above the lowest cut (how many cuts lie below it) is computed
-    once, and the pixel counts of every cut come from one histogram of the levels. The cuts are then visited from the
-    highest down, each one's positive pixels a superset of the one above's:
+    once, and the pixel counts of every cut come from one histogram of the levels. The cuts
+    are then visited from the highest down, each one's positive pixels a superset of the
+    one above's:
 
     - while few pixels are on (at most a quarter of the image), each cut adds its new pixels
       to one binary map, whose 8-connected components (labelled by the same SAUF scan as
@@ -643,7 +644,7 @@ class MetricAccumulator:
             ValueError: shapes differ, are not ``H×W``, or ``prob`` is not finite. Callers
                 that know the files turn this into a :class:`DataError` naming them.
         """
-        prob = np.asarray(prob)
+        prob = np.ascontiguousarray(prob)  # raster order for the scans and OpenCV below
         mask = np.asarray(mask)
         # The lrrnet protocol resizes each to 512×512 first; only the standard one needs equal sizes.
         same_size = self.protocol == "lrrnet" or prob.shape == mask.shape

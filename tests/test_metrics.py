@@ -785,3 +785,13 @@ def test_pd_fa_curve_on_full_size_cluttered_maps_equals_scoring_at_each_threshol
         at = score(pairs, threshold=row["threshold"])
         for key in ("pd", "fa", "miou", "niou"):
             assert row[key] == at[key], (row["threshold"], key)
+
+
+def test_a_column_order_map_scores_as_its_row_order_copy():
+    from lrrnet.engine.metrics_reference import synthetic_pair
+
+    prob, mask = synthetic_pair(np.random.default_rng(4), 96)
+    rows, columns = (MetricAccumulator(curve_thresholds=CURVE_THRESHOLDS) for _ in range(2))
+    rows.update(prob, mask)
+    columns.update(np.asfortranarray(prob), np.asfortranarray(mask))
+    assert np.array_equal(rows.state(), columns.state())
