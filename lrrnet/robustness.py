@@ -13,7 +13,8 @@ the frame's name), the same stream at every level: a sweep is reproducible whate
 order or batch, ``gaussian`` at σ is ``inference.py --noise-sigma σ --noise-seed SEED``, and
 the levels of one kind differ only by their scale, which keeps a curve free of the jitter
 of fresh draws. What ``tools/robustness.py`` runs; usage in docs/robustness.md,
-"Running a sweep".
+"Running a sweep". :func:`read_csv`, :func:`plot_comparison` and :func:`format_comparison`
+draw finished sweeps of several detectors together (``--compare``, "Comparing detectors").
 """
 
 from __future__ import annotations
@@ -316,28 +317,111 @@ def write_csv(rows: Sequence[tuple[Condition, dict]], path: str | Path) -> Path:
     return path
 
 
-def plot(rows: Sequence[tuple[Condition, dict]], path: str | Path, title: str = "") -> Path:
-    """IoU and Pd (%) against level, one panel per corruption kind, in the order given.
+def read_csv(path: str | Path) -> list[tuple[Condition, dict]]:
+    """The rows :func:`write_csv` wrote to ``path``, as :func:`plot` takes them: ``(condition,
+    {metric of CSV_METRICS: fraction, NaN where empty})`` in the file's order.
 
-    When the sweep scored the clean frames, every panel starts from them at level 0.
+    Raises:
+        DataError: one line naming ``path``: no such file, not a robustness.csv (a header
+            without ``noise``, ``level`` and every metric, an unknown kind), a row of the
+            wrong length, a value that is not a number, a kind and level given twice.
     """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: {'a folder' if path.is_dir() else 'no such file'}, not a CSV")
+    required = ("noise", "level", *CSV_METRICS)
+    rows: list[tuple[Condition, dict]] = []
+    try:
+        with path.open(newline="") as handle:
+            reader = csv.reader(handle)
+            header = next(reader, [])
+            missing = [column for column in required if column not in header]
+            if missing:
+                raise DataError(
+                    f"{path}: not a robustness.csv: no column {', '.join(missing)} "
+                    f"(header: {', '.join(header) or 'none'})"
+                )
+            index = {column: header.index(column) for column in required}
+            for number, values in enumerate(reader, start=2):
+                where = f"{path}, line {number}"
+                if len(values) != len(header):
+                    raise DataError(f"{where}: {len(values)} values for {len(header)} columns")
+                noise = values[index["noise"]]
+                if noise not in CORRUPTIONS:
+                    raise DataError(f"{where}: unknown noise {noise!r}; kinds: {list(CORRUPTIONS)}")
+                numbers = {}
+                for column in ("level", *CSV_METRICS):
+                    text = values[index[column]].strip()
+                    try:
+                        value = math.nan if text == "" and column != "level" else float(text)
+                    except ValueError:
+                        raise DataError(f"{where}: {column} {text!r} is not a number") from None
+                    if math.isinf(value) or (column == "level" and math.isnan(value)):
+                        raise DataError(f"{where}: {column} {text!r} is not a finite number")
+                    numbers[column] = value
+                condition = Condition(noise, numbers.pop("level") + 0.0)
+                if any(seen == condition for seen, _ in rows):
+                    raise DataError(f"{where}: {condition.label} given twice")
+                rows.append((condition, numbers))
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not a text CSV") from None
+    if not rows:
+        raise DataError(f"{path}: no rows under the header")
+    return rows
+
+
+# What --metric may draw, and its name on the axis and in the table.
+COMPARE_METRICS = {"miou": "IoU", "niou": "nIoU", "f1": "F1", "pd": "Pd"}
+
+
+def parse_compare(items: Sequence[str]) -> list[tuple[str, Path]]:
+    """``NAME=CSV`` items (``--compare``) as ``(name, path)``; a plain ``CSV`` (or one whose
+    whole text is an existing file, e.g. ``runs/lr=0.1/robustness.csv``) is named by its
+    folder.
+
+    Raises:
+        ConfigError: an empty name or path, or a name given twice.
+    """
+    named: list[tuple[str, Path]] = []
+    for item in items:
+        name, sep, path = item.partition("=")
+        if not sep or Path(item).is_file():
+            name, path = Path(item).resolve().parent.name, item
+        if not name.strip() or not path.strip():
+            raise ConfigError(f"--compare {item!r}: expected NAME=CSV or CSV")
+        if any(name == seen for seen, _ in named):
+            raise ConfigError(f"--compare: two sweeps named {name!r}; give NAME=CSV")
+        named.append((name, Path(path)))
+    return named
+
+
+def _curve(rows: Sequence[tuple[Condition, dict]], kind: str) -> dict[float, dict]:
+    """``{level: metrics}`` of ``kind``, from the clean frames at level 0 when the sweep
+    scored them; empty when the sweep has no ``kind``."""
+    points = {c.level: m for c, m in rows if c.noise == kind}
+    clean = next((metrics for condition, metrics in rows if condition.level == 0), None)
+    if points and clean is not None:
+        points.setdefault(0.0, clean)
+    return dict(sorted(points.items()))
+
+
+def _panels(
+    kinds: Sequence[str],
+    draw: Callable[[Any, str], None],
+    path: str | Path,
+    ylabel: str,
+    title: str = "",
+) -> Path:
+    """One panel per kind, in order, ``draw(axes, kind)`` drawing its labelled lines, saved
+    to ``path``: the layout of every robustness plot."""
     from matplotlib.figure import Figure
 
-    kinds = list(dict.fromkeys(condition.noise for condition, _ in rows))
-    clean = next((metrics for condition, metrics in rows if condition.level == 0), None)
     columns = min(3, len(kinds))
     lines = math.ceil(len(kinds) / columns)
     figure = Figure(figsize=(3.8 * columns, 3.3 * lines + 0.3), dpi=120)
     panels = np.atleast_1d(figure.subplots(lines, columns, sharey=True, squeeze=False)).ravel()
     for axes, kind in zip(panels, kinds, strict=False):
-        points = {c.level: m for c, m in rows if c.noise == kind}
-        if clean is not None:
-            points.setdefault(0.0, clean)
-        levels = sorted(points)
-        for key, label in (("miou", "IoU"), ("pd", "Pd")):
-            axes.plot(
-                levels, [100 * points[level][key] for level in levels], marker="o", label=label
-            )
+        draw(axes, kind)
         axes.set_title(kind, fontsize=10)
         axes.set_xlabel(CORRUPTIONS[kind].unit, fontsize=8)
         axes.set_ylim(-2, 102)
@@ -347,7 +431,84 @@ def plot(rows: Sequence[tuple[Condition, dict]], path: str | Path, title: str = 
         if index >= len(kinds):
             axes.set_visible(False)
         elif index % columns == 0:
-            axes.set_ylabel("%")
+            axes.set_ylabel(ylabel)
     if title:
         figure.suptitle(title, fontsize=10)
     return save_figure(figure, path)
+
+
+def plot(rows: Sequence[tuple[Condition, dict]], path: str | Path, title: str = "") -> Path:
+    """IoU and Pd (%) against level, one panel per corruption kind, in the order given.
+
+    When the sweep scored the clean frames, every panel starts from them at level 0.
+    """
+
+    def draw(axes: Any, kind: str) -> None:
+        points = _curve(rows, kind)
+        for key, label in (("miou", "IoU"), ("pd", "Pd")):
+            values = [100 * metrics[key] for metrics in points.values()]
+            axes.plot(list(points), values, marker="o", label=label)
+
+    kinds = list(dict.fromkeys(condition.noise for condition, _ in rows))
+    return _panels(kinds, draw, path, "%", title)
+
+
+def _kinds(sweeps: Sequence[tuple[str, Sequence[tuple[Condition, dict]]]]) -> list[str]:
+    return list(dict.fromkeys(c.noise for _, rows in sweeps for c, _ in rows))
+
+
+def plot_comparison(
+    sweeps: Sequence[tuple[str, Sequence[tuple[Condition, dict]]]],
+    path: str | Path,
+    metric: str = "miou",
+    title: str = "",
+) -> Path:
+    """Several sweeps on one figure: ``metric`` (%) against level, one panel per kind (in
+    the order first seen), one line per sweep, each from its own clean row at level 0 as
+    :func:`plot` draws it; a sweep without a kind has no line in its panel. A sweep has one
+    colour throughout (matplotlib's ten, in the order given).
+
+    Args:
+        sweeps: ``(name, rows of read_csv or sweep)`` each.
+        path: the figure file; its suffix picks the format.
+        metric: a key of :data:`COMPARE_METRICS`.
+        title: above the panels.
+    """
+
+    def draw(axes: Any, kind: str) -> None:
+        # By index, not by the panel's own cycle: a sweep keeps its colour where others lack
+        # the kind.
+        for index, (name, rows) in enumerate(sweeps):
+            points = _curve(rows, kind)
+            if points:
+                values = [100 * metrics[metric] for metrics in points.values()]
+                axes.plot(list(points), values, marker="o", label=name, color=f"C{index % 10}")
+
+    return _panels(_kinds(sweeps), draw, path, f"{COMPARE_METRICS[metric]}, %", title)
+
+
+def format_comparison(
+    sweeps: Sequence[tuple[str, Sequence[tuple[Condition, dict]]]], metric: str = "miou"
+) -> str:
+    """The points of :func:`plot_comparison` as text: a row per kind and level, a column per
+    sweep, ``metric`` in % (``-`` where undefined, empty where the sweep lacks the row)."""
+    header = ["noise", "level", *(name for name, _ in sweeps)]
+    body = []
+    for kind in _kinds(sweeps):
+        curves = [_curve(rows, kind) for _, rows in sweeps]
+        for level in sorted({level for points in curves for level in points}):
+            cells = [
+                "" if level not in points else _percent(points[level][metric]) for points in curves
+            ]
+            body.append([kind, f"{level:g}", *cells])
+    widths = [max(len(row[j]) for row in [header, *body]) for j in range(len(header))]
+    lines = [f"{COMPARE_METRICS[metric]} (%)"]
+    for row in [header, *body]:
+        cells = [cell.rjust(width) for cell, width in zip(row, widths, strict=True)]
+        cells[0] = row[0].ljust(widths[0])  # the kind reads from the left
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines)
+
+
+def _percent(value: float) -> str:
+    return "-" if math.isnan(value) else f"{100 * value:.2f}"

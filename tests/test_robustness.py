@@ -28,8 +28,11 @@ from lrrnet.robustness import (
     BaselineMaps,
     Condition,
     parse_noise,
+    plot_comparison,
+    read_csv,
     samples_with_masks,
     sweep,
+    write_csv,
 )
 
 TINY = {"base_channels": 8, "num_groups": 4, "channel_mults": (1, 2), "num_res_blocks": 1}
@@ -223,3 +226,187 @@ def test_an_output_folder_that_cannot_be_written_is_refused_before_the_sweep(
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert last == f"error: --out {out}: {notes} is a file, not a folder"
     assert notes.read_text() == "a user's"
+
+
+HEADER = "noise,level,miou,niou,f1,pd,fa\n"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def write_sweeps(root):
+    """Three robustness.csv files as three sweeps would write them: ``a`` and ``b`` share
+    gaussian, ``b`` alone has blur, ``c`` has stripe without a clean row."""
+    texts = {
+        "a": "gaussian,0,0.8,0.7,0.9,1.0,1e-05\ngaussian,20,0.41,0.4,0.5,0.75,2e-05\n",
+        "b": "gaussian,0,0.6,0.5,0.7,,0\ngaussian,10,0.55,0.5,0.6,,0\nblur,2,0.3,0.3,0.4,,0\n",
+        "c": "stripe,5,0.123456,0.1,0.2,0.5,0\n",
+    }
+    paths = {}
+    for name, text in texts.items():
+        (root / name).mkdir()
+        paths[name] = root / name / "robustness.csv"
+        paths[name].write_text(HEADER + text)
+    return paths
+
+
+def test_compare_draws_every_sweep_on_one_figure_and_prints_its_points(
+    tmp_path, capsys, script_logging
+):
+    paths = write_sweeps(tmp_path)
+    figure = tmp_path / "figures" / "compare.png"
+    tool = load_tool("robustness")
+    flags = ["--compare", f"LRRNet={paths['a']}", "--compare", f"Top-Hat={paths['b']}"]
+    assert tool.main([*flags, "--compare", str(paths["c"]), "--out", str(figure)]) == 0
+    assert figure.read_bytes()[:8] == PNG_SIGNATURE
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "IoU (%)"
+    assert lines[1].split() == ["noise", "level", "LRRNet", "Top-Hat", "c"]  # c: its folder
+    # One row per kind and level, a sweep's cell under its name, empty where it lacks the row.
+    assert lines[2:-1] == [
+        "gaussian      0   80.00    60.00",
+        "gaussian     10            55.00",
+        "gaussian     20   41.00",
+        "blur          0            60.00",  # b's clean row starts its blur panel; a has none
+        "blur          2            30.00",
+        "stripe        5                   12.35",
+    ]
+    assert lines[-1] == f"wrote {figure}"
+
+    assert tool.main([*flags, "--out", str(tmp_path / "pd.svg"), "--metric", "pd"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "Pd (%)"
+    assert lines[2] == "gaussian      0  100.00        -"  # b's Pd is undefined, not absent
+    assert (tmp_path / "pd.svg").read_text().lstrip().startswith("<?xml")
+
+
+def test_compare_plot_has_a_line_per_sweep_and_kind(tmp_path, monkeypatch):
+    import lrrnet.robustness as robustness
+
+    paths = write_sweeps(tmp_path)
+    saved = {}
+    monkeypatch.setattr(robustness, "save_figure", lambda f, path: saved.setdefault("f", f))
+    sweeps = [(name, read_csv(path)) for name, path in paths.items()]
+    plot_comparison(sweeps, tmp_path / "unused.png", metric="f1")
+    panels = [axes for axes in saved["f"].axes if axes.get_visible()]
+    assert [axes.get_title() for axes in panels] == ["gaussian", "blur", "stripe"]
+    assert panels[0].get_xlabel() == CORRUPTIONS["gaussian"].unit
+    assert panels[0].get_ylabel() == "F1, %"
+    drawn = {
+        (axes.get_title(), line.get_label()): (
+            list(line.get_xdata()),
+            list(line.get_ydata()),
+            line.get_color(),
+        )
+        for axes in panels
+        for line in axes.get_lines()
+    }
+    assert drawn == {
+        ("gaussian", "a"): ([0.0, 20.0], [90.0, 50.0], "C0"),
+        ("gaussian", "b"): ([0.0, 10.0], [70.0, 60.0], "C1"),
+        ("blur", "b"): ([0.0, 2.0], [70.0, 40.0], "C1"),  # b keeps its colour without a
+        ("stripe", "c"): ([5.0], [20.0], "C2"),
+    }
+
+
+def test_read_csv_reads_what_write_csv_wrote(tmp_path):
+    rows = [
+        (Condition("gaussian", 0.0), {"miou": 0.25, "niou": 0.5, "f1": 1 / 3, "pd": 0.1, "fa": 0}),
+        (Condition("blur", 1.5), {"miou": 0.0, "niou": 0.0, "f1": 0.0, "pd": np.nan, "fa": 1e-7}),
+    ]
+    again = read_csv(write_csv(rows, tmp_path / "robustness.csv"))
+    assert [c for c, _ in again] == [c for c, _ in rows]
+    assert again[0][1] == {k: float(v) for k, v in rows[0][1].items()}
+    assert np.isnan(again[1][1]["pd"]) and again[1][1]["fa"] == 1e-7
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        (None, "no such file, not a CSV"),
+        ("epoch,loss,miou\n1,0.5,0.3\n", "not a robustness.csv: no column noise, level, niou"),
+        ("", "not a robustness.csv"),
+        (HEADER, "no rows under the header"),
+        (HEADER + "gaussian,0,0.5,0.5,high,0.5,0\n", "line 2: f1 'high' is not a number"),
+        (HEADER + "gaussian,x,0.5,0.5,0.5,0.5,0\n", "line 2: level 'x' is not a number"),
+        (HEADER + "gaussian,0,0.5,0.5\n", "line 2: 4 values for 7 columns"),
+        (HEADER + "fog,1,0.5,0.5,0.5,0.5,0\n", "line 2: unknown noise 'fog'"),
+        (HEADER + "blur,1,0.5,0.5,0.5,0.5,0\nblur,1,0.5,0.5,0.5,0.5,0\n", "blur=1 given twice"),
+    ],
+)
+def test_compare_refuses_a_malformed_csv_in_one_line_naming_it(
+    tmp_path, capsys, script_logging, text, message
+):
+    good = write_sweeps(tmp_path)["a"]
+    bad = tmp_path / "bad" / "robustness.csv"
+    if text is not None:
+        bad.parent.mkdir()
+        bad.write_text(text)
+    figure = tmp_path / "compare.png"
+    tool = load_tool("robustness")
+    code = tool.main(["--compare", str(good), "--compare", str(bad), "--out", str(figure)])
+    assert code == 2
+    printed = capsys.readouterr()
+    assert printed.out == "" and not figure.exists()
+    error = printed.err.strip().splitlines()
+    assert len(error) == 1 and error[0].startswith(f"error: {bad}")
+    assert message in error[0]
+
+
+def test_compare_names_must_differ_and_the_figure_be_writable(tmp_path, capsys, script_logging):
+    paths = write_sweeps(tmp_path)
+    tool = load_tool("robustness")
+    twice = ["--compare", f"a={paths['b']}", "--compare", str(paths["a"])]
+    assert tool.main([*twice, "--out", str(tmp_path / "f.png")]) == 2
+    assert "two sweeps named 'a'" in capsys.readouterr().err
+    notes = tmp_path / "notes.txt"
+    notes.write_text("a user's")
+    missing = ["--compare", str(tmp_path / "nowhere.csv")]  # not read: --out fails first
+    assert tool.main([*missing, "--out", str(notes / "f.png")]) == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last == f"error: --out {notes / 'f.png'}: {notes} is a file, not a folder"
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--checkpoint", "x.pth"], "argument --checkpoint: not allowed with argument --compare"),
+        (["--method", "tophat"], "argument --method: not allowed with argument --compare"),
+        (["--noise", "gaussian=0"], "argument --noise: not allowed with argument --compare"),
+        (["--images", "data"], "argument --images: not allowed with argument --compare"),
+        (["--out", "figure.csv"], "with --compare, a figure file (.png, .pdf, .svg)"),
+    ],
+)
+def test_compare_excludes_the_sweep_flags(tmp_path, capsys, extra, message):
+    args = ["--compare", "a.csv", "--out", "figure.png", *extra]
+    with pytest.raises(SystemExit) as exit_:
+        load_tool("robustness").parse_args(args)
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].endswith(message)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--method", "tophat", "--out", "o", "--noise", "blur=1"], "required: --images"),
+        (["--method", "tophat", "--out", "o", "--images", "d"], "required: --noise"),
+        (
+            [
+                "--method",
+                "tophat",
+                "--out",
+                "o",
+                "--images",
+                "d",
+                "--noise",
+                "blur=1",
+                "--metric",
+                "pd",
+            ],
+            "--metric needs --compare",
+        ),
+        (["--out", "o", "--images", "d", "--noise", "blur=1"], "one of the arguments"),
+    ],
+)
+def test_the_sweep_still_needs_its_flags(capsys, args, message):
+    with pytest.raises(SystemExit):
+        load_tool("robustness").parse_args(args)
+    assert message in capsys.readouterr().err

@@ -3,6 +3,8 @@
     python tools/robustness.py --checkpoint CKPT --images DIR [--masks DIR] --out OUT \\
         --noise gaussian=0,10,20,30 --noise stripe=2,5 --noise blur=1,2 [--seed 0]
     python tools/robustness.py --method tophat|ipi [--param KEY=VALUE ...] --images DIR ...
+    python tools/robustness.py --compare NAME=CSV [--compare NAME=CSV ...] --out FIGURE.png \\
+        [--metric miou|niou|f1|pd]
 
 Each --noise KIND=LEVELS gives one row per level; level 0 of any kind is the clean frame,
 scored once for all kinds, and equals scoring inference.py's maps with cal_from_mask.py
@@ -16,6 +18,10 @@ OUT/robustness.csv (noise, level, miou, niou, f1, pd, fa as fractions) and
 OUT/robustness.png (IoU and Pd against level, one panel per kind), and prints the table.
 --method runs a classical baseline (its parameters through --param, e.g. those
 tools/baselines.py --tune chose) in place of the network. Masks default to DIR/masks.
+
+--compare runs nothing: it draws the robustness.csv of several sweeps on one figure (the
+metric, IoU by default, against level, one panel per kind, one line per NAME; a plain CSV is
+named by its folder), writes it to --out (.png, .pdf or .svg) and prints the same points.
 """
 
 from __future__ import annotations
@@ -39,10 +45,15 @@ from lrrnet.engine.predictor import Predictor, parse_size
 from lrrnet.files import check_writable
 from lrrnet.metrics import PROTOCOLS, THRESHOLD, format_table
 from lrrnet.robustness import (
+    COMPARE_METRICS,
     CORRUPTIONS,
     BaselineMaps,
+    format_comparison,
+    parse_compare,
     parse_noise,
     plot,
+    plot_comparison,
+    read_csv,
     samples_with_masks,
     sweep,
     write_csv,
@@ -50,6 +61,7 @@ from lrrnet.robustness import (
 
 logger = logging.getLogger("lrrnet.robustness")
 
+FIGURE_SUFFIXES = (".png", ".pdf", ".svg")
 KINDS = "\n".join(f"    {name:<11} {kind.scale}" for name, kind in CORRUPTIONS.items())
 
 
@@ -58,6 +70,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     model = parser.add_mutually_exclusive_group(required=True)
     model.add_argument("--checkpoint", help=".pth checkpoint or released .pkl state dict")
     model.add_argument("--method", choices=sorted(BASELINES), help="a classical baseline")
+    model.add_argument(
+        "--compare",
+        action="append",
+        metavar="NAME=CSV",
+        help="a sweep's robustness.csv to draw, named (else named by its folder); repeatable",
+    )
     parser.add_argument(
         "--param",
         dest="params",
@@ -66,13 +84,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="KEY=VALUE",
         help="baseline parameter (with --method), e.g. size=9 or k=4",
     )
-    parser.add_argument("--images", required=True, help="folder of frames (DIR or DIR/images)")
+    parser.add_argument("--images", help="folder of frames (DIR or DIR/images)")
     parser.add_argument("--masks", help="mask folder (default: DIR/masks beside the frames)")
-    parser.add_argument("--out", required=True, help="folder for robustness.csv and .png")
+    parser.add_argument(
+        "--out",
+        required=True,
+        help="folder for robustness.csv and .png; with --compare, the figure file",
+    )
+    parser.add_argument(
+        "--metric",
+        choices=list(COMPARE_METRICS),
+        help="with --compare: the metric drawn (default miou)",
+    )
     parser.add_argument(
         "--noise",
         action="append",
-        required=True,
         metavar="KIND=L1,L2,...",
         help=f"a corruption kind and its levels; repeatable; kinds: {', '.join(CORRUPTIONS)}",
     )
@@ -91,6 +117,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.params and args.method is None:
         parser.error("--param needs --method")
+    sweep_only = {"--images": args.images, "--masks": args.masks, "--noise": args.noise}
+    if args.compare is not None:
+        given = [flag for flag, value in sweep_only.items() if value is not None]
+        if given:
+            parser.error(f"argument {given[0]}: not allowed with argument --compare")
+        if Path(args.out).suffix.lower() not in FIGURE_SUFFIXES:
+            suffixes = ", ".join(FIGURE_SUFFIXES)
+            parser.error(f"--out {args.out}: with --compare, a figure file ({suffixes})")
+        args.metric = args.metric or "miou"
+    else:
+        if args.metric is not None:
+            parser.error("--metric needs --compare")
+        missing = [flag for flag in ("--images", "--noise") if sweep_only[flag] is None]
+        if missing:
+            parser.error(f"the following arguments are required: {', '.join(missing)}")
     return args
 
 
@@ -101,6 +142,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.compare is not None:
+        return compare(args)
     out = check_writable(args.out, "--out")  # before a frame is read, not after the sweep
     conditions = parse_noise(args.noise)
     samples = samples_with_masks(args.images, args.masks)
@@ -129,6 +172,15 @@ def run(args: argparse.Namespace) -> int:
     plot(rows, out / "robustness.png", title=f"{name}, {len(samples)} frames")
     print(format_table([(condition.label, metrics) for condition, metrics in rows]))
     print(f"wrote {csv_path} and {out / 'robustness.png'}")
+    return 0
+
+
+def compare(args: argparse.Namespace) -> int:
+    figure = check_writable(args.out, "--out", file=True)  # before a CSV is read
+    sweeps = [(name, read_csv(path)) for name, path in parse_compare(args.compare)]
+    plot_comparison(sweeps, figure, metric=args.metric)
+    print(format_comparison(sweeps, metric=args.metric))
+    print(f"wrote {figure}")
     return 0
 
 
