@@ -18,8 +18,9 @@ and ``train(load_config("demo"))`` trains a config as ``run_configs.py`` does.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from lrrnet.lazy import lazy_getattr
 
 __version__ = "0.1.0"
 
@@ -78,14 +79,7 @@ if TYPE_CHECKING:  # what type checkers and editors see; at run time __getattr__
     from lrrnet.models import LRRNet, build_model
 
 
-def __getattr__(name: str) -> Any:
-    module = _MODULE_OF.get(name)
-    if module is None:
-        # Also how ``from lrrnet import cli`` learns that cli is a submodule to import.
-        raise AttributeError(f"module 'lrrnet' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # later lookups find it without this function
-    return value
+__getattr__ = lazy_getattr(__name__, _MODULE_OF, globals())
 
 
 def __dir__() -> list[str]:

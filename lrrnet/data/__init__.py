@@ -7,8 +7,9 @@ PyTorch datasets here would make reading a frame, or scoring a folder of maps, l
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from lrrnet.lazy import lazy_getattr
 
 _MODULE_OF = {
     "EpochSampler": "lrrnet.data.dataset",
@@ -94,11 +95,4 @@ if TYPE_CHECKING:  # what type checkers and editors see; at run time __getattr__
     from lrrnet.data.validation import read_sample, validate_samples
 
 
-def __getattr__(name: str) -> Any:
-    module = _MODULE_OF.get(name)
-    if module is None:
-        # Also how ``from lrrnet.data import io`` learns that io is a submodule to import.
-        raise AttributeError(f"module 'lrrnet.data' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # later lookups find it without this function
-    return value
+__getattr__ = lazy_getattr(__name__, _MODULE_OF, globals())
