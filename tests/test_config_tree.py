@@ -75,4 +75,5 @@ def test_the_helpers_import_no_other_layer_of_the_package():
         "lrrnet.config_tree",
         "lrrnet.errors",
         "lrrnet.files",
+        "lrrnet.lazy",  # the package's own lazy exports
     ]
