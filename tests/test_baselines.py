@@ -471,6 +471,10 @@ def test_tuning_chooses_the_best_candidate_and_reports_its_val_score(tmp_path: P
     assert in_two.best == result.best and in_two.val_metrics["miou"] == result.val_metrics["miou"]
 
 
+def _not_json(constant: str):
+    raise AssertionError(f"{constant} is not JSON")
+
+
 def test_script_tune_selects_on_val_and_writes_test_maps(tmp_path: Path) -> None:
     import json
 
@@ -482,7 +486,8 @@ def test_script_tune_selects_on_val_and_writes_test_maps(tmp_path: Path) -> None
     common = ["synthetic", "--method", "tophat", "--set", f"data.root={root}"]
     result = _run_script(*common, "--set", "data.generate=False", "--tune", "--out", str(out))
     assert result.returncode == 0, result.stderr
-    record = json.loads((out / "tuning.json").read_text())
+    # Strict JSON (no NaN or Infinity), as every report of the project writes it.
+    record = json.loads((out / "tuning.json").read_text(), parse_constant=_not_json)
     assert record["selected_on"].startswith("holdout") and record["n_val_images"] == 1
     assert f"tophat: chose size={record['params']['size']}" in result.stdout
     assert "tophat val" in result.stdout  # the val score of the choice, as a table

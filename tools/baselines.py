@@ -18,7 +18,6 @@ worker per core).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
@@ -40,6 +39,7 @@ from lrrnet.config import load_config
 from lrrnet.data import splits_from_config
 from lrrnet.data.io import check_prediction_folder
 from lrrnet.errors import ConfigError
+from lrrnet.files import write_json_atomic
 from lrrnet.metrics import format_table
 
 
@@ -80,7 +80,7 @@ def _tune(cfg: dict, method: str, fixed: dict, out_dir: Path, workers: int) -> d
             for rule, c in result.best_per_rule.items()
         },
     }
-    (out_dir / "tuning.json").write_text(json.dumps(record, indent=2, default=float) + "\n")
+    write_json_atomic(out_dir / "tuning.json", record)  # strict JSON: an undefined Pd is null
     return dict(result.best.params)
 
 
