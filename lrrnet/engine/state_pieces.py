@@ -57,7 +57,7 @@ def _chunks(handle: BinaryIO, limit: int) -> Iterator[bytes]:
         yield chunk
 
 
-def _file_digest(path: Path) -> tuple[int, str]:
+def file_digest(path: Path) -> tuple[int, str]:
     """Size in bytes and SHA-256 (hex) of ``path``."""
     digest, size = hashlib.sha256(), 0
     with path.open("rb") as handle:
@@ -168,7 +168,7 @@ def check_pieces(manifest: str | os.PathLike) -> dict[str, Any]:
         path = folder / piece["name"]
         if not path.is_file():
             raise PieceError(f"{path}: piece missing ({len(listed)} listed in {manifest.name})")
-        size, sha = _file_digest(path)
+        size, sha = file_digest(path)
         if size != piece["size"]:
             what = "truncated" if size < piece["size"] else "too long"
             raise PieceError(
@@ -200,7 +200,7 @@ def join(manifest: str | os.PathLike, out: str | os.PathLike) -> Path:
                     for chunk in iter(lambda: source.read(_CHUNK), b""):
                         handle.write(chunk)
         # The pieces could have changed since they were checked; the whole file decides.
-        if _file_digest(temp) != (expected["size"], expected["sha256"]):
+        if file_digest(temp) != (expected["size"], expected["sha256"]):
             raise PieceError(
                 f"{out}: the joined file's size or SHA-256 differs from {manifest.name}'s "
                 f"{expected['name']}; not written"
@@ -228,7 +228,7 @@ def join_for_resume(manifest: str | os.PathLike) -> Path:
         target = other.parent / content["file"]["name"]
         if not target.exists():
             join(other, target)
-        elif _file_digest(target) == (content["file"]["size"], content["file"]["sha256"]):
+        elif file_digest(target) == (content["file"]["size"], content["file"]["sha256"]):
             logger.info("%s already holds the pieces of %s", target, other.name)
         else:
             raise PieceError(
