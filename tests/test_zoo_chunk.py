@@ -52,9 +52,18 @@ def _fake_clock(monkeypatch):
     monkeypatch.setattr(trainer, "clock", lambda: float(next(readings)))
 
 
-def _chunk(dataset, out, work, *more):
+# The reference run's protocol, in place of the zoo's (validation on the holdout at each
+# epoch's end), so that the chunks are compared with a plain trainer.train of TINY.
+REFERENCE_PROTOCOL = [
+    "data.val_split='holdout'",
+    "train.eval_epoch_end=True",
+    "train.eval_every=None",
+]
+
+
+def _chunk(dataset, out, work, *more, protocol=REFERENCE_PROTOCOL):
     args = ["synthetic", "--data-root", str(dataset), "--out", str(out), "--work", str(work)]
-    for item in TINY:
+    for item in [*TINY, *protocol]:
         args += ["--set", item]
     return zoo_chunk.main([*args, *more])
 
@@ -143,6 +152,48 @@ def test_two_chunks_end_with_the_weights_of_an_unbroken_run(
         work_dir=tmp_path / "zoo_work",
     )
     assert (entry["iterations"], entry["epochs"]) == (12, 2)
+
+
+def test_the_zoo_protocol_is_set_unless_a_set_gives_the_key(
+    dataset, tmp_path, monkeypatch, script_logging
+):
+    _fake_clock(monkeypatch)
+    out = tmp_path / "out"
+    # The zoo's protocol except train.eval_every, which a --set gives.
+    protocol = ["train.eval_every=3"]
+    assert _chunk(dataset, out, tmp_path / "work", "--budget-s", "12", protocol=protocol) == 0
+    record = json.loads((out / "chunk.json").read_text())
+    assert record["settings"] == {"data.val_split": "'test'", "train.eval_epoch_end": "False"}
+    config = _stored_config(out)
+    assert config["data"]["val_split"] == "test" and config["train"]["eval_epoch_end"] is False
+    assert config["train"]["eval_every"] == 3
+    assert config["train"]["amp"] == "off" and config["train"]["compile"] is False  # on a CPU
+    assert record["last_evaluation"]["iteration"] == "3"  # on test, not at the epoch's end
+
+    # Without it, every 10 epochs of the training split: test as val trains on all 28 frames
+    # of the synthetic train split, 7 batches of 4 an epoch.
+    _fake_clock(monkeypatch)
+    out = tmp_path / "out2"
+    assert _chunk(dataset, out, tmp_path / "work2", "--budget-s", "12", protocol=[]) == 0
+    record = json.loads((out / "chunk.json").read_text())
+    assert record["iters_per_epoch"] == 7
+    assert record["settings"]["train.eval_every"] == "70"
+    assert _stored_config(out)["train"]["eval_every"] == 70
+    assert record["last_evaluation"] is None  # none before the 70th iteration
+
+
+def test_on_cuda_the_fast_step_is_set_too(dataset):
+    overrides = [*TINY, f"data.root='{dataset}'", "train.compile=False"]
+    settings = zoo_chunk.zoo_settings("synthetic", overrides, torch.device("cuda"))
+    assert settings["train.amp"] == "'bf16'" and "train.compile" not in settings
+    assert settings["data.val_split"] == "'test'" and settings["train.eval_every"] == "70"
+
+
+def _stored_config(out):
+    import yaml
+
+    with tarfile.open(out / "run.tar.gz") as tar:
+        return yaml.safe_load(tar.extractfile("config.yaml"))
 
 
 def _final(run_dir):
