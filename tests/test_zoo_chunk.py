@@ -189,6 +189,58 @@ def test_on_cuda_the_fast_step_is_set_too(dataset):
     assert settings["data.val_split"] == "'test'" and settings["train.eval_every"] == "70"
 
 
+def test_a_compiled_runs_state_carries_torch_compiles_cache_to_the_next_chunk(
+    dataset, tmp_path, monkeypatch, capsys, script_logging
+):
+    _fake_clock(monkeypatch)
+    first, work = tmp_path / "out1", tmp_path / "work1"
+    assert _chunk(dataset, first, work, "--budget-s", "18", "--piece-mib", "0.25") == 0
+    assert json.loads((first / "chunk.json").read_text())["compile_cache_bytes"] is None
+    (run_dir,) = (work / "tiny").iterdir()
+
+    # The same state exported as a compiled run's, with stand-in artifacts.
+    artifacts = bytes(range(256)) * 8
+    monkeypatch.setattr(torch.compiler, "save_cache_artifacts", lambda: (artifacts, None))
+    out = tmp_path / "out_compiled"
+    zoo_chunk.export(run_dir, out, {"name": "tiny", "chunk": 1}, None, 0.25, 1.0, compiled=True)
+    assert json.loads((out / "chunk.json").read_text())["compile_cache_bytes"] == len(artifacts)
+    joined = zoo_chunk.join(out / "state.tar.manifest.json", tmp_path / "state.tar")
+    with tarfile.open(joined) as tar:
+        assert tar.extractfile(zoo_chunk.COMPILE_CACHE).read() == artifacts
+
+    # The next chunk hands them to torch.compile before training, and keeps them out of
+    # the run folder.
+    loaded = []
+    monkeypatch.setattr(torch.compiler, "load_cache_artifacts", loaded.append)
+    _fake_clock(monkeypatch)
+    second, manifest = tmp_path / "out2", out / "state.tar.manifest.json"
+    assert _chunk(dataset, second, tmp_path / "work2", "--resume", str(manifest)) == 0
+    assert loaded == [artifacts]
+    assert json.loads((second / "chunk.json").read_text())["compile_cache_loaded"] is True
+    assert not list((tmp_path / "work2").rglob(zoo_chunk.COMPILE_CACHE))
+
+    # Artifacts that do not load (another torch or GPU) are a warning, and training goes on.
+    def refuse(_):
+        raise RuntimeError("artifacts of another torch")
+
+    monkeypatch.setattr(torch.compiler, "load_cache_artifacts", refuse)
+    _fake_clock(monkeypatch)
+    third = tmp_path / "out3"
+    assert _chunk(dataset, third, tmp_path / "work3", "--resume", str(manifest)) == 0
+    assert json.loads((third / "chunk.json").read_text())["compile_cache_loaded"] is False
+    assert "cache of the last chunk not loaded (artifacts of another torch)" in (
+        capsys.readouterr().err
+    )
+
+    # A cache that would take more than the 8 files stays behind.
+    monkeypatch.setattr(torch.compiler, "save_cache_artifacts", lambda: (b"x" * 2**21, None))
+    big = tmp_path / "out_big"
+    zoo_chunk.export(run_dir, big, {"name": "tiny", "chunk": 1}, None, 0.25, 1.0, compiled=True)
+    assert json.loads((big / "chunk.json").read_text())["compile_cache_bytes"] is None
+    assert "left out: no room" in capsys.readouterr().err
+    _check_sizes(big)
+
+
 def _stored_config(out):
     import yaml
 
