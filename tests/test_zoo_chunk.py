@@ -302,7 +302,7 @@ def _small_file(path):
     return path
 
 
-def test_the_out_check_refuses_too_many_or_too_large_files(tmp_path):
+def test_the_out_check_refuses_too_many_too_large_or_too_much_together(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     for index in range(8):
@@ -315,4 +315,13 @@ def test_the_out_check_refuses_too_many_or_too_large_files(tmp_path):
     (out / "f0").write_bytes(b"x")
     (out / "f8").write_bytes(b"x")
     with pytest.raises(UserError, match="9 files, more than the 8 that come back"):
+        zoo_chunk.check_out(out)
+    (out / "f8").unlink()
+    # f4 … f7 are one byte each: three files of 16 MiB and one 4 bytes short make 64 MiB.
+    for index in range(4):
+        with open(out / f"f{index}", "wb") as handle:
+            handle.truncate(16 * 2**20 - (4 if index == 3 else 0))
+    zoo_chunk.check_out(out)
+    (out / "f7").write_bytes(b"xx")  # one byte over
+    with pytest.raises(UserError, match=r"64.0 MiB together, over the 64 MiB"):
         zoo_chunk.check_out(out)

@@ -11,7 +11,8 @@ optimistic), scored every 10 epochs (``train.eval_every`` from the training spli
 and not at each epoch's end; on CUDA also ``train.amp='bf16'`` and ``train.compile=True``,
 the fastest measured step. It sets ``train.time_limit`` so that training stops --budget-s
 seconds after this command started, trains (continuing the run of --resume), and writes
-into --out (at most 8 files of at most 16 MiB each, checked; an error otherwise):
+into --out (at most 8 files of at most 16 MiB each, 64 MiB together, checked; an error
+otherwise):
 
 - ``chunk.json``: the config, the settings applied, the run, the epoch and iteration
   reached, whether the run finished, the seconds this call took, the device (GPU name or
@@ -66,6 +67,7 @@ logger = logging.getLogger("lrrnet.zoo_chunk")
 
 MAX_FILES = 8  # what one call of the lent machine brings back
 MAX_FILE_MIB = DEFAULT_MAX_MIB
+MAX_TOTAL_MIB = 64  # and together
 DEFAULT_BUDGET_S = 480.0  # of the 600 s a command may run: start-up, last validation, writes
 CHUNK_JSON = "chunk.json"
 RUN_TAR = "run.tar.gz"
@@ -338,8 +340,9 @@ def export(
                 tar.add(bundle / "best.pth", arcname="best.pth")
         cache = compile_cache() if compiled else None
         # The pieces may take what the 8 files leave beside chunk.json, run.tar.gz and the
-        # manifest; the cache travels only within that.
-        room = (MAX_FILES - 3) * int(piece_mib * 2**20) - (bundle / STATE_TAR).stat().st_size
+        # manifest (1 MiB kept for those), within the total; the cache travels only there.
+        pieces_room = min((MAX_FILES - 3) * piece_mib, MAX_TOTAL_MIB - 1) * 2**20
+        room = int(pieces_room) - (bundle / STATE_TAR).stat().st_size
         if cache is not None and len(cache) + 2048 <= room:
             (bundle / COMPILE_CACHE).write_bytes(cache)
             with tarfile.open(bundle / STATE_TAR, "a") as tar:
@@ -385,9 +388,15 @@ def last_metrics_row(path: Path) -> dict[str, str] | None:
     return rows[-1] if rows else None
 
 
-def check_out(out: Path, max_files: int = MAX_FILES, max_mib: float = MAX_FILE_MIB) -> None:
+def check_out(
+    out: Path,
+    max_files: int = MAX_FILES,
+    max_mib: float = MAX_FILE_MIB,
+    max_total_mib: float = MAX_TOTAL_MIB,
+) -> None:
     """Refuse an ``out`` that would not come back whole: more than ``max_files`` entries,
-    one that is not a plain file, or one over ``max_mib`` MiB.
+    one that is not a plain file, one over ``max_mib`` MiB, or more than ``max_total_mib``
+    MiB together.
 
     Raises:
         UserError: one line naming --out and the entry.
@@ -406,6 +415,12 @@ def check_out(out: Path, max_files: int = MAX_FILES, max_mib: float = MAX_FILE_M
                 f"--out {out}: {entry.name} is {size / 2**20:.1f} MiB, over the {max_mib:g} MiB "
                 "a file may be"
             )
+    total = sum(entry.stat().st_size for entry in entries)
+    if total > max_total_mib * 2**20:
+        raise UserError(
+            f"--out {out}: {total / 2**20:.1f} MiB together, over the {max_total_mib:g} MiB "
+            "that come back"
+        )
 
 
 if __name__ == "__main__":
