@@ -186,6 +186,7 @@ def test_on_cuda_the_fast_step_is_set_too(dataset):
     overrides = [*TINY, f"data.root='{dataset}'", "train.compile=False"]
     settings = zoo_chunk.zoo_settings("synthetic", overrides, torch.device("cuda"))
     assert settings["train.amp"] == "'bf16'" and "train.compile" not in settings
+    assert settings["data.num_workers"] == "8"
     assert settings["data.val_split"] == "'test'" and settings["train.eval_every"] == "70"
 
 
