@@ -9,10 +9,10 @@ under the zoo's paper-comparison settings, each unless a ``--set`` gives its key
 validation split (``data.val_split='test'``, the original code's protocol, logged as
 optimistic), scored every 10 epochs (``train.eval_every`` from the training split's size)
 and not at each epoch's end; on CUDA also ``train.amp='bf16'`` and ``train.compile=True``,
-the fastest measured step, and ``data.num_workers=8``. It sets ``train.time_limit`` so that training stops --budget-s
-seconds after this command started, trains (continuing the run of --resume), and writes
-into --out (at most 8 files of at most 16 MiB each, 64 MiB together, checked; an error
-otherwise):
+the fastest measured step, and ``data.num_workers=8``. It sets ``train.time_limit`` so
+that training stops --budget-s seconds after this command started, trains (continuing the
+run of --resume), and writes into --out (at most 8 files of at most 16 MiB each, 64 MiB
+together, checked; an error otherwise):
 
 - ``chunk.json``: the config, the settings applied, the run, the epoch and iteration
   reached, whether the run finished, the seconds this call took, the device (GPU name or
@@ -73,7 +73,8 @@ CHUNK_JSON = "chunk.json"
 RUN_TAR = "run.tar.gz"
 STATE_TAR = "state.tar"
 # torch.compile's artifacts (graphs, kernels) in the state tar: the next chunk loads them and
-# compiles from a warm cache (a tiny model on the CPU: 25 s instead of 40).
+# compiles from a warm cache (the published model on a 2-core CPU: about 10 s instead of
+# 120; tools/gpu/README.md).
 COMPILE_CACHE = "compile_cache.bin"
 # The run folder's small files that travel (TensorBoard events and train.lock stay behind).
 RUN_FILE_PATTERNS = ("config.yaml", "config.until-iter*.yaml", "log.txt", METRICS_CSV)
