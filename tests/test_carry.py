@@ -170,6 +170,7 @@ def test_unpack_replaces_an_older_copy_and_keeps_what_the_part_did_not_bring(
         ("kept/SIRST", "git does not ignore it"),
         ("../SIRST", "inside the checkout"),
         ("/tmp/SIRST", "inside the checkout"),
+        (".carry/SIRST", "where the parts themselves go"),
     ],
 )
 def test_a_dest_that_would_travel_anyway_or_leave_the_checkout_is_refused(
@@ -225,4 +226,6 @@ def test_the_command_line_prints_the_calls_and_checks_a_part_there(repo, source,
     assert "part 1 of" in capsys.readouterr().out
     assert carry.main([*check[:-3], "2", "--repo", str(remote)]) == 2
     assert "part-2: missing" in capsys.readouterr().err
-    assert carry.main(["unpack", "../x", "--pack", "p", "--repo", str(remote)]) == 2
+    for name in ("../x", "sïrst"):
+        assert carry.main(["unpack", name, "--pack", "p", "--repo", str(remote)]) == 2
+        assert f"NAME {name!r}: letters, digits" in capsys.readouterr().err

@@ -109,7 +109,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def check_name(name: str) -> None:
-    if not name or not all(c.isalnum() or c in "._-" for c in name) or name.startswith("."):
+    allowed = all((c.isascii() and c.isalnum()) or c in "._-" for c in name)
+    if not name or not allowed or name.startswith("."):
         raise UserError(f"NAME {name!r}: letters, digits, '.', '_' and '-' only")
 
 
@@ -120,6 +121,8 @@ def parse_item(item: str) -> tuple[Path, PurePosixPath]:
     dest_path = PurePosixPath(dest)
     if dest_path.is_absolute() or ".." in dest_path.parts or dest_path.parts[:1] == (".git",):
         raise UserError(f"{item!r}: DEST must be a path inside the checkout")
+    if dest_path.parts[:1] == (CARRY_DIR,):
+        raise UserError(f"{item!r}: DEST inside {CARRY_DIR}/, where the parts themselves go")
     if not Path(source).exists():
         raise DataError(f"{source}: no such file or folder")
     return Path(source), dest_path
