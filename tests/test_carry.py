@@ -189,6 +189,13 @@ def test_a_file_larger_than_a_call_is_refused_by_name(repo, source):
     assert not (repo / carry.CARRY_DIR).exists()
 
 
+def test_a_link_back_up_the_source_is_refused_not_walked_for_ever(repo, source):
+    (source / "images" / "loop").symlink_to(source)
+    with pytest.raises(UserError, match="a link to a folder already carried"):
+        carry.pack(repo, "sirst", [(source, carry.PurePosixPath("data/SIRST"))])
+    assert not (repo / carry.CARRY_DIR).exists()
+
+
 def test_a_carry_folder_that_pack_did_not_write_is_left_alone(repo, source):
     mine = repo / carry.CARRY_DIR / "sirst" / "keep.txt"
     mine.parent.mkdir(parents=True)

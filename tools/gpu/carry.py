@@ -157,8 +157,12 @@ def files_of(source: Path, dest: PurePosixPath) -> list[tuple[Path, PurePosixPat
     """Every file under ``source`` (itself, if a file) with its path under ``dest``."""
     if source.is_file():
         return [(source, dest)]
-    found = []
+    found, seen = [], set()
     for folder, _, names in os.walk(source, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:  # a link back up the tree: walked once already
+            raise DataError(f"{folder}: a link to a folder already carried ({real})")
+        seen.add(real)
         for name in names:
             path = Path(folder, name)
             if not path.is_file():
@@ -347,7 +351,7 @@ def unpack(repo: Path, name: str, pack_id: str) -> list[Path]:
 def remove_emptied(folder: Path) -> None:
     """A part's own json and the folders its files left; anything else there stays."""
     (folder / PART_JSON).unlink()
-    for path, _, _ in sorted(os.walk(folder), key=lambda walked: -len(walked[0])):
+    for path, _, _ in os.walk(folder, topdown=False):
         with contextlib.suppress(OSError):  # not empty: something the part did not bring
             os.rmdir(path)
 
