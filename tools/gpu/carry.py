@@ -6,15 +6,15 @@
 
 A call to the lent machine carries at most 64 MiB: the working tree that travels (tracked
 and untracked files that git does not ignore) plus the ignored paths it names. A resumed
-zoo chunk needs more than is left (a state of 40–53 MiB, IRSTD-1k's 85 MiB), and the
+zoo chunk needs more than is left (a state of 40–62 MiB, IRSTD-1k's 85 MiB), and the
 machine keeps the ignored files of one call for the next while it stays warm.
 
 ``pack`` (here) puts the files of each SRC (a file or a folder, read through links) at DEST
 (a path of this checkout that git ignores, e.g. ``datasets/IRSTD-1k``) into
 ``.carry/NAME/part-1`` … ``part-N``, each within one call's room: 64 MiB less the tree
 that travels anyway, less 1 MiB (a file counted in 4 KiB blocks with a tar header, the
-most any way of measuring the limit can count it). Each part holds ``carry-part.json``: the pack's id, its
-number of N, and every file's path, size and SHA-256. It then prints the calls, one part
+most any way of measuring the limit can count it). Each part holds ``carry-part.json``:
+the pack's id, its number of N, and every file's path, size and SHA-256. It then prints the calls, one part
 each, made one after another at once: the first N-1 run ``check`` (the part arrived whole),
 the last runs ``unpack`` and then the command that needs the files.
 
