@@ -162,3 +162,39 @@ def test_run_lock_refuses_a_second_holder_and_is_released_at_the_end(tmp_path):
         pass
     with run_files.run_lock(run_dir, process):  # released when the block ended
         pass
+
+
+def test_the_compile_cache_is_saved_and_loaded_or_a_warning(tmp_path, monkeypatch, caplog):
+    caplog.set_level("INFO", logger="lrrnet")
+    artifacts = bytes(range(256)) * 4
+    monkeypatch.setattr(torch.compiler, "save_cache_artifacts", lambda: (artifacts, None))
+    path = run_files.save_compile_cache(tmp_path)
+    assert path == tmp_path / run_files.COMPILE_CACHE and path.read_bytes() == artifacts
+    assert [p.name for p in tmp_path.iterdir()] == [run_files.COMPILE_CACHE]  # no temp left
+
+    loaded = []
+    monkeypatch.setattr(torch.compiler, "load_cache_artifacts", loaded.append)
+    assert run_files.load_compile_cache(tmp_path) is True and loaded == [artifacts]
+    assert "loaded torch.compile's cache of the stopped run (1024 bytes)" in caplog.text
+
+    def refuse(_):
+        raise RuntimeError("made by another torch")
+
+    monkeypatch.setattr(torch.compiler, "load_cache_artifacts", refuse)
+    assert run_files.load_compile_cache(tmp_path) is False
+    assert "torch.compile's cache not loaded (made by another torch)" in caplog.text
+    assert run_files.load_compile_cache(tmp_path / "elsewhere") is None
+
+    # Nothing compiled: no file. Saving fails: a warning, no file, the stop goes on.
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    monkeypatch.setattr(torch.compiler, "save_cache_artifacts", lambda: None)
+    assert run_files.save_compile_cache(empty) is None
+
+    def broken():
+        raise RuntimeError("no room on the device")
+
+    monkeypatch.setattr(torch.compiler, "save_cache_artifacts", broken)
+    assert run_files.save_compile_cache(empty) is None
+    assert "torch.compile's cache not saved (no room on the device)" in caplog.text
+    assert not list(empty.iterdir())

@@ -18,7 +18,7 @@ import torch.multiprocessing as mp
 from lrrnet.config import load_config
 from lrrnet.data import splits_from_config
 from lrrnet.data.synthetic import generate_dataset
-from lrrnet.engine import selection, trainer
+from lrrnet.engine import run_files, selection, trainer
 from lrrnet.engine.checkpoint import load_checkpoint, load_model_weights
 from lrrnet.engine.distributed import init_distributed
 from lrrnet.engine.predictor import Predictor
@@ -798,6 +798,37 @@ def test_time_limited_chunks_moved_as_pieces_end_with_identical_weights(
         assert {k: row[k] for k in METRIC_KEYS} == {k: other[k] for k in METRIC_KEYS}
     best = load_checkpoint(third / "best.pth")["iteration"]
     assert best == load_checkpoint(reference.run_dir / "best.pth")["iteration"]
+
+
+def test_a_compiled_run_stopped_by_the_time_limit_leaves_its_compile_cache_for_the_resume(
+    tiny_dataset, tmp_path, monkeypatch
+):
+    """The cache is written at the stop, loaded by the resume before it compiles, and removed
+    when the run finishes. torch.compile itself is a stand-in here (a CPU compile of even
+    the tiny network takes 30 s): what is checked is the trainer's handling of the file."""
+    artifacts, compiled, loaded = b"kernels and graphs", [], []
+
+    def fake_compile(model):
+        compiled.append(list(loaded))  # what had been loaded when the model was compiled
+        return model
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    monkeypatch.setattr(torch.compiler, "save_cache_artifacts", lambda: (artifacts, None))
+    monkeypatch.setattr(torch.compiler, "load_cache_artifacts", loaded.append)
+    overrides = tiny_overrides(
+        tiny_dataset, tmp_path, **{"train.compile": True, "train.time_limit": 9}
+    )
+    _fake_clock(monkeypatch)
+    first = train(load_config("synthetic", overrides))
+    assert not first.finished and first.iteration == 4
+    assert (first.run_dir / run_files.COMPILE_CACHE).read_bytes() == artifacts
+    assert compiled == [[]]  # a new run loads nothing
+
+    overrides = tiny_overrides(tiny_dataset, tmp_path, **{"train.compile": True})
+    done = train(load_config("synthetic", overrides), resume="auto")
+    assert done.finished and done.run_dir == first.run_dir
+    assert compiled == [[], [artifacts]]  # loaded before the resumed model was compiled
+    assert not (done.run_dir / run_files.COMPILE_CACHE).exists()
 
 
 def test_a_validation_due_at_the_time_limit_runs_before_the_stop(

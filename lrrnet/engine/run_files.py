@@ -19,7 +19,11 @@ Beside ``latest.pth`` and ``best.pth`` (what they hold and how they are read and
   panels (:func:`open_tensorboard`, :func:`tensorboard_losses`,
   :func:`tensorboard_validation`);
 - ``test_metrics.json``: the test metrics of the selected and the last checkpoint, with
-  what identifies the split (:func:`write_test_report`).
+  what identifies the split (:func:`write_test_report`);
+- ``compile_cache.bin``: under ``train.compile``, what torch.compile made (graphs and
+  kernels, torch.compiler's portable artifacts), written when ``train.time_limit`` stops
+  the run and loaded by its resume, which then compiles from a warm cache; removed when the
+  run finishes (:func:`save_compile_cache`, :func:`load_compile_cache`).
 
 The trainer calls each of these at the point where it writes; nothing here runs by itself.
 """
@@ -57,6 +61,7 @@ except ImportError:  # not on Windows: runs there go unlocked
 logger = logging.getLogger(__name__)
 
 METRICS_CSV = "metrics.csv"
+COMPILE_CACHE = "compile_cache.bin"
 LOCK_FILE = "train.lock"
 
 
@@ -299,3 +304,41 @@ def truncate_metrics_csv(run_dir: Path, iteration: int) -> None:
 def write_test_report(run_dir: Path, report: Mapping[str, Any]) -> None:
     """Write ``test_metrics.json`` (strict JSON: undefined metrics as null)."""
     write_json_atomic(run_dir / "test_metrics.json", report)
+
+
+def save_compile_cache(run_dir: Path) -> Path | None:
+    """Write what torch.compile made in this process to ``run_dir/compile_cache.bin``.
+
+    Returns the file, or None when nothing was compiled or the artifacts cannot be saved (a
+    warning): the cache only saves time; without it the resume compiles afresh. The
+    published model on a 2-core CPU compiled in about 10 s from it instead of 120 s.
+    """
+    try:
+        saved = torch.compiler.save_cache_artifacts()
+    except Exception as error:  # an optimisation: a failure must not lose the stopped run
+        logger.warning("torch.compile's cache not saved (%s)", error)
+        return None
+    if not saved:
+        return None
+    path = run_dir / COMPILE_CACHE
+    with atomic_path(path) as temp:
+        temp.write_bytes(saved[0])
+    return path
+
+
+def load_compile_cache(run_dir: Path) -> bool | None:
+    """Give torch.compile the artifacts a stopped run left in ``run_dir``, before it compiles.
+
+    Returns None when there are none, False (and a warning) when they do not load (another
+    torch or GPU, a damaged file): the model then compiles afresh.
+    """
+    path = run_dir / COMPILE_CACHE
+    if not path.is_file():
+        return None
+    try:
+        torch.compiler.load_cache_artifacts(path.read_bytes())
+    except Exception as error:  # as in save_compile_cache
+        logger.warning("%s: torch.compile's cache not loaded (%s)", path, error)
+        return False
+    logger.info("loaded torch.compile's cache of the stopped run (%d bytes)", path.stat().st_size)
+    return True

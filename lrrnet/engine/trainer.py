@@ -170,6 +170,8 @@ def _train(
             )
         else:  # each rank its own dropout stream, after the shared weight initialisation
             torch.manual_seed(cfg["seed"] + 1000 * process.rank)
+        if resumed is not None and train_cfg["compile"]:
+            run_files.load_compile_cache(run_dir)
         train_model = torch.compile(model) if train_cfg["compile"] else model
         if process.is_distributed:
             train_model = DistributedDataParallel(
@@ -361,6 +363,8 @@ def _train(
             elapsed / max(1, state.iteration - start_iteration),
         )
         if timed_out:
+            if train_cfg["compile"] and process.is_main:
+                run_files.save_compile_cache(run_dir)
             logger.info(
                 "time limit reached at iteration %d of %d after %.0f s: latest.pth saved; "
                 "continue with --resume auto",
@@ -396,6 +400,7 @@ def _train(
         if process.is_main:
             run_files.write_test_report(run_dir, report)
             log_test_report(report)
+            (run_dir / run_files.COMPILE_CACHE).unlink(missing_ok=True)  # no resume follows
         return RunResult(
             cfg["name"],
             run_dir,

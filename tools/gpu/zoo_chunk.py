@@ -22,9 +22,9 @@ together, checked; an error otherwise):
 - not finished: ``state.tar.part000`` … and ``state.tar.manifest.json``
   (:mod:`lrrnet.engine.state_pieces`): a tar of the full ``latest.pth`` and of ``best.pth``
   without its optimizer and RNG states (only its weights, iteration and metrics are ever
-  read: the final test and the zoo) and, under ``train.compile``, of torch.compile's
-  portable cache when it fits the 8 files (the next chunk loads it and compiles from a warm
-  cache; one that does not load is a warning); the next chunk's --resume;
+  read: the final test and the zoo) and, under ``train.compile``, of the run folder's
+  ``compile_cache.bin`` when it fits the 8 files (the trainer's resume in the next chunk
+  loads it and compiles from a warm cache); the next chunk's --resume;
 - finished: ``latest.pth`` and ``best.pth`` holding the weights, iteration, epoch, config
   and metrics (no optimizer): with run.tar.gz unpacked beside them a run folder that
   ``tools/zoo.py add NAME --run FOLDER`` takes.
@@ -58,7 +58,7 @@ from lrrnet.data import splits_from_config
 from lrrnet.engine import trainer
 from lrrnet.engine.checkpoint import load_checkpoint, save_checkpoint
 from lrrnet.engine.distributed import resolve_device
-from lrrnet.engine.run_files import METRICS_CSV
+from lrrnet.engine.run_files import COMPILE_CACHE, METRICS_CSV
 from lrrnet.engine.state_pieces import DEFAULT_MAX_MIB, join, read_manifest, split
 from lrrnet.errors import ConfigError, DataError, UserError
 from lrrnet.files import check_writable, jsonable, write_json_atomic
@@ -72,10 +72,6 @@ DEFAULT_BUDGET_S = 480.0  # of the 600 s a command may run: start-up, last valid
 CHUNK_JSON = "chunk.json"
 RUN_TAR = "run.tar.gz"
 STATE_TAR = "state.tar"
-# torch.compile's artifacts (graphs, kernels) in the state tar: the next chunk loads them and
-# compiles from a warm cache (the published model on a 2-core CPU: about 10 s instead of
-# 120; tools/gpu/README.md).
-COMPILE_CACHE = "compile_cache.bin"
 # The run folder's small files that travel (TensorBoard events and train.lock stay behind).
 RUN_FILE_PATTERNS = ("config.yaml", "config.until-iter*.yaml", "log.txt", METRICS_CSV)
 # A training checkpoint's entries that only a resume from that very file reads.
@@ -150,12 +146,10 @@ def run(args: argparse.Namespace) -> int:
         work = Path(args.work or scratch).resolve()
         overrides.append(f"paths.checkpoints={str(work)!r}")
         resume = prepare_resume(args.resume, previous, work, cfg["name"]) if previous else None
-        cache_loaded = take_compile_cache(resume.parent) if resume else None
         limit = args.budget_s - (trainer.clock() - started)
         if limit <= 0:
             raise UserError(f"--budget-s {args.budget_s:g}: spent before training started")
         cfg = load_config(args.config, [*overrides, f"train.time_limit={limit}"])
-        compiled = bool(cfg["train"]["compile"])
         chunk = {
             "config": str(args.config),
             "name": cfg["name"],
@@ -164,7 +158,6 @@ def run(args: argparse.Namespace) -> int:
             "budget_s": args.budget_s,
             "overrides": list(args.overrides),
             "settings": settings,
-            "compile_cache_loaded": cache_loaded,
             "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
             "torch": torch.__version__,
         }
@@ -175,11 +168,11 @@ def run(args: argparse.Namespace) -> int:
             if run_dir is not None and (run_dir / "latest.pth").is_file():
                 chunk["error"] = f"{type(error).__name__}: {error}".splitlines()[0]
                 seconds = trainer.clock() - started
-                export(run_dir, out, chunk, None, args.piece_mib, seconds, compiled)
+                export(run_dir, out, chunk, None, args.piece_mib, seconds)
                 logger.error("the state so far is in %s (%s)", out, CHUNK_JSON)
             raise
         seconds = trainer.clock() - started
-        export(result.run_dir, out, chunk, result, args.piece_mib, seconds, compiled)
+        export(result.run_dir, out, chunk, result, args.piece_mib, seconds)
     state = "finished" if result.finished else "stopped"
     print(
         f"{cfg['name']}: chunk {chunk['chunk']} {state} at iteration {result.iteration} of "
@@ -272,35 +265,6 @@ def unpack(archive: Path, folder: Path) -> None:
         raise DataError(f"{archive}: cannot unpack ({error})") from None
 
 
-def compile_cache() -> bytes | None:
-    """What torch.compile made in this process (torch.compiler's portable artifacts), or
-    None when it compiled nothing or cannot save them: the cache only saves time."""
-    try:
-        saved = torch.compiler.save_cache_artifacts()
-    except Exception as error:  # an optimisation: without it the next chunk compiles afresh
-        logger.warning("torch.compile's cache not saved (%s)", error)
-        return None
-    return saved[0] if saved else None
-
-
-def take_compile_cache(run_dir: Path) -> bool | None:
-    """Give torch.compile the previous chunk's artifacts from the rebuilt ``run_dir``, and
-    remove them there; None when the state held none, False (and a warning) when they do
-    not load, e.g. from another torch or GPU: the model then compiles afresh."""
-    path = run_dir / COMPILE_CACHE
-    if not path.is_file():
-        return None
-    artifacts = path.read_bytes()
-    path.unlink()
-    try:
-        torch.compiler.load_cache_artifacts(artifacts)
-    except Exception as error:  # as in compile_cache
-        logger.warning("torch.compile's cache of the last chunk not loaded (%s)", error)
-        return False
-    logger.info("loaded torch.compile's cache of the last chunk (%d bytes)", len(artifacts))
-    return True
-
-
 def newest_run(work: Path, name: str) -> Path | None:
     """The run folder a failed first chunk made in ``work`` (the only one there), or None."""
     runs = sorted(p for p in (work / name).glob("*") if p.is_dir())
@@ -319,10 +283,9 @@ def export(
     result: trainer.RunResult | None,
     piece_mib: float,
     seconds: float,
-    compiled: bool = False,
 ) -> None:
-    """Write the chunk's files into ``out`` (see the module docstring) and check them; a
-    ``compiled`` run's state also holds torch.compile's cache when it fits."""
+    """Write the chunk's files into ``out`` (see the module docstring) and check them; the
+    state also holds the run folder's torch.compile cache when it fits."""
     out.mkdir(parents=True, exist_ok=True)
     latest = load_checkpoint(run_dir / "latest.pth")
     best_path = run_dir / "best.pth"
@@ -341,19 +304,20 @@ def export(
             tar.add(run_dir / "latest.pth", arcname="latest.pth")
             if best is not None:
                 tar.add(bundle / "best.pth", arcname="best.pth")
-        cache = compile_cache() if compiled else None
-        # The pieces may take what the 8 files leave beside chunk.json, run.tar.gz and the
-        # manifest (1 MiB kept for those), within the total; the cache travels only there.
+        # What a stop under train.compile left (lrrnet.engine.run_files): the pieces may
+        # take what the 8 files leave beside chunk.json, run.tar.gz and the manifest (1 MiB
+        # kept for those), within the total; the cache travels only there.
+        cache = run_dir / COMPILE_CACHE
+        size = cache.stat().st_size if cache.is_file() else None
         pieces_room = min((MAX_FILES - 3) * piece_mib, MAX_TOTAL_MIB - 1) * 2**20
         room = int(pieces_room) - (bundle / STATE_TAR).stat().st_size
-        if cache is not None and len(cache) + 2048 <= room:
-            (bundle / COMPILE_CACHE).write_bytes(cache)
+        if size is not None and size + 2048 <= room:
             with tarfile.open(bundle / STATE_TAR, "a") as tar:
-                tar.add(bundle / COMPILE_CACHE, arcname=COMPILE_CACHE)
-        elif cache is not None:
-            logger.warning("torch.compile's cache (%d bytes) left out: no room", len(cache))
-            cache = None
-        chunk["compile_cache_bytes"] = len(cache) if cache is not None else None
+                tar.add(cache, arcname=COMPILE_CACHE)
+        elif size is not None:
+            logger.warning("torch.compile's cache (%d bytes) left out: no room", size)
+            size = None
+        chunk["compile_cache_bytes"] = size
         split(bundle / STATE_TAR, out, piece_mib)
         for path in bundle.iterdir():
             path.unlink()
