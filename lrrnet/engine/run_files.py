@@ -323,6 +323,7 @@ def save_compile_cache(run_dir: Path) -> Path | None:
     path = run_dir / COMPILE_CACHE
     with atomic_path(path) as temp:
         temp.write_bytes(saved[0])
+    logger.info("saved torch.compile's cache for the resume (%d bytes)", len(saved[0]))
     return path
 
 
