@@ -800,6 +800,22 @@ def test_time_limited_chunks_moved_as_pieces_end_with_identical_weights(
     assert best == load_checkpoint(reference.run_dir / "best.pth")["iteration"]
 
 
+def test_the_median_step_leaves_out_the_warm_up_and_the_validations(
+    tiny_dataset, tmp_path, monkeypatch, caplog
+):
+    # One clock reading a second, two a step: every step takes 1 s, the validations at the
+    # epoch ends (6, 12) read no time of the step's. 12 steps, the first 10 left out.
+    caplog.set_level("INFO", logger="lrrnet")
+    _fake_clock(monkeypatch)
+    result = train(load_config("synthetic", tiny_overrides(tiny_dataset, tmp_path / "a")))
+    assert result.median_step_seconds == 1.0
+    assert "median step 1000.0 ms over 2 steps (the first 10, warming up, left out)" in (
+        caplog.text
+    )
+    short = tiny_overrides(tiny_dataset, tmp_path / "b", **{"train.max_iters": 10})
+    assert train(load_config("synthetic", short)).median_step_seconds is None
+
+
 def test_a_compiled_run_stopped_by_the_time_limit_leaves_its_compile_cache_for_the_resume(
     tiny_dataset, tmp_path, monkeypatch
 ):

@@ -86,8 +86,10 @@ def test_two_chunks_end_with_the_weights_of_an_unbroken_run(
         )
     )
 
-    # Chunk 1: stops at iteration 8 of 12, after the validation at the epoch end (6).
+    # Chunk 1: stops at iteration 8 of 12, after the validation at the epoch end (6). Its
+    # median step leaves out only the first 2 of its 8 (1 s each on the fake clock).
     _fake_clock(monkeypatch)
+    monkeypatch.setattr(trainer, "WARM_UP_STEPS", 2)
     first = tmp_path / "out1"
     assert (
         _chunk(dataset, first, tmp_path / "work1", "--budget-s", "18", "--piece-mib", "0.25") == 0
@@ -101,6 +103,7 @@ def test_two_chunks_end_with_the_weights_of_an_unbroken_run(
     assert record["chunk"] == 1 and record["finished"] is False and record["error"] is None
     assert (record["epoch"], record["iteration"], record["total_iterations"]) == (1, 8, 12)
     assert record["iters_per_epoch"] == 6 and record["best_iteration"] == 6
+    assert record["median_step_seconds"] == 1.0
     assert record["last_evaluation"]["iteration"] == "6"
     assert record["device"] == "cpu" and record["torch"] == torch.__version__
     assert record["resumed_from_iteration"] is None and record["test"] is None

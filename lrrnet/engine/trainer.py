@@ -64,6 +64,9 @@ from lrrnet.progress import Progress
 
 logger = logging.getLogger(__name__)
 
+# Steps a run's median step time leaves out: torch.compile compiles in the first, and the
+# loader and the allocator warm up.
+WARM_UP_STEPS = 10
 # The clock of train.time_limit, a name of its own so that a test can replace it alone.
 clock = time.monotonic
 
@@ -85,6 +88,10 @@ class RunResult:
     finished: bool = True
     iteration: int = 0
     total_iterations: int = 0
+    # The median step of this process after its first WARM_UP_STEPS (data, forward, backward
+    # and update, validations left out): the speed of a run, torch.compile's start and the
+    # loader's warm-up aside. None for a process that took WARM_UP_STEPS steps or fewer.
+    median_step_seconds: float | None = None
 
 
 def train(cfg: Mapping[str, Any], resume: str | None = None) -> RunResult:
@@ -268,7 +275,7 @@ def _train(
         stop = state.iteration >= total_iters
         last_eval_iteration = state.iteration if resume_path else -1
         started, start_iteration = time.perf_counter(), state.iteration
-        step_started, timed_out = clock(), False
+        step_started, timed_out, step_times = clock(), False, []
         val_seconds, num_evaluations = 0.0, 0
         loss_sum, loss_count = 0.0, 0  # training losses since the last evaluation
         while not stop and state.epoch < train_cfg["epochs"]:
@@ -309,6 +316,7 @@ def _train(
                 scaler.update()
                 state.iteration += 1
                 step_seconds = clock() - step_started  # its data, forward, backward and update
+                step_times.append(step_seconds)
                 if weight_average is not None:
                     weight_average.update(state.iteration)
                 loss_sum, loss_count = loss_sum + total_value, loss_count + 1
@@ -362,6 +370,15 @@ def _train(
             elapsed,
             elapsed / max(1, state.iteration - start_iteration),
         )
+        steady = step_times[WARM_UP_STEPS:]
+        median_step = float(np.median(steady)) if steady else None
+        if median_step is not None:
+            logger.info(
+                "median step %.1f ms over %d steps (the first %d, warming up, left out)",
+                1000 * median_step,
+                len(steady),
+                WARM_UP_STEPS,
+            )
         if timed_out:
             if train_cfg["compile"] and process.is_main:
                 run_files.save_compile_cache(run_dir)
@@ -378,6 +395,7 @@ def _train(
                 finished=False,
                 iteration=state.iteration,
                 total_iterations=total_iters,
+                median_step_seconds=median_step,
             )
 
         # ---- final test of the selected and the last checkpoint ----
@@ -408,6 +426,7 @@ def _train(
             report,
             iteration=state.iteration,
             total_iterations=total_iters,
+            median_step_seconds=median_step,
         )
 
 

@@ -15,8 +15,9 @@ run of --resume), and writes into --out (at most 8 files of at most 16 MiB each,
 together, checked; an error otherwise):
 
 - ``chunk.json``: the config, the settings applied, the run, the epoch and iteration
-  reached, whether the run finished, the seconds this call took, the device (GPU name or
-  'cpu'), the torch version;
+  reached, whether the run finished, the seconds this call took, the median training step
+  after the first 10 (the speed to compare between chunks and settings), the device (GPU
+  name or 'cpu'), the torch version;
 - ``run.tar.gz``: the run folder's config.yaml (and earlier config.until-iter*.yaml),
   log.txt, metrics.csv and, once finished, test_metrics.json;
 - not finished: ``state.tar.part000`` … and ``state.tar.manifest.json``
@@ -336,6 +337,7 @@ def export(
         iters_per_epoch=latest.get("iters_per_epoch"),
         finished=finished,
         seconds=round(seconds, 1),
+        median_step_seconds=result.median_step_seconds if result is not None else None,
         best_iteration=best["iteration"] if best is not None else None,
         last_evaluation=last_metrics_row(run_dir / METRICS_CSV),
         test=jsonable(result.test) if finished else None,
