@@ -104,7 +104,11 @@ def train(cfg: Mapping[str, Any], resume: str | None = None) -> RunResult:
     """
     process = distributed.init_distributed(cfg["train"]["device"])
     try:
-        return _train(cfg, process, run_files.resolve_resume(cfg, resume))
+        result = _train(cfg, process, run_files.resolve_resume(cfg, resume))
+        # Every rank is done talking before any tears the group down: a rank that destroys
+        # it while another is still in its last collective can abort that process.
+        distributed.barrier(process)
+        return result
     finally:
         distributed.cleanup(process)
 
