@@ -28,6 +28,7 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
+from lrrnet.charts import Axis, Chart, Series, line_chart
 from lrrnet.errors import DataError
 from lrrnet.files import atomic_path
 from lrrnet.metrics import ImageMatch, match_components
@@ -262,78 +263,32 @@ def roc_plot(
 
     Args:
         curves: ``(label, fpr, tpr, auc)`` each; the AUC goes into the legend.
-        path: image file to write (the suffix picks the format, e.g. ``.png``).
+        path: the PNG file to write.
         log_fpr: logarithmic FPR axis, which shows the low false-alarm end where detectors
             differ; points at FPR 0 cannot be drawn on it and are left out.
 
     Returns:
         ``path``.
     """
-    # A bare Figure renders with Agg and leaves pyplot's global state alone.
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(5.5, 4.5), dpi=120)
-    _draw_roc(figure.subplots(), curves, log_fpr)
-    return save_figure(figure, path, margins=_ONE_PANEL_MARGINS)
+    return save_png(path, roc_chart(curves, log_fpr).image)
 
 
-def roc_and_pd_fa_plot(
-    roc_curves: Sequence[RocCurve | tuple[str, np.ndarray, np.ndarray, float]],
-    pd_fa_curves: Sequence[tuple[str, Sequence[Mapping[str, float]]]],
-    path: str | Path,
-) -> Path:
-    """The ROC curves (:func:`roc_plot`) and the Pd–Fa curves (:func:`pd_fa_plot`) of
-    several results side by side in one figure, saved to ``path``."""
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(11.0, 4.5), dpi=120)
-    roc_axes, pd_fa_axes = figure.subplots(1, 2)
-    _draw_roc(roc_axes, roc_curves, log_fpr=False)
-    _draw_pd_fa(pd_fa_axes, pd_fa_curves)
-    return save_figure(figure, path)
-
-
-def _draw_roc(axes, curves, log_fpr: bool) -> None:
+def roc_chart(
+    curves: Sequence[RocCurve | tuple[str, np.ndarray, np.ndarray, float]], log_fpr: bool = False
+) -> Chart:
+    """The chart of :func:`roc_plot`."""
+    series = []
     for label, fpr, tpr, auc in curves:
         fpr, tpr = np.asarray(fpr, dtype=np.float64), np.asarray(tpr, dtype=np.float64)
         order = np.lexsort((tpr, fpr))  # the walk of decreasing threshold, as the AUC takes it
-        fpr, tpr = fpr[order], tpr[order]
-        if log_fpr:
-            fpr, tpr = fpr[fpr > 0], tpr[fpr > 0]
         legend = f"{label} (AUC {auc:.4f})" if not math.isnan(auc) else label
-        axes.plot(fpr, tpr, marker=".", markersize=3, label=legend)
-    if log_fpr:
-        axes.set_xscale("log")
-    axes.set_xlabel("false positive rate (pixels)" + (", log scale" if log_fpr else ""))
-    axes.set_ylabel("true positive rate (targets)")
-    axes.set_ylim(-0.02, 1.02)
-    axes.grid(alpha=0.3, which="both")
-    axes.legend(loc="lower right", fontsize=8)
-
-
-# Where the axes of a 5.5×4.5 in single-panel plot go (fractions of the figure): room for
-# the tick labels and axis labels at their sizes here, so no layout pass is needed.
-_ONE_PANEL_MARGINS = {"left": 0.12, "right": 0.97, "bottom": 0.11, "top": 0.97}
-
-
-def save_figure(figure, path: str | Path, margins: dict[str, float] | None = None) -> Path:
-    """Lay out a matplotlib ``Figure`` and write it to ``path`` (folders created).
-
-    Args:
-        figure: the figure.
-        path: the file; its suffix picks the format.
-        margins: fixed ``subplots_adjust`` margins instead of measuring every text's extent
-            (``tight_layout``), which costs as much as drawing a simple plot; for figures of
-            a known layout, such as the two plots every scoring writes.
-    """
-    if margins is None:
-        figure.tight_layout()
-    else:
-        figure.subplots_adjust(**margins)
-    path = Path(path)
-    with atomic_path(path) as temp:
-        figure.savefig(temp, format=path.suffix.lstrip(".") or None)
-    return path
+        series.append(Series(legend, fpr[order], tpr[order]))
+    fpr_label = "false positive rate (pixels)" + (", log scale" if log_fpr else "")
+    return line_chart(
+        series,
+        Axis(fpr_label, log=log_fpr),
+        Axis("true positive rate (targets)", limits=(-0.02, 1.02)),
+    )
 
 
 def pd_fa_plot(
@@ -345,42 +300,52 @@ def pd_fa_plot(
         curves: ``(label, rows)`` each; rows are a ``pd_fa_curve`` (``threshold``, ``pd``,
             ``fa`` …). Points with Fa = 0 cannot be drawn on the log axis and are left out;
             the thresholds 0.1, 0.5 and 0.9 are labelled.
-        path: image file to write.
+        path: the PNG file to write.
 
     Returns:
         ``path``.
     """
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(5.5, 4.5), dpi=120)
-    _draw_pd_fa(figure.subplots(), curves)
-    return save_figure(figure, path, margins=_ONE_PANEL_MARGINS)
+    return save_png(path, pd_fa_chart(curves).image)
 
 
-def _draw_pd_fa(axes, curves) -> None:
+def pd_fa_chart(curves: Sequence[tuple[str, Sequence[Mapping[str, float]]]]) -> Chart:
+    """The chart of :func:`pd_fa_plot`: Fa in units of 10⁻⁶, Pd in percent."""
+    series = []
     for label, rows in curves:
-        shown = [row for row in rows if row["fa"] > 0 and not math.isnan(row["pd"])]
-        axes.plot(
-            [row["fa"] * 1e6 for row in shown],
-            [row["pd"] * 100 for row in shown],
-            marker=".",
-            markersize=4,
-            label=label,
+        fa = np.array([row["fa"] * 1e6 for row in rows], dtype=np.float64)
+        pd = np.array([row["pd"] * 100 for row in rows], dtype=np.float64)
+        notes = tuple(
+            (fa[index], pd[index], f"{row['threshold']:g}")
+            for index, row in enumerate(rows)
+            if any(math.isclose(row["threshold"], t) for t in (0.1, 0.5, 0.9))
         )
-        for row in shown:
-            if any(math.isclose(row["threshold"], t) for t in (0.1, 0.5, 0.9)):
-                axes.annotate(
-                    f"{row['threshold']:g}",
-                    (row["fa"] * 1e6, row["pd"] * 100),
-                    fontsize=7,
-                    textcoords="offset points",
-                    xytext=(3, -8),
-                )
-    axes.set_xscale("log")
-    axes.set_xlabel("Fa (×10⁻⁶), log scale")
-    axes.set_ylabel("Pd (%)")
-    axes.grid(alpha=0.3, which="both")
-    axes.legend(loc="lower right", fontsize=8)
+        series.append(Series(label, fa, pd, notes))
+    return line_chart(series, Axis("Fa (x 1e-6), log scale", log=True), Axis("Pd (%)"))
+
+
+def roc_and_pd_fa_plot(
+    roc_curves: Sequence[RocCurve | tuple[str, np.ndarray, np.ndarray, float]],
+    pd_fa_curves: Sequence[tuple[str, Sequence[Mapping[str, float]]]],
+    path: str | Path,
+) -> Path:
+    """The ROC curves (:func:`roc_plot`) and the Pd–Fa curves (:func:`pd_fa_plot`) of
+    several results side by side in one figure, saved to ``path``."""
+    pair = (roc_chart(roc_curves).image, pd_fa_chart(pd_fa_curves).image)
+    return save_png(path, np.hstack(pair))
+
+
+def save_figure(figure, path: str | Path) -> Path:
+    """Lay out a Matplotlib ``Figure`` (``tight_layout``) and write it to ``path``.
+
+    Args:
+        figure: the figure.
+        path: the file; its suffix picks the format.
+    """
+    figure.tight_layout()
+    path = Path(path)
+    with atomic_path(path) as temp:
+        figure.savefig(temp, format=path.suffix.lstrip(".") or None)
+    return path
 
 
 def save_png(path: str | Path, rgb: np.ndarray) -> Path:
