@@ -15,8 +15,7 @@ thresholds 0.05 … 0.95 (``pd_fa.csv``, ``pd_fa.png``): at the top of a results
 maps are read from ``mat/`` or ``img/`` only, and into ``DIR-report/`` beside a flat folder of
 maps (or where ``--report`` or ``--json`` says). Never among the maps or the masks, so a frame
 of any name is scored and no report file replaces one. ``--no-plots`` leaves out the two
-figures (the same numbers stay in ``roc.mat`` and ``pd_fa.csv``): the quicker way to score
-many folders.
+figures (the same numbers stay in ``roc.mat`` and ``pd_fa.csv``).
 
 Each map is scored at its mask's resolution: a prediction of another size than its mask (the
 mask drawn on a larger copy of the frame, as SIRST v1 ``Misc_111``) is resized to the mask,

@@ -253,13 +253,13 @@ def test_an_output_place_that_cannot_be_written_is_refused_before_scoring(
     assert notes.read_text() == "a user's"
 
 
-def run_reporting_matplotlib(*args) -> tuple[bool, subprocess.CompletedProcess]:
-    """Run the script in one interpreter that says whether it imported Matplotlib."""
+def run_reporting_imports(*args) -> tuple[set[str], subprocess.CompletedProcess]:
+    """Run the script in one interpreter that says which of Matplotlib and SciPy it imported."""
     probe = (
         "import runpy, sys; sys.argv = sys.argv[1:]\n"
         "try:\n    runpy.run_path(sys.argv[0], run_name='__main__')\n"
         "except SystemExit as done:\n    code = done.code\n"
-        "print('matplotlib' in sys.modules, code)"
+        "print(*[m for m in ('matplotlib', 'scipy') if m in sys.modules], code)"
     )
     done = subprocess.run(
         [sys.executable, "-c", probe, str(SCRIPT), *map(str, args)],
@@ -267,24 +267,27 @@ def run_reporting_matplotlib(*args) -> tuple[bool, subprocess.CompletedProcess]:
         text=True,
         timeout=120,
     )
-    imported, code = done.stdout.strip().splitlines()[-1].split()
+    *imported, code = done.stdout.strip().splitlines()[-1].split()
     assert code == "0", done.stderr
-    return imported == "True", done
+    return set(imported), done
 
 
-def test_report_figures_are_drawn_without_matplotlib_and_no_plots_leaves_them_out(tmp_path):
+def test_scoring_imports_neither_matplotlib_nor_scipy_and_no_plots_leaves_the_figures_out(
+    tmp_path,
+):
     masks, results = tmp_path / "masks", tmp_path / "results"
     write_pair(masks, results, "a", (2, 2), found=True)
     report = tmp_path / "report"
-    imported, done = run_reporting_matplotlib(
+    imported, done = run_reporting_imports(
         "--pred", results, "--masks", masks, "--report", report, "--no-plots"
     )
     assert not imported
     written = sorted(path.name for path in report.iterdir())
     assert written == ["metrics.json", "metrics.txt", "pd_fa.csv", "roc.mat"]
     assert "(+ metrics.txt, roc.mat, pd_fa.csv beside it)" in done.stdout
-    # Its import costs more than scoring a hundred frames: the figures are drawn without it.
-    imported, plotted = run_reporting_matplotlib(
+    # Either import costs more than scoring many frames: the figures, the maps (written by
+    # inference.py, compressed) and roc.mat are drawn, read and written without them.
+    imported, plotted = run_reporting_imports(
         "--pred", results, "--masks", masks, "--report", tmp_path / "plotted"
     )
     assert not imported

@@ -15,8 +15,8 @@ from typing import IO
 
 import cv2
 import numpy as np
-import scipy.io
 
+from lrrnet.data.matfile import read_matrix
 from lrrnet.errors import DataError
 from lrrnet.files import atomic_path, check_writable
 
@@ -172,14 +172,9 @@ def read_prediction(path: str | Path) -> np.ndarray:
     if path.suffix.lower() == ".mat":
         if not path.is_file():
             raise DataError(f"{path}: file not found")
-        try:
-            # Only T: a map written with its background (D) would read it for nothing.
-            content = scipy.io.loadmat(str(path), variable_names=("T",))
-        except Exception as error:  # scipy raises several types for a damaged file
-            raise DataError(f"{path}: cannot read .mat file ({error})") from None
-        if "T" not in content:
-            raise DataError(f"{path}: no variable 'T' in .mat file")
-        stored = content["T"]
+        stored = read_matrix(path, "T")
+        if stored is None:  # not a real matrix in a plain level-5 file: SciPy says what
+            stored = _scipy_map(path)
         # Real numbers only: a cast would drop a complex map's imaginary part silently and
         # fail with a traceback on a cell, a struct or text.
         if not isinstance(stored, np.ndarray) or stored.dtype.kind not in "biuf":
@@ -197,6 +192,20 @@ def read_prediction(path: str | Path) -> np.ndarray:
     if np.issubdtype(array.dtype, np.floating):
         return _check_unit_range(array.astype(np.float32), path, "float map")
     return array.astype(np.float32) / 255.0
+
+
+def _scipy_map(path: Path) -> object:
+    """Variable ``T`` of a ``.mat`` file that :func:`read_matrix` leaves to SciPy."""
+    import scipy.io  # here: its import costs more than reading a hundred plain maps
+
+    try:
+        # Only T: a map written with its background (D) would read it for nothing.
+        content = scipy.io.loadmat(str(path), variable_names=("T",))
+    except Exception as error:  # scipy raises several types for a damaged file
+        raise DataError(f"{path}: cannot read .mat file ({error})") from None
+    if "T" not in content:
+        raise DataError(f"{path}: no variable 'T' in .mat file")
+    return content["T"]
 
 
 def write_prediction(
@@ -237,6 +246,8 @@ def write_prediction(
                 str(temp), np.round(np.clip(values, 0.0, 1.0) * 255.0).astype(np.uint8)
             ):
                 raise DataError(f"{path}: cannot write file")
+    import scipy.io  # here: scoring, which reads maps, never needs it for plain ones
+
     with atomic_path(mat_path) as temp:
         scipy.io.savemat(str(temp), variables, do_compression=True)
 

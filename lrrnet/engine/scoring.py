@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import scipy.io
 
 from lrrnet.data.io import IMAGE_SUFFIXES, image_files, read_mask, read_prediction
 from lrrnet.data.layouts import mask_index
+from lrrnet.data.matfile import write_matrices
 from lrrnet.data.transforms import resize_map
 from lrrnet.data.validation import warn_size_mismatch
 from lrrnet.errors import DataError, summarize
@@ -331,8 +331,8 @@ def write_report(
             the curve goes to its own files).
         out_dir: folder for the files.
         json_path: write the JSON here instead, and the other files beside it.
-        plots: also draw ``roc.png`` and ``pd_fa.png``. Without them the report holds the
-            same numbers (``roc.mat``, ``pd_fa.csv``) and costs no Matplotlib import.
+        plots: also draw ``roc.png`` and ``pd_fa.png`` (:mod:`lrrnet.charts`, a few ms).
+            Without them the report holds the same numbers (``roc.mat``, ``pd_fa.csv``).
 
     Returns:
         The written paths by kind: ``json``, ``txt``, ``roc_mat``, perhaps ``roc_png``, and
@@ -356,16 +356,15 @@ def write_report(
     if "pd_by_area" in results:
         text += "\n\nPd by target area (px)\n" + format_area_table(results["pd_by_area"])
     write_text_atomic(paths["txt"], text + "\n")
-    with atomic_path(paths["roc_mat"]) as temp:
-        scipy.io.savemat(
-            str(temp),
-            {
-                "fpr": results["roc_fpr"],
-                "tpr": results["roc_tpr"],
-                "thresholds": results["roc_thresholds"],
-                "auc": results["auc"],
-            },
-        )
+    write_matrices(
+        paths["roc_mat"],
+        {
+            "fpr": results["roc_fpr"],
+            "tpr": results["roc_tpr"],
+            "thresholds": results["roc_thresholds"],
+            "auc": results["auc"],
+        },
+    )
     # One ROC plotter for the project: the same figure as `tools/visualize.py --roc`.
     label = Path(results.get("predictions", "predictions")).name or "predictions"
     if plots:
@@ -407,6 +406,8 @@ def read_roc(folder: str | Path, label: str | None = None) -> RocCurve:
             f"{roc_path}: not found; score the folder first: "
             f"python cal_from_mask.py --pred {folder} --masks MASK_DIR"
         )
+    import scipy.io  # here: scoring itself never needs it
+
     try:
         content = scipy.io.loadmat(str(roc_path))
         fpr = np.asarray(content["fpr"], dtype=np.float64).ravel()
