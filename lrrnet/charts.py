@@ -135,20 +135,17 @@ def line_chart(
 
     image = np.full((height, width, 3), WHITE, np.uint8)
     chart = Chart(image, (left, top, right, bottom), x_axis, y_axis, x_limits, y_limits)
+    # The plot area is drawn on its own canvas, whose edges clip the lines.
     plot = np.full((bottom - top + 1, right - left + 1, 3), WHITE, np.uint8)
     origin = np.array([left, top])
-    for ticks, color in ((x_minor, MINOR_GRID), (x_ticks, GRID)):
-        for column in chart.to_pixel(ticks, y_limits[0])[:, 0] - left:
-            cv2.line(plot, (round(column), 0), (round(column), plot.shape[0]), color, 1)
-    for ticks, color in ((y_minor, MINOR_GRID), (y_ticks, GRID)):
-        for row in chart.to_pixel(x_limits[0], ticks)[:, 1] - top:
-            cv2.line(plot, (0, round(row)), (plot.shape[1], round(row)), color, 1)
+    _draw_grid(plot, chart.to_pixel(x_minor, y_limits[0])[:, 0] - left, None, MINOR_GRID)
+    _draw_grid(plot, None, chart.to_pixel(x_limits[0], y_minor)[:, 1] - top, MINOR_GRID)
+    _draw_grid(plot, chart.to_pixel(x_ticks, y_limits[0])[:, 0] - left, None, GRID)
+    _draw_grid(plot, None, chart.to_pixel(x_limits[0], y_ticks)[:, 1] - top, GRID)
     for index, (one, (x, y)) in enumerate(zip(series, shown, strict=True)):
-        color = PALETTE[index % len(PALETTE)]
-        points = chart.to_pixel(x, y) - origin
-        _draw_line(plot, points, color)
+        _draw_line(plot, chart.to_pixel(x, y) - origin, PALETTE[index % len(PALETTE)])
         for x_note, y_note, text in one.notes:
-            if _usable(np.array([x_note]), x_axis.log) & _usable(np.array([y_note]), y_axis.log):
+            if _usable(np.array([x_note, y_note]), np.array([x_axis.log, y_axis.log])).all():
                 column, row = chart.to_pixel(x_note, y_note) - origin
                 _text(plot, text, (round(column) + 4, round(row) + 12), _TICK_SCALE)
     _draw_legend(plot, [one.label for one in series])
@@ -181,8 +178,9 @@ def _fraction(values: np.ndarray | float, limits: tuple[float, float], log: bool
     return (values - low) / (high - low)
 
 
-def _usable(values: np.ndarray, log: bool) -> np.ndarray:
-    return np.isfinite(values) & (values > 0) if log else np.isfinite(values)
+def _usable(values: np.ndarray, log: bool | np.ndarray) -> np.ndarray:
+    """Where ``values`` can be drawn: finite, and positive on a log axis."""
+    return np.isfinite(values) & ((values > 0) | ~np.asarray(log))
 
 
 def _shown(one: Series, x_axis: Axis, y_axis: Axis) -> tuple[np.ndarray, np.ndarray]:
@@ -256,6 +254,20 @@ def _tick_labels(ticks: np.ndarray, log: bool) -> list[str]:
     decimals = max(0, -math.floor(math.log10(ticks[1] - ticks[0]) + 1e-9))
     decimals += any(round(tick, decimals) != round(tick, decimals + 1) for tick in ticks)
     return [f"{tick:.{decimals}f}" for tick in ticks]
+
+
+def _draw_grid(
+    plot: np.ndarray,
+    columns: np.ndarray | None,
+    rows: np.ndarray | None,
+    color: tuple[int, int, int],
+) -> None:
+    """Vertical lines at ``columns`` or horizontal lines at ``rows`` across the plot."""
+    height, width = plot.shape[:2]
+    for column in () if columns is None else np.round(columns).astype(int):
+        cv2.line(plot, (int(column), 0), (int(column), height), color, 1)
+    for row in () if rows is None else np.round(rows).astype(int):
+        cv2.line(plot, (0, int(row)), (width, int(row)), color, 1)
 
 
 def _draw_line(plot: np.ndarray, points: np.ndarray, color: tuple[int, int, int]) -> None:
