@@ -45,6 +45,8 @@ from lrrnet.visualize import save_figure
 
 logger = logging.getLogger(__name__)
 
+# What a sweep writes into its --out folder.
+CSV_FILE, FIGURE_FILE = "robustness.csv", "robustness.png"
 # The metrics of robustness.csv (fractions), after its noise and level columns.
 CSV_METRICS = ("miou", "niou", "f1", "pd", "fa")
 

@@ -228,6 +228,20 @@ def test_an_output_folder_that_cannot_be_written_is_refused_before_the_sweep(
     assert notes.read_text() == "a user's"
 
 
+@pytest.mark.parametrize("name", ["robustness.csv", "robustness.png"])
+def test_an_output_file_that_is_a_folder_is_refused_before_the_sweep(
+    frames, checkpoint, tmp_path, capsys, script_logging, monkeypatch, name
+):
+    tool = load_tool("robustness")
+    for step in ("samples_with_masks", "sweep"):
+        monkeypatch.setattr(tool, step, lambda *a, _step=step, **k: pytest.fail(f"{_step} ran"))
+    out = tmp_path / "sweep"
+    (out / name).mkdir(parents=True)
+    assert tool.main([*_flags(checkpoint, frames, out), "--noise", "gaussian=0,20"]) == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last == f"error: --out {out / name}: is a folder, not a file"
+
+
 HEADER = "noise,level,miou,niou,f1,pd,fa\n"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

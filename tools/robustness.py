@@ -47,6 +47,8 @@ from lrrnet.metrics import PROTOCOLS, THRESHOLD, format_table
 from lrrnet.robustness import (
     COMPARE_METRICS,
     CORRUPTIONS,
+    CSV_FILE,
+    FIGURE_FILE,
     BaselineMaps,
     format_comparison,
     parse_compare,
@@ -145,6 +147,8 @@ def run(args: argparse.Namespace) -> int:
     if args.compare is not None:
         return compare(args)
     out = check_writable(args.out, "--out")  # before a frame is read, not after the sweep
+    for name in (CSV_FILE, FIGURE_FILE):
+        check_writable(out / name, "--out", file=True)  # not a folder of that name
     conditions = parse_noise(args.noise)
     samples = samples_with_masks(args.images, args.masks)
     if args.method is not None:
@@ -168,10 +172,10 @@ def run(args: argparse.Namespace) -> int:
         threshold=args.threshold,
         protocol=args.protocol,
     )
-    csv_path = write_csv(rows, out / "robustness.csv")
-    plot(rows, out / "robustness.png", title=f"{name}, {len(samples)} frames")
+    csv_path = write_csv(rows, out / CSV_FILE)
+    plot(rows, out / FIGURE_FILE, title=f"{name}, {len(samples)} frames")
     print(format_table([(condition.label, metrics) for condition, metrics in rows]))
-    print(f"wrote {csv_path} and {out / 'robustness.png'}")
+    print(f"wrote {csv_path} and {out / FIGURE_FILE}")
     return 0
 
 
