@@ -240,9 +240,9 @@ def _inside(ticks: np.ndarray, limits: tuple[float, float]) -> np.ndarray:
 
 
 def nice_step(raw: float) -> float:
-    """The round number (1, 2, 2.5 or 5 times a power of ten) nearest above ``raw`` > 0."""
+    """The smallest round number (1, 2, 2.5 or 5 times a power of ten) at or above ``raw`` > 0."""
     power = 10.0 ** math.floor(math.log10(raw))
-    for factor in (1.0, 2.0, 2.5, 5.0, 10.0):
+    for factor in (1.0, 2.0, 2.5, 5.0):
         if raw <= factor * power * (1 + 1e-9):
             return factor * power
     return 10.0 * power
@@ -319,7 +319,7 @@ def _draw_legend(plot: np.ndarray, labels: list[str]) -> None:
         cv2.line(plot, (left + 6, middle), (left + 6 + sample, middle), color, 2, cv2.LINE_AA)
         cv2.circle(plot, (left + 6 + sample // 2, middle), 3, color, -1, cv2.LINE_AA)
         room = right - (left + sample + 14) - 4
-        _text(plot, _fit(label, room), (left + sample + 14, middle + 5), _TICK_SCALE)
+        _text(plot, fit_text(label, room), (left + sample + 14, middle + 5), _TICK_SCALE)
 
 
 def _ascii(text: str) -> str:
@@ -331,10 +331,13 @@ def _text_size(text: str, scale: float) -> tuple[int, int]:
     return width, height
 
 
-def _fit(text: str, width: int) -> str:
-    """``text`` shortened with a trailing ``~`` until it is at most ``width`` px wide."""
-    while len(text) > 1 and _text_size(text, _TICK_SCALE)[0] > width:
-        text = text[:-2] + "~"
+def fit_text(text: str, width: int, scale: float = _TICK_SCALE) -> str:
+    """``text`` in ASCII (the Hershey fonts draw nothing else; other characters become
+    ``?``), shortened with a trailing ``~`` until it is at most ``width`` px wide at
+    ``scale``; empty when not even one character fits."""
+    text = _ascii(text)
+    while text and _text_size(text, scale)[0] > width:
+        text = text[:-2] + "~" if len(text) > 1 else ""
     return text
 
 

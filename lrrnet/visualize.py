@@ -28,7 +28,7 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
-from lrrnet.charts import Axis, Chart, Series, line_chart
+from lrrnet.charts import Axis, Chart, Series, fit_text, line_chart
 from lrrnet.errors import DataError
 from lrrnet.files import atomic_path
 from lrrnet.metrics import ImageMatch, match_components
@@ -461,11 +461,8 @@ def _put_text(
     Returns:
         The x just after the text.
     """
-    text = text.encode("ascii", "replace").decode()  # Hershey fonts draw ASCII only
-    width = cv2.getTextSize(text, _FONT, _FONT_SCALE, 1)[0][0]
-    while text and width > max_width:
-        text = text[:-2] + "~" if len(text) > 1 else ""
-        width = cv2.getTextSize(text, _FONT, _FONT_SCALE, 1)[0][0]
+    text = fit_text(text, max_width, _FONT_SCALE)
+    width = cv2.getTextSize(text, _FONT, _FONT_SCALE, 1)[0][0] if text else 0
     if text:
         cv2.putText(canvas, text, origin, _FONT, _FONT_SCALE, color, 1, cv2.LINE_AA)
     return origin[0] + width

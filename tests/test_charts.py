@@ -5,7 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lrrnet.charts import PALETTE, WHITE, Axis, Series, _ticks, line_chart, nice_step
+from lrrnet.charts import (
+    PALETTE,
+    WHITE,
+    Axis,
+    Series,
+    _text_size,
+    _ticks,
+    fit_text,
+    line_chart,
+    nice_step,
+)
 
 
 @pytest.mark.parametrize(
@@ -132,3 +142,10 @@ def test_inconsistent_input_is_refused_by_name(series, axis, message):
 def test_a_canvas_too_small_for_a_plot_area_is_refused():
     with pytest.raises(ValueError, match="no room"):
         line_chart([Series("a", [1], [1])], Axis("x"), Axis("y"), size=(60, 50))
+
+
+def test_fit_text_shortens_to_the_width_in_ascii():
+    assert fit_text("Fa ×10⁻⁶", 500) == "Fa ?10??"
+    short = fit_text("a rather long legend label", 60)
+    assert short.endswith("~") and _text_size(short, 0.42)[0] <= 60
+    assert fit_text("label", 1) == ""
