@@ -44,6 +44,7 @@ from lrrnet.engine.scoring import (
 from lrrnet.errors import summarize
 from lrrnet.files import check_writable
 from lrrnet.metrics import PROTOCOLS, THRESHOLD, format_area_table, format_table
+from lrrnet.visualize import FIGURE_SUFFIXES
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -96,6 +97,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--json and --report name one folder's report: give one --pred")
     if args.table and Path(args.table).suffix.lower() not in TABLE_SUFFIXES:
         parser.error(f"--table {args.table}: a table is {', '.join(TABLE_SUFFIXES)}")
+    if args.curves and Path(args.curves).suffix.lower() not in FIGURE_SUFFIXES:
+        parser.error(f"--curves {args.curves}: a figure is {', '.join(FIGURE_SUFFIXES)}")
     return args
 
 

@@ -29,6 +29,7 @@ import cv2
 import numpy as np
 
 from lrrnet.charts import Axis, Chart, Series, fit_text, line_chart
+from lrrnet.data.io import IMAGE_SUFFIXES
 from lrrnet.errors import DataError
 from lrrnet.files import atomic_path
 from lrrnet.metrics import ImageMatch, match_components
@@ -51,6 +52,9 @@ CAPTION_HEIGHT = 34  # px of the two caption lines under a thumbnail
 BOX_PAD = 3  # px between a component and its box
 # Beyond this many false alarms their boxes would hide the frame; the fill still shows them.
 MAX_FALSE_ALARM_BOXES = 32
+
+# The figures are written by OpenCV (save_png), in the formats it reads back as frames.
+FIGURE_SUFFIXES = IMAGE_SUFFIXES
 
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
 _FONT_SCALE = 0.45

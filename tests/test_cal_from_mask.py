@@ -214,6 +214,10 @@ def test_json_with_several_folders_is_a_usage_error(tmp_path, capsys, script_log
     with pytest.raises(SystemExit) as usage:
         cal_from_mask.main([*two, "--table", str(tmp_path / "t.xlsx")])
     assert usage.value.code == 2 and "t.xlsx: a table is .md, .csv, .tex" in capsys.readouterr().err
+    # The figures are written by OpenCV: a format it cannot write is refused before scoring.
+    with pytest.raises(SystemExit) as usage:
+        cal_from_mask.main([*two, "--curves", str(tmp_path / "c.pdf")])
+    assert usage.value.code == 2 and "c.pdf: a figure is .png, .bmp" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

@@ -160,6 +160,13 @@ def test_roc_plot_log_axis_leaves_out_zero_fpr(tmp_path):
     assert cv2.imread(str(path)) is not None
 
 
+def test_roc_figure_in_a_format_opencv_cannot_write_is_a_usage_error(tmp_path):
+    write_scored_folder(tmp_path / "a", [1.0, 0.0], [1.0, 0.0], 0.5)
+    done = run_visualize("--roc", tmp_path / "a", "--out", tmp_path / "roc.pdf")
+    assert done.returncode == 2 and "roc.pdf: a figure is .png, .bmp" in done.stderr
+    assert not (tmp_path / "roc.pdf").exists()
+
+
 def test_roc_folder_without_roc_mat_is_a_one_line_error(tmp_path):
     write_scored_folder(tmp_path / "a", [1.0, 0.0], [1.0, 0.0], 0.5)
     (tmp_path / "unscored").mkdir()

@@ -26,7 +26,7 @@ from lrrnet.engine import panels
 from lrrnet.engine.scoring import read_roc
 from lrrnet.errors import UserError
 from lrrnet.metrics import THRESHOLD
-from lrrnet.visualize import roc_plot
+from lrrnet.visualize import FIGURE_SUFFIXES, roc_plot
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -56,6 +56,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--pred needs --images DIR and --out DIR")
     if args.roc is not None and not args.out:
         parser.error("--roc needs --out FILE (e.g. roc.png)")
+    if args.roc is not None and Path(args.out).suffix.lower() not in FIGURE_SUFFIXES:
+        parser.error(f"--out {args.out}: a figure is {', '.join(FIGURE_SUFFIXES)}")
     if args.config is None and args.overrides:
         parser.error("--set needs a CONFIG")
     return args

@@ -181,9 +181,9 @@ def _matrix(element: memoryview) -> np.ndarray:
     if array_class is None or flag_word & _COMPLEX:
         raise _Unsupported  # cell, struct, object, text, sparse, or complex
     kind, dims, position = _sub_element(element, position)
-    shape = tuple(int(n) for n in np.frombuffer(dims, _DATA_TYPES[_INT32]))
-    if kind != _INT32 or len(shape) != 2:
+    if kind != _INT32 or len(dims) != 8:
         raise _Unsupported  # N-D arrays: scipy.io names the shape
+    shape = struct.unpack("<ii", dims)
     _, _, position = _sub_element(element, position)
     kind, real, position = _sub_element(element, position)
     stored_type = _DATA_TYPES.get(kind)
